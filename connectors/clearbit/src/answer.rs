@@ -1,0 +1,249 @@
+//! What one answer of the combined endpoint means, from its status code and body.
+
+use enrich_core::ConnectorError;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// What one request came to, when it came to something.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Answer {
+    /// 200 with a person, a company or both: the whole `{person, company}` body.
+    Record(Value),
+    /// 404, or 200 with neither a person nor a company.
+    NotFound,
+    /// 202: Clearbit is fetching the record; the body means nothing yet.
+    Queued,
+    /// 422: this email can never be looked up, and why.
+    Invalid(String),
+}
+
+/// Why one request came to no answer.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Failure {
+    /// Worth asking again after a pause: rate limits, server errors, timeouts, broken bodies.
+    Retryable { reason: String, rate_limited: bool },
+    /// Asking again cannot help.
+    Final(ConnectorError),
+}
+
+impl Failure {
+    pub(crate) fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable { .. })
+    }
+}
+
+/// Reads one answer. `email` is what was asked for: it is blanked out of anything Clearbit says, so
+/// that no error message or log line carries it.
+pub(crate) fn interpret(status: StatusCode, body: &[u8], email: &str) -> Result<Answer, Failure> {
+    match status {
+        StatusCode::OK => parse_record(body),
+        StatusCode::ACCEPTED => Ok(Answer::Queued),
+        StatusCode::NOT_FOUND => Ok(Answer::NotFound),
+        _ => interpret_error(status, &ErrorBody::parse(body).without(email)),
+    }
+}
+
+fn parse_record(body: &[u8]) -> Result<Answer, Failure> {
+    let broken = |problem: String| Failure::Retryable {
+        reason: format!("Clearbit answered 200 with {problem}"),
+        rate_limited: false,
+    };
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(response)) => {
+            let absent = |field| response.get(field).is_none_or(Value::is_null);
+            if absent("person") && absent("company") {
+                Ok(Answer::NotFound)
+            } else {
+                Ok(Answer::Record(Value::Object(response)))
+            }
+        }
+        Ok(_) => Err(broken("a body that is not a JSON object".to_owned())),
+        Err(error) => Err(broken(format!("a body that is not valid JSON ({error})"))),
+    }
+}
+
+fn interpret_error(status: StatusCode, error: &ErrorBody) -> Result<Answer, Failure> {
+    let summary = match error.detail() {
+        Some(detail) => format!("{status}, {detail}"),
+        None => status.to_string(),
+    };
+    let retry = |reason: String, rate_limited| Err(Failure::Retryable { reason, rate_limited });
+    let stop = |error| Err(Failure::Final(error));
+    // Clearbit has been seen to answer its concurrency limit with a 400 of type `rate_limit`.
+    let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+        || (status == StatusCode::BAD_REQUEST && error.kind.as_deref() == Some("rate_limit"));
+    match status.as_u16() {
+        422 => Ok(Answer::Invalid(error.detail().unwrap_or(summary))),
+        401 => stop(ConnectorError::Fatal(format!(
+            "Clearbit rejected the API key ({summary}): set api_key to the secret key (sk_…) of your \
+             Clearbit account"
+        ))),
+        402 => stop(ConnectorError::Fatal(format!(
+            "Clearbit says the account is over its quota ({summary}): lookups stop until the quota renews \
+             or the plan is raised"
+        ))),
+        _ if rate_limited => retry(format!("Clearbit is rate limiting ({summary})"), true),
+        500..=599 => retry(format!("Clearbit failed ({summary})"), false),
+        400..=499 => stop(ConnectorError::Rejected(format!("Clearbit refused the lookup ({summary})"))),
+        _ => stop(ConnectorError::Rejected(format!("Clearbit gave an unexpected answer ({summary})"))),
+    }
+}
+
+/// What Clearbit said went wrong: a slug such as `invalid_api_key` and a sentence, either of which may
+/// be missing. Clearbit sends `{"error": {"type", "message"}}`, sometimes an array of such errors, and
+/// sometimes only `{"message"}`; any other body yields nothing rather than an error.
+#[derive(Debug, Default, PartialEq)]
+struct ErrorBody {
+    kind: Option<String>,
+    message: Option<String>,
+}
+
+impl ErrorBody {
+    fn parse(body: &[u8]) -> Self {
+        let Ok(body) = serde_json::from_slice::<Value>(body) else {
+            return Self::default();
+        };
+        match body.get("error") {
+            Some(error @ Value::Object(_)) => Self::from_object(error),
+            Some(Value::Array(errors)) => {
+                let errors: Vec<Self> = errors.iter().map(Self::from_object).collect();
+                let messages: Vec<&str> =
+                    errors.iter().filter_map(|error| error.message.as_deref()).collect();
+                Self {
+                    kind: errors.iter().find_map(|error| error.kind.clone()),
+                    message: (!messages.is_empty()).then(|| messages.join("; ")),
+                }
+            }
+            Some(Value::String(message)) => Self { kind: None, message: non_blank(message) },
+            _ => {
+                Self { kind: None, message: body.get("message").and_then(Value::as_str).and_then(non_blank) }
+            }
+        }
+    }
+
+    fn from_object(error: &Value) -> Self {
+        let field = |name| error.get(name).and_then(Value::as_str).and_then(non_blank);
+        Self { kind: field("type"), message: field("message") }
+    }
+
+    fn without(self, email: &str) -> Self {
+        let blank = |text: String| text.replace(email, "<email>");
+        Self { kind: self.kind.map(blank), message: self.message.map(blank) }
+    }
+
+    /// `type: message`, or whichever of the two Clearbit sent.
+    fn detail(&self) -> Option<String> {
+        match (&self.kind, &self.message) {
+            (Some(kind), Some(message)) => Some(format!("{kind}: {message}")),
+            (Some(text), None) | (None, Some(text)) => Some(text.clone()),
+            (None, None) => None,
+        }
+    }
+}
+
+fn non_blank(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> ErrorBody {
+        ErrorBody::parse(body.as_bytes())
+    }
+
+    #[test]
+    fn parses_the_documented_error_object() {
+        let error = parse(r#"{"error": {"type": "invalid_api_key", "message": "Invalid API key."}}"#);
+        assert_eq!(error.kind.as_deref(), Some("invalid_api_key"));
+        assert_eq!(error.detail().as_deref(), Some("invalid_api_key: Invalid API key."));
+    }
+
+    #[test]
+    fn parses_an_array_of_errors() {
+        let error = parse(
+            r#"{"error": [{"type": "email_invalid", "message": "Invalid email."},
+                          {"type": "other", "message": "And more."}]}"#,
+        );
+        assert_eq!(error.detail().as_deref(), Some("email_invalid: Invalid email.; And more."));
+    }
+
+    #[test]
+    fn parses_a_bare_message() {
+        assert_eq!(parse(r#"{"message": "Too busy"}"#).detail().as_deref(), Some("Too busy"));
+        assert_eq!(parse(r#"{"error": "Too busy"}"#).detail().as_deref(), Some("Too busy"));
+    }
+
+    #[test]
+    fn parses_a_type_without_message() {
+        assert_eq!(
+            parse(r#"{"error": {"type": "unknown_record"}}"#).detail().as_deref(),
+            Some("unknown_record")
+        );
+    }
+
+    #[test]
+    fn tolerates_anything_else() {
+        for body in ["", "<html>502 Bad Gateway</html>", "[]", "null", r#"{"error": 5}"#, r#"{"error": []}"#]
+        {
+            assert_eq!(parse(body), ErrorBody::default(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn blanks_the_email_out_of_what_clearbit_says() {
+        let error = parse(r#"{"error": {"type": "email_invalid", "message": "a@b.io is invalid"}}"#)
+            .without("a@b.io");
+        assert_eq!(error.detail().as_deref(), Some("email_invalid: <email> is invalid"));
+    }
+
+    #[test]
+    fn a_200_needs_a_json_object_with_a_person_or_a_company() {
+        let record = br#"{"person": null, "company": {"name": "Uber"}}"#;
+        assert!(matches!(interpret(StatusCode::OK, record, "a@b.io"), Ok(Answer::Record(_))));
+        for empty in [&br#"{"person": null, "company": null}"#[..], b"{}"] {
+            assert_eq!(interpret(StatusCode::OK, empty, "a@b.io"), Ok(Answer::NotFound));
+        }
+        for broken in [&b"{\"person\": {"[..], b"[1, 2]", b"", b"<html></html>"] {
+            let failure = interpret(StatusCode::OK, broken, "a@b.io").unwrap_err();
+            assert!(failure.is_retryable(), "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn a_400_is_retried_only_when_it_is_a_rate_limit() {
+        let rate_limit = br#"{"error": {"type": "rate_limit", "message": "Limit is 5 concurrent requests"}}"#;
+        let failure = interpret(StatusCode::BAD_REQUEST, rate_limit, "a@b.io").unwrap_err();
+        assert_eq!(
+            failure,
+            Failure::Retryable {
+                reason:
+                    "Clearbit is rate limiting (400 Bad Request, rate_limit: Limit is 5 concurrent requests)"
+                        .into(),
+                rate_limited: true
+            }
+        );
+        let other = br#"{"error": {"type": "invalid_param", "message": "Bad webhook_url"}}"#;
+        assert_eq!(
+            interpret(StatusCode::BAD_REQUEST, other, "a@b.io"),
+            Err(Failure::Final(ConnectorError::Rejected(
+                "Clearbit refused the lookup (400 Bad Request, invalid_param: Bad webhook_url)".into()
+            )))
+        );
+    }
+
+    #[test]
+    fn a_422_says_why_without_the_status_when_clearbit_says_why() {
+        let body = br#"{"error": {"type": "email_invalid", "message": "Invalid email."}}"#;
+        assert_eq!(
+            interpret(StatusCode::UNPROCESSABLE_ENTITY, body, "a@b.io"),
+            Ok(Answer::Invalid("email_invalid: Invalid email.".into()))
+        );
+        assert_eq!(
+            interpret(StatusCode::UNPROCESSABLE_ENTITY, b"", "a@b.io"),
+            Ok(Answer::Invalid("422 Unprocessable Entity".into()))
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! What a Clearbit source is built from, and the checks that need no network.
+
+use std::time::Duration;
+
+use enrich_core::FieldError;
+use reqwest::Url;
+use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Where Clearbit's Enrichment API answers person and combined lookups.
+pub(crate) const DEFAULT_BASE_URL: &str = "https://person.clearbit.com";
+
+/// The settings of one Clearbit source. Every field but `api_key` has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearbitConfig {
+    /// The secret key (`sk_…`) of the Clearbit account.
+    pub api_key: SecretString,
+    /// Defaults to `https://person.clearbit.com`; another host serves tests and emulators.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// How long one request may take before it counts as failed (and is retried).
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Requests in flight at once: Clearbit's documented limit is 5.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+    /// How often a queued lookup (202) is asked again before it is left for the next run.
+    #[serde(default = "default_pending_retries")]
+    pub pending_retries: u32,
+    /// The pause before the first re-ask of a queued lookup; it doubles at each further one.
+    #[serde(default = "default_pending_delay", with = "humantime_serde")]
+    pub pending_delay: Duration,
+    /// How often a rate-limited, failed or timed-out request is retried.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
+    /// The first pause between retries; it grows exponentially, with jitter, up to 30 seconds.
+    #[serde(default = "default_retry_delay", with = "humantime_serde")]
+    pub retry_delay: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+
+fn default_max_concurrency() -> usize {
+    5
+}
+
+fn default_pending_retries() -> u32 {
+    3
+}
+
+fn default_pending_delay() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_max_retries() -> usize {
+    5
+}
+
+fn default_retry_delay() -> Duration {
+    Duration::from_millis(500)
+}
+
+impl ClearbitConfig {
+    /// The API root requests go to, with no trailing slash.
+    pub(crate) fn base_url(&self) -> &str {
+        self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/')
+    }
+
+    /// Every problem in this config, all at once. Messages never quote the key.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if let Some(problem) = api_key_problem(self.api_key.expose_secret()) {
+            errors.push(FieldError::new("api_key", problem));
+        }
+        if let Some(problem) = base_url_problem(self.base_url()) {
+            errors.push(FieldError::new("base_url", problem));
+        }
+        if self.max_concurrency == 0 {
+            errors.push(FieldError::new("max_concurrency", "must be at least 1"));
+        }
+        if self.timeout.is_zero() {
+            errors.push(FieldError::new("timeout", "must be longer than zero, such as 20s"));
+        }
+        errors
+    }
+}
+
+fn api_key_problem(key: &str) -> Option<&'static str> {
+    if key.trim().is_empty() {
+        Some("is empty: set the secret key (sk_…) of your Clearbit account")
+    } else if key.starts_with("pk_") {
+        Some(
+            "is a publishable key (pk_…), which is meant for browsers: use the secret key (sk_…) \
+             from the Clearbit dashboard, not the publishable one",
+        )
+    } else if key.contains(char::is_whitespace) || HeaderValue::from_str(key).is_err() {
+        Some("contains spaces or characters an HTTP header cannot carry: look for a stray line break")
+    } else {
+        None
+    }
+}
+
+fn base_url_problem(base_url: &str) -> Option<String> {
+    match Url::parse(base_url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => None,
+        Ok(_) => Some("must be an http or https URL, such as https://person.clearbit.com".to_owned()),
+        Err(error) => {
+            Some(format!("is not an absolute URL ({error}): use one such as https://person.clearbit.com"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn config(overrides: serde_json::Value) -> ClearbitConfig {
+        let mut fields = json!({ "api_key": "sk_0123456789abcdef" });
+        if let (Some(fields), serde_json::Value::Object(overrides)) = (fields.as_object_mut(), overrides) {
+            fields.extend(overrides);
+        }
+        serde_json::from_value(fields).unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_every_optional_field() {
+        let config = config(json!({}));
+        assert_eq!(config.base_url(), "https://person.clearbit.com");
+        assert_eq!(config.timeout, Duration::from_secs(20));
+        assert_eq!(config.max_concurrency, 5);
+        assert_eq!(config.pending_retries, 3);
+        assert_eq!(config.pending_delay, Duration::from_secs(2));
+        assert_eq!(config.max_retries, 5);
+        assert_eq!(config.retry_delay, Duration::from_millis(500));
+        assert_eq!(config.validate(), []);
+    }
+
+    #[test]
+    fn durations_are_human_readable() {
+        let config = config(json!({ "timeout": "1m 30s", "pending_delay": "250ms", "retry_delay": "1ms" }));
+        assert_eq!(config.timeout, Duration::from_secs(90));
+        assert_eq!(config.pending_delay, Duration::from_millis(250));
+        assert_eq!(config.retry_delay, Duration::from_millis(1));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let fields = json!({ "api_key": "sk_x", "apikey": "sk_x" });
+        let error = serde_json::from_value::<ClearbitConfig>(fields).unwrap_err();
+        assert!(error.to_string().contains("apikey"), "{error}");
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let problems =
+            json!({ "api_key": "", "base_url": "clearbit.com", "max_concurrency": 0, "timeout": "0s" });
+        let config = config(problems);
+        let fields: Vec<_> = config.validate().into_iter().map(|error| error.field).collect();
+        assert_eq!(fields, ["api_key", "base_url", "max_concurrency", "timeout"]);
+    }
+
+    #[test]
+    fn a_publishable_key_is_refused_without_being_quoted() {
+        let errors = config(json!({ "api_key": "pk_publishable123" })).validate();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "api_key");
+        assert!(errors[0].message.contains("secret key (sk_…)"), "{}", errors[0]);
+        assert!(!errors[0].message.contains("publishable123"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn a_key_with_a_line_break_is_refused_without_being_quoted() {
+        let errors = config(json!({ "api_key": "sk_secret123\n" })).validate();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(!errors[0].message.contains("secret123"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn base_url_must_be_absolute_http() {
+        for bad in ["ftp://person.clearbit.com", "/v2", "mailto:alex@clearbit.com", "http//x"] {
+            let errors = config(json!({ "base_url": bad })).validate();
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert_eq!(errors[0].field, "base_url");
+        }
+        for good in ["http://127.0.0.1:8080", "https://person.clearbit.com/", "http://localhost/clearbit"] {
+            assert_eq!(config(json!({ "base_url": good })).validate(), [], "{good}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The Clearbit Enrichment source of enrich: looks users up by email in Clearbit's combined
+//! (person and company) endpoint and maps every attribute of the answer to a human-readable property.
+//!
+//! It speaks Clearbit's HTTP API (status codes, error bodies, concurrency limit, queued lookups,
+//! retries with backoff) and implements [`enrich_core::Source`]. It must not depend on the CLI, on YAML
+//! or on the emulator: the config is any serde format, and the base URL is whatever host answers.
+
+mod answer;
+mod config;
+mod mapping;
+mod naming;
+mod source;
+
+pub use config::ClearbitConfig;
+pub use mapping::{Mapping, map_combined};
+pub use source::ClearbitSource;

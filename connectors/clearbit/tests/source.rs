@@ -1,0 +1,373 @@
+//! The source against a local HTTP server answering as Clearbit does, status by status.
+
+use std::time::{Duration, Instant};
+
+use enrich_clearbit::{ClearbitConfig, ClearbitSource, map_combined};
+use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, Source};
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+
+const KEY: &str = "sk_test_0123456789secret";
+const EMAIL: &str = "jane.doe@example.com";
+/// Retries the tests allow, so that the number of requests an exhausted lookup makes is known.
+const MAX_RETRIES: u64 = 2;
+
+fn config(server_uri: &str, overrides: Value) -> ClearbitConfig {
+    let mut fields = json!({
+        "api_key": KEY,
+        "base_url": server_uri,
+        "retry_delay": "1ms",
+        "pending_delay": "1ms",
+        "max_retries": MAX_RETRIES,
+    });
+    if let (Some(fields), Value::Object(overrides)) = (fields.as_object_mut(), overrides) {
+        fields.extend(overrides);
+    }
+    serde_json::from_value(fields).unwrap()
+}
+
+fn source(server: &MockServer) -> ClearbitSource {
+    source_with(server, json!({}))
+}
+
+fn source_with(server: &MockServer, overrides: Value) -> ClearbitSource {
+    ClearbitSource::new(&config(&server.uri(), overrides)).unwrap()
+}
+
+async fn lookup(source: &ClearbitSource, email: &str) -> Result<Lookup, ConnectorError> {
+    source.lookup(&LookupKey::Email(email.to_owned())).await
+}
+
+/// The request the source must make for `email`, key included.
+fn find(email: &str) -> MockBuilder {
+    Mock::given(method("GET"))
+        .and(path("/v2/combined/find"))
+        .and(query_param("email", email))
+        .and(header("authorization", format!("Bearer {KEY}")))
+}
+
+fn clearbit_error(status: u16, kind: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({ "error": { "type": kind, "message": message } }))
+}
+
+fn calvinklein() -> Value {
+    serde_json::from_str(include_str!("../fixtures/combined-real-calvinklein-2016.json")).unwrap()
+}
+
+/// The message of an error, after checking it gives away neither the key nor the email.
+fn message(error: &ConnectorError) -> String {
+    let text = error.to_string();
+    for secret in [KEY, EMAIL, "jane.doe%40example.com", "jane.doe"] {
+        assert!(!text.contains(secret), "{text:?} gives away {secret:?}");
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_200_is_the_mapped_record() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(200).set_body_json(calvinklein()))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let Lookup::Found(properties) = lookup(&source(&server), EMAIL).await.unwrap() else {
+        panic!("not found")
+    };
+    assert_eq!(properties, map_combined(&calvinklein()).properties);
+    assert!(properties.contains_key("Company Website URL"));
+}
+
+#[tokio::test]
+async fn sends_the_key_as_a_bearer_token_and_says_who_asks() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+
+    lookup(&source(&server), "a+b@example.com").await.unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let request = &requests[0];
+    assert_eq!(request.headers["authorization"], format!("Bearer {KEY}").as_str());
+    assert!(request.headers["user-agent"].to_str().unwrap().starts_with("enrich/"));
+    assert_eq!(request.url.path(), "/v2/combined/find");
+    assert_eq!(request.url.query(), Some("email=a%2Bb%40example.com"));
+}
+
+#[tokio::test]
+async fn a_200_without_person_or_company_is_not_found() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "person": null, "company": null })))
+        .mount(&server)
+        .await;
+    assert_eq!(lookup(&source(&server), EMAIL).await, Ok(Lookup::NotFound));
+}
+
+#[tokio::test]
+async fn a_404_is_not_found() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(clearbit_error(404, "unknown_record", "Unknown person."))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(lookup(&source(&server), EMAIL).await, Ok(Lookup::NotFound));
+}
+
+#[tokio::test]
+async fn a_422_is_invalid_with_clearbits_reason() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(clearbit_error(422, "email_invalid", "Invalid email: jane.doe@example.com"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(
+        lookup(&source(&server), EMAIL).await,
+        Ok(Lookup::Invalid("email_invalid: Invalid email: <email>".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_202_is_asked_again_until_the_record_is_there() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(ResponseTemplate::new(202)).up_to_n_times(2).expect(2).mount(&server).await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(200).set_body_json(calvinklein()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert!(matches!(lookup(&source(&server), EMAIL).await, Ok(Lookup::Found(_))));
+}
+
+#[tokio::test]
+async fn a_202_that_lasts_is_pending() {
+    let server = MockServer::start().await;
+    // The first ask, then `pending_retries` re-asks.
+    find(EMAIL).respond_with(ResponseTemplate::new(202)).expect(3).mount(&server).await;
+    let source = source_with(&server, json!({ "pending_retries": 2 }));
+    assert_eq!(lookup(&source, EMAIL).await, Ok(Lookup::Pending));
+}
+
+#[tokio::test]
+async fn a_401_stops_the_connection_at_once() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(clearbit_error(401, "invalid_api_key", "Invalid API key."))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let error = lookup(&source(&server), EMAIL).await.unwrap_err();
+    assert!(error.is_fatal(), "{error:?}");
+    let message = message(&error);
+    assert!(message.contains("invalid_api_key") && message.contains("secret key (sk_…)"), "{message}");
+}
+
+#[tokio::test]
+async fn a_402_stops_the_connection_at_once() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(ResponseTemplate::new(402)).expect(1).mount(&server).await;
+
+    let error = lookup(&source(&server), EMAIL).await.unwrap_err();
+    assert!(error.is_fatal(), "{error:?}");
+    assert!(message(&error).contains("over its quota (402 Payment Required)"), "{error}");
+}
+
+#[tokio::test]
+async fn a_429_is_retried() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(ResponseTemplate::new(429)).up_to_n_times(1).expect(1).mount(&server).await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(200).set_body_json(calvinklein()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert!(matches!(lookup(&source(&server), EMAIL).await, Ok(Lookup::Found(_))));
+}
+
+#[tokio::test]
+async fn a_400_rate_limit_is_retried() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(clearbit_error(400, "rate_limit", "Limit is 5 concurrent requests"))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(200).set_body_json(calvinklein()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert!(matches!(lookup(&source(&server), EMAIL).await, Ok(Lookup::Found(_))));
+}
+
+#[tokio::test]
+async fn a_lasting_503_is_transient_once_retries_are_spent() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({ "message": "Service down" })))
+        .expect(MAX_RETRIES + 1)
+        .mount(&server)
+        .await;
+
+    let error = lookup(&source(&server), EMAIL).await.unwrap_err();
+    assert!(matches!(error, ConnectorError::Transient(_)), "{error:?}");
+    assert_eq!(
+        message(&error),
+        "Clearbit failed (503 Service Unavailable, Service down); gave up after 2 retries"
+    );
+}
+
+#[tokio::test]
+async fn another_400_rejects_this_lookup_only() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(clearbit_error(400, "invalid_param", "jane.doe@example.com: bad location"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let error = lookup(&source(&server), EMAIL).await.unwrap_err();
+    assert!(matches!(error, ConnectorError::Rejected(_)), "{error:?}");
+    assert_eq!(
+        message(&error),
+        "Clearbit refused the lookup (400 Bad Request, invalid_param: <email>: bad location)"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_200_body_is_retried_then_transient() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"person": {"name": "#))
+        .expect(MAX_RETRIES + 1)
+        .mount(&server)
+        .await;
+
+    let error = lookup(&source(&server), EMAIL).await.unwrap_err();
+    assert!(matches!(error, ConnectorError::Transient(_)), "{error:?}");
+    assert!(message(&error).contains("not valid JSON"), "{error}");
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_and_is_transient() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .expect(MAX_RETRIES + 1)
+        .mount(&server)
+        .await;
+
+    let error = lookup(&source_with(&server, json!({ "timeout": "50ms" })), EMAIL).await.unwrap_err();
+    assert!(matches!(error, ConnectorError::Transient(_)), "{error:?}");
+    assert!(message(&error).starts_with("Clearbit did not answer within 50ms"), "{error}");
+}
+
+#[tokio::test]
+async fn an_unreachable_host_is_transient_and_the_message_has_no_url() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let source = ClearbitSource::new(&config(&format!("http://127.0.0.1:{closed_port}"), json!({}))).unwrap();
+
+    let error = lookup(&source, EMAIL).await.unwrap_err();
+    assert!(matches!(error, ConnectorError::Transient(_)), "{error:?}");
+    assert!(message(&error).starts_with("cannot reach Clearbit"), "{error}");
+}
+
+#[tokio::test]
+async fn requests_in_flight_stay_within_max_concurrency() {
+    let server = MockServer::start().await;
+    let delay = Duration::from_millis(100);
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404).set_delay(delay)).mount(&server).await;
+    let source = source_with(&server, json!({ "max_concurrency": 2 }));
+    assert_eq!(source.max_in_flight(), 8);
+
+    let started = Instant::now();
+    let emails: Vec<String> = (0..6).map(|n| format!("user{n}@example.com")).collect();
+    let lookups = emails.iter().map(|email| lookup(&source, email));
+    for result in futures::future::join_all(lookups).await {
+        assert_eq!(result, Ok(Lookup::NotFound));
+    }
+    // Six requests, two at a time: three rounds.
+    assert!(started.elapsed() >= delay * 3, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_lookup_waiting_on_a_202_holds_no_request_permit() {
+    let server = MockServer::start().await;
+    let queued = "queued@example.com";
+    find(queued).respond_with(ResponseTemplate::new(202)).mount(&server).await;
+    find(EMAIL).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    let source =
+        source_with(&server, json!({ "max_concurrency": 1, "pending_delay": "150ms", "pending_retries": 2 }));
+
+    let timed = |email| {
+        let source = &source;
+        async move {
+            let result = lookup(source, email).await;
+            (result, Instant::now())
+        }
+    };
+    let ((queued_result, queued_done), (found_result, found_done)) = tokio::join!(timed(queued), async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        timed(EMAIL).await
+    });
+    assert_eq!(queued_result, Ok(Lookup::Pending));
+    assert_eq!(found_result, Ok(Lookup::NotFound));
+    assert!(found_done < queued_done, "the second lookup waited for the first one's pauses");
+}
+
+#[tokio::test]
+async fn check_accepts_any_answer_but_a_refused_key_or_account() {
+    let server = MockServer::start().await;
+    find("alex@clearbit.com").respond_with(ResponseTemplate::new(404)).up_to_n_times(1).mount(&server).await;
+    find("alex@clearbit.com").respond_with(clearbit_error(402, "quota", "Over quota")).mount(&server).await;
+    let source = source(&server);
+
+    let description = source.check().await.unwrap();
+    assert_eq!(description, "key accepted (one lookup of alex@clearbit.com: no record, billed as one)");
+    assert!(source.check().await.unwrap_err().is_fatal());
+}
+
+#[tokio::test]
+async fn check_fails_on_a_rejected_key() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(clearbit_error(401, "invalid_api_key", "Invalid API key."))
+        .mount(&server)
+        .await;
+    let error = source(&server).check().await.unwrap_err();
+    assert!(error.is_fatal(), "{error:?}");
+    message(&error);
+}
+
+#[test]
+fn describes_itself_without_the_key() {
+    let source = ClearbitSource::new(&config("https://person.clearbit.com", json!({}))).unwrap();
+    assert_eq!(source.kind(), "clearbit");
+    assert_eq!(source.key_kind(), KeyKind::Email);
+    assert_eq!(source.checked_property(), "Clearbit: Date Last Checked");
+    assert_eq!(source.max_in_flight(), 20);
+    let debug = format!("{source:?}");
+    assert!(!debug.contains(KEY) && !debug.contains("0123456789secret"), "{debug}");
+}
+
+#[test]
+fn refuses_an_invalid_config_without_quoting_the_key() {
+    let mut config = config("https://person.clearbit.com", json!({ "max_concurrency": 0 }));
+    config.api_key = "pk_live_abc987".into();
+    let error = ClearbitSource::new(&config).unwrap_err();
+    assert!(error.is_fatal());
+    let text = error.to_string();
+    assert!(text.contains("api_key") && text.contains("max_concurrency"), "{text}");
+    assert!(!text.contains("abc987"), "{text}");
+}
+
+#[tokio::test]
+async fn an_ip_address_is_not_a_key_it_can_look_up() {
+    let source = ClearbitSource::new(&config("https://person.clearbit.com", json!({}))).unwrap();
+    let error = source.lookup(&LookupKey::Ip("192.0.2.1".parse().unwrap())).await.unwrap_err();
+    assert!(error.is_fatal(), "{error:?}");
+}

@@ -1,0 +1,324 @@
+//! The CSV user directory: the roster read from a file such as a Heap users export.
+//!
+//! The file needs a header row with the columns `identity`, `last_seen` and the email column named in the
+//! config (none when identities are emails); `user_id` is passed on when present, other columns are
+//! ignored. A bad row is reported and skipped; the rest of the file is still read.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use csv::ByteRecord;
+use enrich_core::{ConnectorError, DirectoryError, FieldError, UserDirectory, UserRecord, UserStream};
+use futures::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::{MAX_IDENTITY_CHARS, shorten};
+
+/// The identity column; as `email_property`, it says that identities are the email addresses.
+const IDENTITY_COLUMN: &str = "identity";
+const LAST_SEEN_COLUMN: &str = "last_seen";
+const USER_ID_COLUMN: &str = "user_id";
+/// Rows read ahead of the engine: enough to keep it busy, small enough that memory stays flat.
+const ROWS_IN_FLIGHT: usize = 1024;
+/// Longer fields are refused: user data is short, so they mean a broken file (an unclosed quote).
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+/// How much of an unreadable value a message quotes.
+const MAX_QUOTED_CHARS: usize = 60;
+const ACCEPTED_DATES: &str =
+    "RFC 3339 (2026-11-28T10:00:00Z), YYYY-MM-DD, or YYYY-MM-DD HH:MM:SS[.fff] in UTC";
+
+/// The `csv` users config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvUsersConfig {
+    /// The file, relative to the config file's folder unless absolute.
+    pub path: PathBuf,
+    /// The column holding each user's email, or `identity` when identities are emails.
+    pub email_property: String,
+}
+
+impl CsvUsersConfig {
+    /// Problems found in the config itself; see [`Self::validate_path`] for the file.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        if self.path.as_os_str().is_empty() {
+            problems.push(FieldError::new("path", "must name the CSV file of users"));
+        }
+        if self.email_property.trim().is_empty() {
+            problems.push(FieldError::new(
+                "email_property",
+                "must name the column holding the email, or be `identity` when identities are emails",
+            ));
+        }
+        problems
+    }
+
+    /// A problem when `resolved`, this config's `path` as the caller resolved it, is not a file.
+    pub fn validate_path(&self, resolved: &Path) -> Option<FieldError> {
+        let problem = match resolved.metadata() {
+            Ok(metadata) if metadata.is_file() => return None,
+            Ok(_) => "is not a file".to_owned(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => "no such file".to_owned(),
+            Err(error) => format!("cannot be read ({error})"),
+        };
+        let shown = if resolved == self.path {
+            format!("{}", resolved.display())
+        } else {
+            format!("{} (resolved to {})", self.path.display(), resolved.display())
+        };
+        Some(FieldError::new("path", format!("{problem}: {shown}")))
+    }
+}
+
+/// Which column holds a user's email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum EmailColumn {
+    /// Identities are email addresses.
+    Identity,
+    /// The column of this name, as configured (trimmed).
+    Named(String),
+}
+
+/// Users read from a CSV file.
+#[derive(Debug)]
+pub struct CsvDirectory {
+    /// Already resolved by the caller.
+    path: PathBuf,
+    email_column: EmailColumn,
+}
+
+impl CsvDirectory {
+    pub fn new(path: PathBuf, email_property: &str) -> Self {
+        let email_column = if header_key(email_property) == IDENTITY_COLUMN {
+            EmailColumn::Identity
+        } else {
+            EmailColumn::Named(email_property.trim().to_owned())
+        };
+        Self { path, email_column }
+    }
+}
+
+#[async_trait]
+impl UserDirectory for CsvDirectory {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Streams every row: a file cannot be filtered more cheaply than the engine drops users outside
+    /// `seen_since` itself.
+    async fn users(&self, _seen_since: DateTime<Utc>) -> Result<UserStream, ConnectorError> {
+        let path = self.path.clone();
+        let email_column = self.email_column.clone();
+        let (reader, columns) = tokio::task::spawn_blocking(move || open_roster(&path, &email_column))
+            .await
+            .map_err(|error| ConnectorError::Fatal(format!("opening the file failed: {error}")))?
+            .map_err(ConnectorError::Fatal)?;
+        let file_name = self
+            .path
+            .file_name()
+            .map_or_else(|| self.path.display().to_string(), |name| name.to_string_lossy().into_owned());
+        let (sender, receiver) = mpsc::channel(ROWS_IN_FLIGHT);
+        let reading = tokio::task::spawn_blocking(move || read_rows(reader, &columns, &file_name, &sender));
+        Ok(user_stream(receiver, reading))
+    }
+}
+
+/// Where each column the directory uses sits in a row.
+#[derive(Debug)]
+struct Columns {
+    identity: usize,
+    last_seen: usize,
+    /// `None` when identities are the emails.
+    email: Option<usize>,
+    user_id: Option<usize>,
+    /// How many fields the header has, and so every row must have.
+    count: usize,
+}
+
+/// Opens the file and finds its columns; the message says what is wrong with the file as a whole.
+fn open_roster(path: &Path, email_column: &EmailColumn) -> Result<(csv::Reader<File>, Columns), String> {
+    let file = File::open(path).map_err(|error| format!("cannot be read: {error}"))?;
+    // Flexible, so that a row with the wrong number of fields is one bad row rather than the end of
+    // the reading. The csv crate drops a UTF-8 byte order mark before the header.
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+    let header = reader.byte_headers().map_err(|error| format!("cannot be read: {error}"))?;
+    let columns = locate_columns(header, email_column)?;
+    Ok((reader, columns))
+}
+
+fn locate_columns(header: &ByteRecord, email_column: &EmailColumn) -> Result<Columns, String> {
+    let names: Vec<String> =
+        header.iter().map(|name| String::from_utf8_lossy(name).trim().to_owned()).collect();
+    let keys: Vec<String> = names.iter().map(|name| header_key(name)).collect();
+    let mut required = vec![IDENTITY_COLUMN, LAST_SEEN_COLUMN];
+    if let EmailColumn::Named(email) = email_column {
+        required.push(email);
+    }
+    if names.is_empty() {
+        return Err(format!("is empty: a header row naming the columns {} is required", required.join(", ")));
+    }
+    let mut repeated = Vec::new();
+    let mut position = |name: &str| {
+        let key = header_key(name);
+        let mut found = keys.iter().enumerate().filter(|(_, header)| **header == key).map(|(at, _)| at);
+        let first = found.next();
+        if found.next().is_some() {
+            repeated.push(name.to_owned());
+        }
+        first
+    };
+    let user_id = position(USER_ID_COLUMN);
+    let required_positions: Vec<Option<usize>> = required.iter().map(|name| position(name)).collect();
+    let missing: Vec<&str> = required
+        .iter()
+        .zip(&required_positions)
+        .filter(|(_, found)| found.is_none())
+        .map(|(name, _)| *name)
+        .collect();
+    let mut problems = Vec::new();
+    if !missing.is_empty() {
+        problems.push(format!("lacks the column(s) {}", missing.join(", ")));
+    }
+    if !repeated.is_empty() {
+        problems.push(format!("has the column(s) {} more than once", repeated.join(", ")));
+    }
+    if !problems.is_empty() {
+        return Err(format!("{} (the header has: {})", problems.join(" and "), names.join(", ")));
+    }
+    // Every required column was found; their positions come in the order of `required`.
+    let found: Vec<usize> = required_positions.into_iter().flatten().collect();
+    Ok(Columns {
+        identity: found[0],
+        last_seen: found[1],
+        email: found.get(2).copied(),
+        user_id,
+        count: names.len(),
+    })
+}
+
+/// Header names are matched trimmed and case-insensitively.
+fn header_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+/// Reads rows until the file ends, the engine stops listening, or the file cannot be read further.
+fn read_rows(
+    mut reader: csv::Reader<File>,
+    columns: &Columns,
+    file_name: &str,
+    sender: &mpsc::Sender<Result<UserRecord, DirectoryError>>,
+) {
+    let mut record = ByteRecord::new();
+    loop {
+        let item = match reader.read_byte_record(&mut record) {
+            Ok(false) => return,
+            Ok(true) => user_from_row(&record, columns).map_err(|message| DirectoryError::BadRow {
+                // Where the row starts (a quoted field may span lines). Like the csv crate's own
+                // errors, this counts blank lines just before the row in, so it may point at them.
+                location: format!("{file_name}:{}", record.position().map_or(0, csv::Position::line)),
+                message,
+            }),
+            Err(error) => Err(DirectoryError::Fatal(format!("cannot be read any further: {error}"))),
+        };
+        let stop = matches!(item, Err(DirectoryError::Fatal(_)));
+        if sender.blocking_send(item).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// The user in one row, or what is wrong with the row. Messages quote no identity or email (personal
+/// data) and at most the start of a date.
+fn user_from_row(row: &ByteRecord, columns: &Columns) -> Result<UserRecord, String> {
+    if row.len() != columns.count {
+        return Err(format!("has {} fields where the header has {}", row.len(), columns.count));
+    }
+    if let Some((at, field)) = row.iter().enumerate().find(|(_, field)| field.len() > MAX_FIELD_BYTES) {
+        return Err(format!(
+            "field {} is {} bytes long, more than the {} KiB a field may hold (an unclosed quote?)",
+            at + 1,
+            field.len(),
+            MAX_FIELD_BYTES / 1024
+        ));
+    }
+    let text = |at: usize, name: &str| {
+        std::str::from_utf8(&row[at]).map_err(|error| {
+            format!(
+                "{name} is not valid UTF-8 (byte 0x{:02X} after {} valid bytes): save the file as UTF-8",
+                row[at][error.valid_up_to()],
+                error.valid_up_to()
+            )
+        })
+    };
+    let identity = text(columns.identity, IDENTITY_COLUMN)?;
+    if identity.trim().is_empty() {
+        return Err("identity is empty".to_owned());
+    }
+    let identity_chars = identity.chars().count();
+    if identity_chars > MAX_IDENTITY_CHARS {
+        return Err(format!(
+            "identity is {identity_chars} characters long, Heap takes at most {MAX_IDENTITY_CHARS}"
+        ));
+    }
+    let last_seen = parse_last_seen(text(columns.last_seen, LAST_SEEN_COLUMN)?)?;
+    let email = match columns.email {
+        None => Some(identity),
+        Some(at) => Some(text(at, "email")?).filter(|email| !email.trim().is_empty()),
+    };
+    let user_id = match columns.user_id {
+        None => None,
+        Some(at) => Some(text(at, USER_ID_COLUMN)?.trim()).filter(|user_id| !user_id.is_empty()),
+    };
+    Ok(UserRecord {
+        identity: identity.to_owned(),
+        user_id: user_id.map(str::to_owned),
+        email: email.map(str::to_owned),
+        ip: None,
+        last_seen,
+    })
+}
+
+/// RFC 3339 (any offset, converted to UTC), a bare date (midnight UTC), or the `YYYY-MM-DD HH:MM:SS.fff`
+/// of Heap's exports (UTC).
+fn parse_last_seen(value: &str) -> Result<DateTime<Utc>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("last_seen is empty; accepted formats: {ACCEPTED_DATES}"));
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|time| time.to_utc())
+        .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f").map(|time| time.and_utc()))
+        .or_else(|_| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d").map(|date| date.and_time(NaiveTime::MIN).and_utc())
+        })
+        .map_err(|_| {
+            format!(
+                "last_seen {:?} is not a date; accepted formats: {ACCEPTED_DATES}",
+                shorten(value, MAX_QUOTED_CHARS)
+            )
+        })
+}
+
+/// The rows as a stream. The channel closes when the reading ends; a reading that panicked must not
+/// pass for the end of the file, so it then ends the stream with a fatal error.
+fn user_stream(
+    receiver: mpsc::Receiver<Result<UserRecord, DirectoryError>>,
+    reading: JoinHandle<()>,
+) -> UserStream {
+    futures::stream::unfold((receiver, Some(reading)), |(mut receiver, reading)| async move {
+        if let Some(item) = receiver.recv().await {
+            return Some((item, (receiver, reading)));
+        }
+        match reading?.await {
+            Ok(()) => None,
+            Err(error) => {
+                Some((Err(DirectoryError::Fatal(format!("reading stopped: {error}"))), (receiver, None)))
+            }
+        }
+    })
+    .boxed()
+}

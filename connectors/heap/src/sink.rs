@@ -1,0 +1,330 @@
+//! The Heap sink: user properties written through the bulk form of Heap's Add User Properties API.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use enrich_core::{ConnectorError, FieldError, PropertyValue, Sink, UserUpdate};
+use reqwest::{StatusCode, Url};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{MAX_IDENTITY_CHARS, shorten};
+
+const DEFAULT_BASE_URL: &str = "https://heapanalytics.com";
+const ENDPOINT_PATH: &str = "api/add_user_properties";
+/// Heap takes at most this many users in one bulk request.
+const MAX_USERS_PER_REQUEST: usize = 1000;
+/// The longest wait between two tries, however many tries came before.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// How much of Heap's answer an error message quotes.
+const MAX_ANSWER_CHARS: usize = 300;
+
+/// The `heap` sink's config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeapSinkConfig {
+    /// The environment id from Heap's Projects page (digits, written as a string or a number).
+    #[serde(deserialize_with = "app_id_digits")]
+    pub app_id: String,
+    /// Where Heap's API lives; `https://heapanalytics.com` unless the account is hosted elsewhere.
+    pub base_url: Option<String>,
+    /// How long one request may take, answer included.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How many times a request is tried again after a transient failure.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: usize,
+    /// The wait before the first retry; later waits grow exponentially, with jitter.
+    #[serde(default = "default_retry_delay", with = "humantime_serde")]
+    pub retry_delay: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_max_retries() -> usize {
+    5
+}
+
+fn default_retry_delay() -> Duration {
+    Duration::from_millis(500)
+}
+
+/// YAML reads `app_id: 1234567890` as a number, while Heap wants those digits as a string.
+fn app_id_digits<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "the numeric environment id from Heap's Projects page")]
+    enum AppId {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match AppId::deserialize(deserializer)? {
+        AppId::Text(text) => text,
+        AppId::Number(number) => number.to_string(),
+    })
+}
+
+impl HeapSinkConfig {
+    /// Every problem in the config, found without touching the network.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        if self.app_id.is_empty() || !self.app_id.bytes().all(|byte| byte.is_ascii_digit()) {
+            problems.push(FieldError::new(
+                "app_id",
+                format!(
+                    "must be the numeric environment id from Heap's Projects page, got {:?}",
+                    self.app_id
+                ),
+            ));
+        }
+        if let Err(message) = self.endpoint() {
+            problems.push(FieldError::new("base_url", message));
+        }
+        if self.timeout.is_zero() {
+            problems.push(FieldError::new("timeout", "must be longer than zero, such as 30s"));
+        }
+        problems
+    }
+
+    /// The Add User Properties URL under `base_url`, which may carry a path prefix (a proxy).
+    fn endpoint(&self) -> Result<Url, String> {
+        let base = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let mut url = Url::parse(base)
+            .map_err(|error| format!("must be an absolute http(s) URL, got {base:?} ({error})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(format!("must be an absolute http(s) URL, got {base:?}"));
+        }
+        // Without a trailing slash, joining would replace the last segment of a path prefix.
+        if !url.path().ends_with('/') {
+            url.set_path(&format!("{}/", url.path()));
+        }
+        url.join(ENDPOINT_PATH).map_err(|error| format!("cannot take a path, got {base:?} ({error})"))
+    }
+}
+
+/// Writes user properties to one Heap environment.
+#[derive(Debug)]
+pub struct HeapSink {
+    client: reqwest::Client,
+    endpoint: Url,
+    app_id: String,
+    backoff: ExponentialBuilder,
+    /// Tries per request, for messages.
+    attempts: usize,
+}
+
+impl HeapSink {
+    /// Builds the sink; a config that [`HeapSinkConfig::validate`] would refuse is a fatal error.
+    pub fn new(config: &HeapSinkConfig) -> Result<Self, ConnectorError> {
+        enrich_core::ensure_valid("heap sink", &config.validate())?;
+        let endpoint = config.endpoint().map_err(ConnectorError::Fatal)?;
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("enrich/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| ConnectorError::Fatal(format!("cannot build the HTTP client: {error}")))?;
+        let backoff = ExponentialBuilder::new()
+            .with_jitter()
+            .with_min_delay(config.retry_delay)
+            .with_max_delay(MAX_RETRY_DELAY)
+            .with_max_times(config.max_retries);
+        Ok(Self {
+            client,
+            endpoint,
+            app_id: config.app_id.clone(),
+            backoff,
+            attempts: config.max_retries.saturating_add(1),
+        })
+    }
+
+    /// Sends one request, trying again while the failure is transient.
+    async fn post_with_retries(&self, request: &AddUserProperties<'_>) -> Result<(), Failure> {
+        (|| self.post(request))
+            .retry(self.backoff)
+            .when(Failure::is_transient)
+            .notify(|failure, delay| {
+                tracing::warn!(
+                    users = request.users.len(),
+                    ?delay,
+                    "Heap did not take the request, retrying: {failure}"
+                );
+            })
+            .await
+    }
+
+    async fn post(&self, request: &AddUserProperties<'_>) -> Result<(), Failure> {
+        let response = self
+            .client
+            .post(self.endpoint.clone())
+            .json(request)
+            .send()
+            .await
+            .map_err(|error| Failure::Transient(describe_request_error(error)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // Heap's answer explains a refusal; when it cannot be read, the status alone has to do.
+        let answer = quote_answer(&response.text().await.unwrap_or_default());
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status.is_server_error()
+        {
+            Err(Failure::Transient(format!("{status}: {answer}")))
+        } else {
+            Err(Failure::Refused { status, answer })
+        }
+    }
+
+    /// One request's body for these users, without the properties Heap refuses to take.
+    fn request_for<'a>(&'a self, users: &'a [UserUpdate]) -> AddUserProperties<'a> {
+        let mut users_with_id_key = 0;
+        let users = users
+            .iter()
+            .map(|user| {
+                let properties: BTreeMap<&str, &PropertyValue> = user
+                    .properties
+                    .iter()
+                    .filter(|(key, _)| !key.eq_ignore_ascii_case("id"))
+                    .map(|(key, value)| (key.as_str(), value))
+                    .collect();
+                if properties.len() < user.properties.len() {
+                    users_with_id_key += 1;
+                }
+                HeapUser { identity: &user.identity, properties }
+            })
+            .collect();
+        if users_with_id_key > 0 {
+            tracing::warn!(
+                users = users_with_id_key,
+                "dropped a property named `id`: Heap refuses that key in any casing"
+            );
+        }
+        AddUserProperties { app_id: &self.app_id, users }
+    }
+}
+
+#[async_trait]
+impl Sink for HeapSink {
+    fn kind(&self) -> &'static str {
+        "heap"
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_USERS_PER_REQUEST
+    }
+
+    async fn write(&self, batch: &[UserUpdate]) -> Result<(), ConnectorError> {
+        // Checked for the whole batch first, so that a refusal never follows a partial write.
+        if let Some(length) =
+            batch.iter().map(|user| user.identity.chars().count()).find(|&length| length > MAX_IDENTITY_CHARS)
+        {
+            return Err(ConnectorError::Rejected(format!(
+                "the batch of {} users was not sent: one identity is {length} characters long, \
+                 Heap takes at most {MAX_IDENTITY_CHARS}",
+                batch.len()
+            )));
+        }
+        // A stack of slices still to send: a request Heap finds too large (413) is split in halves,
+        // since Heap documents no size limit and rich users can make 1000 of them large.
+        let mut unsent: Vec<&[UserUpdate]> = batch.chunks(MAX_USERS_PER_REQUEST).rev().collect();
+        while let Some(users) = unsent.pop() {
+            match self.post_with_retries(&self.request_for(users)).await {
+                Ok(()) => {}
+                Err(Failure::Refused { status: StatusCode::PAYLOAD_TOO_LARGE, .. }) if users.len() > 1 => {
+                    tracing::debug!(users = users.len(), "Heap found the request too large, splitting it");
+                    let (first, second) = users.split_at(users.len() / 2);
+                    unsent.extend([second, first]);
+                }
+                Err(Failure::Transient(detail)) => {
+                    return Err(ConnectorError::Transient(format!(
+                        "Heap did not take the batch of {} users after {} tries: {detail}",
+                        users.len(),
+                        self.attempts
+                    )));
+                }
+                Err(Failure::Refused { status, answer }) => {
+                    return Err(ConnectorError::Rejected(format!(
+                        "Heap rejected the batch of {} users ({status}): {answer}",
+                        users.len()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the bulk form with no users: Heap checks the app_id without changing anything.
+    async fn check(&self) -> Result<String, ConnectorError> {
+        let request = AddUserProperties { app_id: &self.app_id, users: Vec::new() };
+        match self.post_with_retries(&request).await {
+            Ok(()) => Ok(format!("Heap accepted app_id {}", self.app_id)),
+            Err(Failure::Transient(detail)) => Err(ConnectorError::Transient(format!(
+                "Heap did not answer the check of app_id {} after {} tries: {detail}",
+                self.app_id, self.attempts
+            ))),
+            Err(Failure::Refused { status, answer }) => Err(ConnectorError::Fatal(format!(
+                "Heap refused app_id {} ({status}): {answer}; check app_id and base_url",
+                self.app_id
+            ))),
+        }
+    }
+}
+
+/// The bulk form of Add User Properties.
+#[derive(Debug, Serialize)]
+struct AddUserProperties<'a> {
+    app_id: &'a str,
+    users: Vec<HeapUser<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct HeapUser<'a> {
+    identity: &'a str,
+    properties: BTreeMap<&'a str, &'a PropertyValue>,
+}
+
+/// Why one request did not succeed.
+#[derive(Debug)]
+enum Failure {
+    /// Worth another try: 429, 408, 5xx, a timeout or a lost connection.
+    Transient(String),
+    /// Heap refused the request itself: trying it again would not help.
+    Refused { status: StatusCode, answer: String },
+}
+
+impl Failure {
+    fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transient(detail) => f.write_str(detail),
+            Self::Refused { status, answer } => write!(f, "{status}: {answer}"),
+        }
+    }
+}
+
+/// The error and its causes, without the URL: a base_url may carry credentials for a proxy.
+fn describe_request_error(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut description = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(source) = cause {
+        description.push_str(": ");
+        description.push_str(&source.to_string());
+        cause = source.source();
+    }
+    description
+}
+
+/// Heap's answer on one line, cut to a length that fits in a message.
+fn quote_answer(body: &str) -> String {
+    let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if body.is_empty() { "no explanation given".to_owned() } else { shorten(&body, MAX_ANSWER_CHARS) }
+}

@@ -1,0 +1,310 @@
+//! The CSV user directory: the header, each kind of bad row with its line, dates and encodings.
+
+use std::path::Path;
+
+use chrono::{DateTime, TimeZone, Utc};
+use enrich_core::{ConnectorError, DirectoryError, UserDirectory, UserRecord};
+use enrich_heap::{CsvDirectory, CsvUsersConfig};
+use futures::StreamExt;
+use tempfile::TempDir;
+
+/// A `users.csv` holding these bytes, in a folder that lives as long as the returned guard.
+fn users_file(contents: impl AsRef<[u8]>) -> (TempDir, CsvDirectory) {
+    users_file_with_email(contents, "email")
+}
+
+fn users_file_with_email(contents: impl AsRef<[u8]>, email_property: &str) -> (TempDir, CsvDirectory) {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("users.csv");
+    std::fs::write(&path, contents).unwrap();
+    (folder, CsvDirectory::new(path, email_property))
+}
+
+async fn read(directory: &CsvDirectory) -> Vec<Result<UserRecord, DirectoryError>> {
+    directory.users(Utc::now()).await.unwrap().collect().await
+}
+
+/// Why the directory refuses to stream the file at all.
+async fn open_error(directory: &CsvDirectory) -> ConnectorError {
+    match directory.users(Utc::now()).await {
+        Ok(_) => panic!("{} should not open", directory.describe()),
+        Err(error) => error,
+    }
+}
+
+fn user(identity: &str, email: Option<&str>, last_seen: DateTime<Utc>) -> UserRecord {
+    UserRecord { identity: identity.into(), user_id: None, email: email.map(Into::into), ip: None, last_seen }
+}
+
+fn at(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(year, month, day, hour, minute, second).unwrap()
+}
+
+const ACCEPTED_FORMATS: &str =
+    "accepted formats: RFC 3339 (2026-11-28T10:00:00Z), YYYY-MM-DD, or YYYY-MM-DD HH:MM:SS[.fff] in UTC";
+
+fn bad_row(line: u64, message: &str) -> Result<UserRecord, DirectoryError> {
+    Err(DirectoryError::BadRow { location: format!("users.csv:{line}"), message: message.into() })
+}
+
+#[tokio::test]
+async fn reads_every_user_with_extra_columns_ignored() {
+    let (_folder, directory) = users_file(
+        " Identity ,EMAIL,plan,last_seen,User_ID\n\
+         u-1,alex@clearbit.com,pro,2026-11-28T10:00:00Z,101\n\
+         u-2,,free,2026-11-27T09:30:00Z,\n\
+         u-3,  ,free,2026-11-26,102\n",
+    );
+
+    let users = read(&directory).await;
+
+    let mut first = user("u-1", Some("alex@clearbit.com"), at(2026, 11, 28, 10, 0, 0));
+    first.user_id = Some("101".into());
+    let mut third = user("u-3", None, at(2026, 11, 26, 0, 0, 0));
+    third.user_id = Some("102".into());
+    assert_eq!(users, [Ok(first), Ok(user("u-2", None, at(2026, 11, 27, 9, 30, 0))), Ok(third)]);
+}
+
+#[tokio::test]
+async fn passes_emails_as_written() {
+    let (_folder, directory) = users_file("identity,email,last_seen\nu-1, Alex@ClearBit.com ,2026-11-28\n");
+    let users = read(&directory).await;
+    assert_eq!(users[0].as_ref().unwrap().email.as_deref(), Some(" Alex@ClearBit.com "));
+}
+
+#[tokio::test]
+async fn identities_may_be_the_emails() {
+    let (_folder, directory) =
+        users_file_with_email("identity,last_seen\nalex@clearbit.com,2026-11-28\n", " Identity ");
+    let users = read(&directory).await;
+    assert_eq!(users, [Ok(user("alex@clearbit.com", Some("alex@clearbit.com"), at(2026, 11, 28, 0, 0, 0)))]);
+}
+
+#[tokio::test]
+async fn the_email_column_is_matched_case_insensitively() {
+    let (_folder, directory) =
+        users_file_with_email("identity,last_seen, work email \nu-1,2026-11-28,a@b.io\n", "Work Email");
+    let users = read(&directory).await;
+    assert_eq!(users[0].as_ref().unwrap().email.as_deref(), Some("a@b.io"));
+}
+
+#[tokio::test]
+async fn accepts_rfc3339_dates_and_heaps_export_format() {
+    let (_folder, directory) = users_file(
+        "identity,email,last_seen\n\
+         u-1,,2026-11-28T10:00:00+02:00\n\
+         u-2,,2026-11-28 10:00:00\n\
+         u-3,,2026-11-28 10:00:00.250\n\
+         u-4,,2026-11-28\n\
+         u-5,, 2026-11-28t10:00:00.5z \n",
+    );
+
+    let seen: Vec<DateTime<Utc>> =
+        read(&directory).await.into_iter().map(|user| user.unwrap().last_seen).collect();
+
+    let ten = at(2026, 11, 28, 10, 0, 0);
+    assert_eq!(
+        seen,
+        [
+            at(2026, 11, 28, 8, 0, 0),
+            ten,
+            ten + chrono::Duration::milliseconds(250),
+            at(2026, 11, 28, 0, 0, 0),
+            ten + chrono::Duration::milliseconds(500),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn reports_each_bad_row_with_its_line_and_reads_on() {
+    let long_identity = "x".repeat(256);
+    let (_folder, directory) = users_file(format!(
+        "identity,email,last_seen\n\
+         u-1,a@b.io\n\
+         ,a@b.io,2026-11-28\n\
+         {long_identity},a@b.io,2026-11-28\n\
+         u-4,a@b.io,yesterday\n\
+         u-5,a@b.io,\n\
+         u-6,a@b.io,2026-11-28,extra\n\
+         u-7,a@b.io,{}\n\
+         u-8,a@b.io,2026-11-28\n",
+        "9".repeat(100),
+    ));
+
+    let users = read(&directory).await;
+
+    assert_eq!(
+        users,
+        [
+            bad_row(2, "has 2 fields where the header has 3"),
+            bad_row(3, "identity is empty"),
+            bad_row(4, "identity is 256 characters long, Heap takes at most 255"),
+            bad_row(5, &format!(r#"last_seen "yesterday" is not a date; {ACCEPTED_FORMATS}"#)),
+            bad_row(6, &format!("last_seen is empty; {ACCEPTED_FORMATS}")),
+            bad_row(7, "has 4 fields where the header has 3"),
+            bad_row(8, &format!(r#"last_seen "{}…" is not a date; {ACCEPTED_FORMATS}"#, "9".repeat(60))),
+            Ok(user("u-8", Some("a@b.io"), at(2026, 11, 28, 0, 0, 0))),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_line_number_is_where_the_row_starts() {
+    let (_folder, directory) = users_file(
+        "identity,email,last_seen,note\n\
+         u-1,a@b.io,never,\"two\nlines\"\n\
+         u-2,a@b.io,never,\n",
+    );
+    let users = read(&directory).await;
+    let never = format!(r#"last_seen "never" is not a date; {ACCEPTED_FORMATS}"#);
+    assert_eq!(users, [bad_row(2, &never), bad_row(4, &never)]);
+}
+
+#[tokio::test]
+async fn a_huge_field_is_reported_without_being_quoted() {
+    let huge = "z".repeat(70_000);
+    let (_folder, directory) = users_file(format!(
+        "identity,email,last_seen,note\nu-1,a@b.io,2026-11-28,\"{huge}\"\nu-2,,2026-11-28,\n"
+    ));
+
+    let users = read(&directory).await;
+
+    assert_eq!(
+        users[0],
+        bad_row(2, "field 4 is 70000 bytes long, more than the 64 KiB a field may hold (an unclosed quote?)")
+    );
+    assert!(users[1].is_ok());
+}
+
+#[tokio::test]
+async fn latin1_bytes_make_a_bad_row_only_in_a_column_that_is_used() {
+    let mut contents = b"identity,email,last_seen,company\n".to_vec();
+    contents.extend_from_slice(b"u-1,caf\xe9@example.com,2026-11-28,Acme\n");
+    contents.extend_from_slice(b"u-2,a@b.io,2026-11-28,Soci\xe9t\xe9 G\xe9n\xe9rale\n");
+    let (_folder, directory) = users_file(contents);
+
+    let users = read(&directory).await;
+
+    assert_eq!(
+        users[0],
+        bad_row(2, "email is not valid UTF-8 (byte 0xE9 after 3 valid bytes): save the file as UTF-8")
+    );
+    assert_eq!(users[1], Ok(user("u-2", Some("a@b.io"), at(2026, 11, 28, 0, 0, 0))));
+}
+
+#[tokio::test]
+async fn a_byte_order_mark_does_not_hide_the_first_column() {
+    let (_folder, directory) = users_file("\u{feff}identity,email,last_seen\r\nu-1,a@b.io,2026-11-28\r\n");
+    assert_eq!(read(&directory).await, [Ok(user("u-1", Some("a@b.io"), at(2026, 11, 28, 0, 0, 0)))]);
+}
+
+#[tokio::test]
+async fn missing_columns_are_named_together_with_the_columns_found() {
+    let (_folder, directory) = users_file_with_email("Identity,Name,Email\nu-1,Alex,a@b.io\n", "Work Email");
+
+    let error = open_error(&directory).await;
+
+    assert_eq!(
+        error,
+        ConnectorError::Fatal(
+            "lacks the column(s) last_seen, Work Email (the header has: Identity, Name, Email)".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_repeated_column_is_ambiguous() {
+    let (_folder, directory) = users_file("identity,email,last_seen,Email\nu-1,a@b.io,2026-11-28,c@d.io\n");
+    let error = open_error(&directory).await;
+    assert_eq!(
+        error,
+        ConnectorError::Fatal(
+            "has the column(s) email more than once (the header has: identity, email, last_seen, Email)"
+                .into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_empty_file_has_no_header() {
+    let (_folder, directory) = users_file("");
+    let error = open_error(&directory).await;
+    assert_eq!(
+        error,
+        ConnectorError::Fatal(
+            "is empty: a header row naming the columns identity, last_seen, email is required".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_header_alone_is_an_empty_roster() {
+    let (_folder, directory) = users_file("identity,email,last_seen\n");
+    assert!(read(&directory).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_file_cannot_be_read() {
+    let directory = CsvDirectory::new("/nonexistent/users.csv".into(), "email");
+    assert_eq!(directory.describe(), "/nonexistent/users.csv");
+    let error = open_error(&directory).await;
+    assert!(
+        matches!(&error, ConnectorError::Fatal(message) if message.starts_with("cannot be read: ")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn streams_a_roster_larger_than_the_read_ahead() {
+    let mut contents = String::from("identity,email,last_seen\n");
+    for n in 0..5000 {
+        contents.push_str(&format!("u-{n},u{n}@example.com,2026-11-28\n"));
+    }
+    let (_folder, directory) = users_file(contents);
+
+    let users = read(&directory).await;
+
+    assert_eq!(users.len(), 5000);
+    assert_eq!(users[4999].as_ref().unwrap().identity, "u-4999");
+    // A consumer that stops early releases the reading instead of blocking it.
+    let first_three: Vec<_> = directory.users(Utc::now()).await.unwrap().take(3).collect().await;
+    assert_eq!(first_three.len(), 3);
+}
+
+#[test]
+fn config_validation() {
+    let config: CsvUsersConfig =
+        serde_json::from_value(serde_json::json!({"path": "users.csv", "email_property": " "})).unwrap();
+    let problems: Vec<String> = config.validate().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "email_property: must name the column holding the email, or be `identity` when identities are emails"
+        ]
+    );
+    let unknown = serde_json::from_value::<CsvUsersConfig>(
+        serde_json::json!({"path": "u.csv", "email_property": "email", "delimiter": ";"}),
+    );
+    assert!(unknown.unwrap_err().to_string().contains("unknown field `delimiter`"));
+}
+
+#[test]
+fn validate_path_names_the_file_as_written_and_as_resolved() {
+    let folder = tempfile::tempdir().unwrap();
+    let config: CsvUsersConfig =
+        serde_json::from_value(serde_json::json!({"path": "users.csv", "email_property": "email"})).unwrap();
+    let resolved = folder.path().join("users.csv");
+
+    let missing = config.validate_path(&resolved).unwrap();
+    assert_eq!(missing.field, "path");
+    assert_eq!(missing.message, format!("no such file: users.csv (resolved to {})", resolved.display()));
+
+    assert_eq!(config.validate_path(folder.path()).unwrap().message.split(':').next(), Some("is not a file"));
+
+    std::fs::write(&resolved, "identity,email,last_seen\n").unwrap();
+    assert_eq!(config.validate_path(&resolved), None);
+    assert_eq!(
+        config.validate_path(Path::new("users.csv")).map(|problem| problem.message),
+        Some("no such file: users.csv".into())
+    );
+}

@@ -1,0 +1,94 @@
+//! The connector registry: every source, sink and user directory the CLI knows, matched on the YAML
+//! `type:` field. Adding a connector is adding a variant here; there is no global registration.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use enrich_clearbit::{ClearbitConfig, ClearbitSource};
+use enrich_core::{Connection, ConnectorError, FieldError, Sink, Source, UserDirectory};
+use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
+use serde::Deserialize;
+
+use crate::config::ConnectionConfig;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SourceConfig {
+    Clearbit(ClearbitConfig),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    Heap(HeapSinkConfig),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UsersConfig {
+    Csv(CsvUsersConfig),
+}
+
+impl SourceConfig {
+    pub fn validate(&self) -> Vec<FieldError> {
+        match self {
+            Self::Clearbit(config) => config.validate(),
+        }
+    }
+
+    pub fn build(&self) -> Result<Arc<dyn Source>, ConnectorError> {
+        match self {
+            Self::Clearbit(config) => Ok(Arc::new(ClearbitSource::new(config)?)),
+        }
+    }
+}
+
+impl SinkConfig {
+    pub fn validate(&self) -> Vec<FieldError> {
+        match self {
+            Self::Heap(config) => config.validate(),
+        }
+    }
+
+    pub fn build(&self) -> Result<Arc<dyn Sink>, ConnectorError> {
+        match self {
+            Self::Heap(config) => Ok(Arc::new(HeapSink::new(config)?)),
+        }
+    }
+}
+
+impl UsersConfig {
+    /// Checks the section, resolving paths against the config file's folder.
+    pub fn validate(&self, folder: &Path) -> Vec<FieldError> {
+        match self {
+            Self::Csv(config) => {
+                let mut problems = config.validate();
+                problems.extend(config.validate_path(&resolve(folder, &config.path)));
+                problems
+            }
+        }
+    }
+
+    pub fn build(&self, folder: &Path) -> Arc<dyn UserDirectory> {
+        match self {
+            Self::Csv(config) => {
+                Arc::new(CsvDirectory::new(resolve(folder, &config.path), &config.email_property))
+            }
+        }
+    }
+}
+
+fn resolve(folder: &Path, path: &Path) -> PathBuf {
+    folder.join(path)
+}
+
+/// Builds the runtime connection from its checked config.
+pub fn build_connection(config: &ConnectionConfig, folder: &Path) -> Result<Connection, ConnectorError> {
+    Ok(Connection {
+        name: config.name.clone(),
+        source: config.source.build()?,
+        sink: config.sink.build()?,
+        users: config.users.build(folder),
+        schedule: config.schedule,
+    })
+}

@@ -1,0 +1,148 @@
+//! How results look on a terminal and in JSON.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use enrich_core::{ConnectionState, ConnectionStatus, RunKind, RunRecord, RunSummary};
+use serde_json::json;
+
+use crate::config::ConnectionConfig;
+use crate::registry::{SinkConfig, SourceConfig, UsersConfig};
+
+/// One line describing a connection, as `enrich validate` lists it.
+pub fn connection_line(connection: &ConnectionConfig) -> String {
+    let source = match &connection.source {
+        SourceConfig::Clearbit(_) => "clearbit",
+    };
+    let sink = match &connection.sink {
+        SinkConfig::Heap(heap) => format!("heap app {}", heap.app_id),
+    };
+    let users = match &connection.users {
+        UsersConfig::Csv(csv) => format!("users from {}", csv.path.display()),
+    };
+    let schedule = connection.schedule;
+    format!(
+        "{}: {users} → {source} → {sink}; every {}, backfill {}, refresh {}",
+        connection.name,
+        short_duration(schedule.every),
+        short_duration(schedule.backfill),
+        short_duration(schedule.refresh)
+    )
+}
+
+/// A duration as a person writes it in the config: `24h`, `7d`, `90m`.
+fn short_duration(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0 => format!("{}ms", duration.as_millis()),
+        _ if seconds % 86_400 == 0 && seconds / 86_400 != 1 => format!("{}d", seconds / 86_400),
+        _ if seconds % 3600 == 0 => format!("{}h", seconds / 3600),
+        _ if seconds % 60 == 0 => format!("{}m", seconds / 60),
+        _ => format!("{seconds}s"),
+    }
+}
+
+/// The figures of a run, labelled, in the order a reader follows them.
+fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
+    let all = [
+        ("users read", summary.read),
+        ("bad rows skipped", summary.bad_rows),
+        ("outside the window", summary.outside_window),
+        ("without email", summary.no_email),
+        ("malformed email", summary.malformed_email),
+        ("duplicate identities", summary.duplicate_identities),
+        ("checked recently", summary.up_to_date),
+        ("due", summary.due),
+        ("looked up", summary.lookups),
+        ("found", summary.found),
+        ("not found", summary.not_found),
+        ("pending", summary.pending),
+        ("invalid", summary.invalid),
+        ("written", summary.written),
+        ("failed", summary.failed),
+        ("left for next run", summary.aborted),
+    ];
+    // The headline figures always show; the rest only when they happened.
+    const ALWAYS: [&str; 9] =
+        ["users read", "due", "looked up", "found", "not found", "pending", "invalid", "written", "failed"];
+    all.into_iter().filter(|(label, value)| *value > 0 || ALWAYS.contains(label)).collect()
+}
+
+pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> String {
+    let elapsed = format!("{:.1}s", (run.finished_at - run.started_at).num_milliseconds() as f64 / 1000.0);
+    let mut out = format!("{name}: {} finished in {elapsed}; status {status}\n", kind(run));
+    for (label, value) in figures(&run.summary) {
+        let _ = writeln!(out, "  {label:<22}{value:>8}");
+    }
+    out
+}
+
+fn kind(run: &RunRecord) -> String {
+    match &run.kind {
+        RunKind::Sync => format!("sync of users seen since {}", time(run.seen_since)),
+        RunKind::Backfill { since } => format!("backfill of users seen since {}", time(*since)),
+    }
+}
+
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn next_run(connection: &ConnectionConfig, state: &ConnectionState) -> Option<DateTime<Utc>> {
+    let every = chrono::Duration::from_std(connection.schedule.every).ok()?;
+    state.last_run().map(|run| run.started_at + every)
+}
+
+pub fn status_text(states: &[(&ConnectionConfig, ConnectionState)]) -> String {
+    let mut out = String::new();
+    for (connection, state) in states {
+        let _ = writeln!(out, "{}: {}", connection.name, state.status);
+        match state.last_run() {
+            None => {
+                let _ = writeln!(out, "  never run; `enrich sync {}` runs it now", connection.name);
+            }
+            Some(run) => {
+                let _ = writeln!(
+                    out,
+                    "  last run    {} → {}, {}",
+                    time(run.started_at),
+                    time(run.finished_at),
+                    kind(run)
+                );
+                if let Some(next) = next_run(connection, state) {
+                    let _ = writeln!(out, "  next run    due {}", time(next));
+                }
+                let _ = writeln!(out, "  enriched    {} users in total", state.users_enriched);
+                let line: Vec<String> = figures(&run.summary)
+                    .into_iter()
+                    .map(|(label, value)| format!("{label} {value}"))
+                    .collect();
+                let _ = writeln!(out, "  figures     {}", line.join(" · "));
+            }
+        }
+    }
+    out
+}
+
+pub fn status_json(states: &[(&ConnectionConfig, ConnectionState)]) -> serde_json::Value {
+    let connections: Vec<serde_json::Value> = states
+        .iter()
+        .map(|(connection, state)| {
+            let (status, error) = match &state.status {
+                ConnectionStatus::WaitingForData => ("Waiting For Data", None),
+                ConnectionStatus::Connected => ("Connected", None),
+                ConnectionStatus::Error(reason) => ("Error", Some(reason.as_str())),
+            };
+            json!({
+                "name": connection.name,
+                "status": status,
+                "error": error,
+                "first_data_at": state.first_data_at,
+                "users_enriched": state.users_enriched,
+                "next_run_due": next_run(connection, state),
+                "last_run": state.last_run(),
+            })
+        })
+        .collect();
+    json!({ "connections": connections })
+}

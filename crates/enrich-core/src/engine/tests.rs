@@ -1,0 +1,286 @@
+//! Engine tests with in-memory fakes of every connector.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::{KeyKind, MemoryStateStore, UserStream};
+
+#[derive(Debug, Default)]
+struct FakeSource {
+    answers: HashMap<String, Result<Lookup, ConnectorError>>,
+    asked: Mutex<Vec<String>>,
+}
+
+impl FakeSource {
+    fn with(answers: &[(&str, Result<Lookup, ConnectorError>)]) -> Self {
+        let answers = answers.iter().map(|(email, answer)| ((*email).to_owned(), answer.clone())).collect();
+        Self { answers, asked: Mutex::default() }
+    }
+
+    fn asked(&self) -> Vec<String> {
+        let mut asked = self.asked.lock().unwrap().clone();
+        asked.sort();
+        asked
+    }
+}
+
+#[async_trait]
+impl Source for FakeSource {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+    fn key_kind(&self) -> KeyKind {
+        KeyKind::Email
+    }
+    fn checked_property(&self) -> &str {
+        "Fake: Date Last Checked"
+    }
+    fn max_in_flight(&self) -> usize {
+        3
+    }
+    async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError> {
+        let email = key.to_string();
+        self.asked.lock().unwrap().push(email.clone());
+        self.answers.get(&email).cloned().unwrap_or(Ok(Lookup::NotFound))
+    }
+    async fn check(&self) -> Result<String, ConnectorError> {
+        Ok("fine".into())
+    }
+}
+
+#[derive(Debug)]
+struct FakeSink {
+    max_batch: usize,
+    answers: Mutex<Vec<Result<(), ConnectorError>>>,
+    batches: Mutex<Vec<Vec<UserUpdate>>>,
+}
+
+impl FakeSink {
+    fn new(max_batch: usize) -> Self {
+        Self { max_batch, answers: Mutex::default(), batches: Mutex::default() }
+    }
+
+    fn failing_first(self, answers: Vec<Result<(), ConnectorError>>) -> Self {
+        *self.answers.lock().unwrap() = answers;
+        self
+    }
+
+    fn written(&self) -> HashMap<String, Properties> {
+        let batches = self.batches.lock().unwrap();
+        batches.iter().flatten().map(|update| (update.identity.clone(), update.properties.clone())).collect()
+    }
+}
+
+#[async_trait]
+impl Sink for FakeSink {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+    async fn write(&self, batch: &[UserUpdate]) -> Result<(), ConnectorError> {
+        assert!(batch.len() <= self.max_batch, "batch of {} over the limit", batch.len());
+        let mut answers = self.answers.lock().unwrap();
+        if !answers.is_empty() {
+            answers.remove(0)?;
+        }
+        self.batches.lock().unwrap().push(batch.to_vec());
+        Ok(())
+    }
+    async fn check(&self) -> Result<String, ConnectorError> {
+        Ok("fine".into())
+    }
+}
+
+#[derive(Debug)]
+struct FakeDirectory {
+    rows: Vec<Result<UserRecord, DirectoryError>>,
+}
+
+#[async_trait]
+impl UserDirectory for FakeDirectory {
+    fn describe(&self) -> String {
+        "fake.csv".into()
+    }
+    async fn users(&self, _seen_since: DateTime<Utc>) -> Result<UserStream, ConnectorError> {
+        Ok(futures::stream::iter(self.rows.clone()).boxed())
+    }
+}
+
+fn user(identity: &str, email: Option<&str>, seen_days_ago: i64) -> Result<UserRecord, DirectoryError> {
+    Ok(UserRecord {
+        identity: identity.into(),
+        user_id: None,
+        email: email.map(Into::into),
+        ip: None,
+        last_seen: Utc::now() - chrono::Duration::days(seen_days_ago),
+    })
+}
+
+fn found(company: &str) -> Result<Lookup, ConnectorError> {
+    let mut properties = Properties::new();
+    properties.insert("Company Name".into(), PropertyValue::text(company).0);
+    Ok(Lookup::Found(properties))
+}
+
+struct Harness {
+    source: Arc<FakeSource>,
+    sink: Arc<FakeSink>,
+    store: Arc<MemoryStateStore>,
+    connection: Connection,
+}
+
+fn harness(source: FakeSource, sink: FakeSink, rows: Vec<Result<UserRecord, DirectoryError>>) -> Harness {
+    let source = Arc::new(source);
+    let sink = Arc::new(sink);
+    let connection = Connection {
+        name: "test".into(),
+        source: source.clone(),
+        sink: sink.clone(),
+        users: Arc::new(FakeDirectory { rows }),
+        schedule: Schedule::default(),
+    };
+    Harness { source, sink, store: Arc::new(MemoryStateStore::default()), connection }
+}
+
+impl Harness {
+    async fn run(&self) -> SyncReport {
+        let request = SyncRequest::scheduled(&self.connection.schedule, Utc::now());
+        sync(&self.connection, self.store.clone(), request).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn enriches_due_users_once_per_email_and_then_is_connected() {
+    let h = harness(
+        FakeSource::with(&[("a@acme.com", found("Acme")), ("c@nowhere.io", Ok(Lookup::NotFound))]),
+        FakeSink::new(2),
+        vec![
+            user("u1", Some("A@acme.com"), 1),
+            user("u2", Some("a@acme.com"), 2), // shares u1's email
+            user("u3", Some("c@nowhere.io"), 3),
+            user("u4", None, 1),
+            user("u5", Some("not an email"), 1),
+            user("u6", Some("old@acme.com"), 30), // outside the 7-day window
+            Err(DirectoryError::BadRow { location: "fake.csv:8".into(), message: "bad date".into() }),
+        ],
+    );
+    let report = h.run().await;
+    let s = &report.run.summary;
+    assert_eq!((s.read, s.bad_rows, s.outside_window, s.no_email, s.malformed_email), (6, 1, 1, 1, 1));
+    assert_eq!((s.due, s.lookups, s.found, s.not_found, s.written), (3, 2, 2, 1, 3));
+    assert_eq!(h.source.asked(), vec!["a@acme.com", "c@nowhere.io"]);
+    assert_eq!(report.status, ConnectionStatus::Connected);
+
+    let written = h.sink.written();
+    assert_eq!(written["u1"]["Company Name"], PropertyValue::Text("Acme".into()));
+    assert_eq!(written["u1"], written["u2"]);
+    assert!(written["u1"].contains_key("Fake: Date Last Checked"));
+    assert_eq!(
+        written["u3"].keys().collect::<Vec<_>>(),
+        vec!["Fake: Date Last Checked"],
+        "not found: date only"
+    );
+    assert!(h.sink.batches.lock().unwrap().iter().all(|batch| batch.len() <= 2));
+
+    let states = h.store.users_of("test");
+    assert_eq!(states["u1"].outcome, Outcome::Found);
+    assert!(states["u1"].written_at.is_some());
+    assert_eq!(h.store.connection("test").unwrap().unwrap().users_enriched, 2);
+
+    // Everything was checked just now: a second run looks nothing up.
+    let again = h.run().await;
+    assert_eq!((again.run.summary.due, again.run.summary.lookups, again.run.summary.up_to_date), (0, 0, 3));
+    assert_eq!(h.source.asked().len(), 2);
+    assert_eq!(again.status, ConnectionStatus::Connected);
+}
+
+#[tokio::test]
+async fn waits_for_data_until_something_is_found() {
+    let h = harness(FakeSource::default(), FakeSink::new(10), vec![user("u1", Some("x@y.com"), 0)]);
+    let report = h.run().await;
+    assert_eq!(report.run.summary.not_found, 1);
+    assert_eq!(report.status, ConnectionStatus::WaitingForData);
+}
+
+#[tokio::test]
+async fn pending_invalid_and_failed_users_are_recorded_and_only_some_come_back() {
+    let h = harness(
+        FakeSource::with(&[
+            ("p@q.com", Ok(Lookup::Pending)),
+            ("i@q.com", Ok(Lookup::Invalid("email_invalid".into()))),
+            ("f@q.com", Err(ConnectorError::Transient("503 after 5 retries".into()))),
+        ]),
+        FakeSink::new(10),
+        vec![user("p", Some("p@q.com"), 0), user("i", Some("i@q.com"), 0), user("f", Some("f@q.com"), 0)],
+    );
+    let report = h.run().await;
+    let s = &report.run.summary;
+    assert_eq!((s.pending, s.invalid, s.failed, s.written), (1, 1, 1, 0));
+    let states = h.store.users_of("test");
+    assert_eq!(states["f"].detail.as_deref(), Some("503 after 5 retries"));
+    assert_eq!(states["i"].outcome, Outcome::Invalid);
+
+    // Invalid is never asked again; pending and failed are.
+    let again = h.run().await;
+    assert_eq!((again.run.summary.due, again.run.summary.up_to_date), (2, 1));
+}
+
+#[tokio::test]
+async fn a_fatal_lookup_stops_the_run_and_sets_the_error_status() {
+    let rows = (0..40).map(|i| user(&format!("u{i}"), Some(&format!("a{i:02}@x.com")), 0)).collect();
+    let source = FakeSource::with(&[("a00@x.com", Err(ConnectorError::Fatal("bad key".into())))]);
+    let h = harness(source, FakeSink::new(10), rows);
+    let report = h.run().await;
+    assert_eq!(report.status, ConnectionStatus::Error("bad key".into()));
+    assert_eq!(report.run.error.as_deref(), Some("bad key"));
+    let s = &report.run.summary;
+    assert!(h.source.asked().len() < 40, "lookups stop after a fatal error");
+    assert_eq!(s.written + s.aborted, 40, "every user is either written or left due: {s:?}");
+    // Users left over are due again at the next run.
+    let states = h.store.users_of("test");
+    assert_eq!(states.len() as u64, s.written);
+}
+
+#[tokio::test]
+async fn a_rejected_batch_marks_its_users_failed_and_others_go_on() {
+    let sink = FakeSink::new(2).failing_first(vec![Err(ConnectorError::Rejected("400: bad".into()))]);
+    let rows = (0..5).map(|i| user(&format!("u{i}"), Some(&format!("u{i}@x.com")), 0)).collect();
+    let h = harness(FakeSource::default(), sink, rows);
+    let report = h.run().await;
+    let s = &report.run.summary;
+    assert_eq!((s.failed, s.written), (2, 3));
+    let failed: Vec<_> =
+        h.store.users_of("test").into_values().filter(|u| u.outcome == Outcome::Failed).collect();
+    assert_eq!(failed.len(), 2);
+    assert!(failed.iter().all(|u| u.detail.as_deref() == Some("400: bad") && u.written_at.is_none()));
+    let again = h.run().await;
+    assert_eq!(again.run.summary.due, 2);
+}
+
+#[tokio::test]
+async fn an_unreadable_roster_is_an_error_status() {
+    let h = harness(
+        FakeSource::default(),
+        FakeSink::new(2),
+        vec![user("u1", Some("a@b.com"), 0), Err(DirectoryError::Fatal("disk on fire".into()))],
+    );
+    let report = h.run().await;
+    assert_eq!(report.status, ConnectionStatus::Error("fake.csv: disk on fire".into()));
+    assert!(h.source.asked().is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_identities_are_used_once() {
+    let h = harness(
+        FakeSource::default(),
+        FakeSink::new(10),
+        vec![user("u1", Some("a@b.com"), 0), user("u1", Some("c@d.com"), 0)],
+    );
+    let report = h.run().await;
+    assert_eq!((report.run.summary.duplicate_identities, report.run.summary.lookups), (1, 1));
+}

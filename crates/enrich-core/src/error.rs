@@ -1,0 +1,23 @@
+//! The three kinds of failure a connector can report, so the engine knows what to do next.
+
+/// A connector's failure, classified by what the engine must do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// Worth trying again later (the connector already retried with backoff): the user is recorded
+    /// as failed and is due again at the next run.
+    #[error("{0}")]
+    Transient(String),
+    /// Permanent for this one user or batch (the service rejected it): recorded, the run goes on.
+    #[error("{0}")]
+    Rejected(String),
+    /// Nothing more can succeed for this connection (bad key, over quota): the run stops, what was
+    /// already fetched is still written, and the connection's status becomes `Error`.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl ConnectorError {
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Fatal(_))
+    }
+}

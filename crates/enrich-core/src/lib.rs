@@ -1,0 +1,30 @@
+//! The heart of enrich: the traits every connector implements, the property types they exchange, and
+//! the sync engine that drives a connection from its user directory through its source to its sink.
+//!
+//! This crate must not depend on any connector, HTTP client, YAML parser or storage engine: those
+//! depend on it, never the other way round. Anything here is testable with in-memory fakes.
+
+pub mod config;
+pub mod digest;
+pub mod directory;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod property;
+pub mod sink;
+pub mod source;
+pub mod state;
+pub mod user;
+
+pub use config::{FieldError, ensure_valid};
+pub use directory::{DirectoryError, UserDirectory, UserStream};
+pub use engine::{Connection, Schedule, SyncReport, SyncRequest, sync};
+pub use error::ConnectorError;
+pub use property::{Properties, PropertyValue};
+pub use sink::{Sink, UserUpdate};
+pub use source::{Lookup, Source};
+pub use state::{
+    ConnectionState, ConnectionStatus, MemoryStateStore, Outcome, RunKind, RunRecord, RunSummary, StateError,
+    StateStore, UserState,
+};
+pub use user::{KeyKind, LookupKey, SkipReason, UserRecord};

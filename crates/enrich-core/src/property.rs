@@ -1,0 +1,88 @@
+//! Property values as analytics tools accept them: numbers, and strings below a length limit.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The properties written for one user, ordered by name so output and hashes are deterministic.
+pub type Properties = BTreeMap<String, PropertyValue>;
+
+/// Strings are cut so that they stay below this many bytes (and so below as many characters).
+pub const MAX_TEXT_BYTES: usize = 1023;
+
+/// One property value: a number or a string, nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl PropertyValue {
+    /// A text value, cut at a character boundary below [`MAX_TEXT_BYTES`]. The flag says whether
+    /// it was cut, so that callers can report it rather than lose data silently.
+    pub fn text(value: impl Into<String>) -> (Self, bool) {
+        let mut value = value.into();
+        let cut = value.len() > MAX_TEXT_BYTES;
+        if cut {
+            let mut end = MAX_TEXT_BYTES;
+            while !value.is_char_boundary(end) {
+                end -= 1;
+            }
+            value.truncate(end);
+        }
+        (Self::Text(value), cut)
+    }
+
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Number(_) => None,
+        }
+    }
+}
+
+impl From<i64> for PropertyValue {
+    fn from(value: i64) -> Self {
+        Self::Number(value.into())
+    }
+}
+
+impl fmt::Display for PropertyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(number) => number.fmt(f),
+            Self::Text(text) => f.write_str(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(600); // 1200 bytes
+        let (value, cut) = PropertyValue::text(long);
+        assert!(cut);
+        let text = value.as_text().unwrap();
+        assert!(text.len() <= MAX_TEXT_BYTES);
+        assert_eq!(text.len(), 1022, "511 two-byte characters fit");
+        let (short, cut) = PropertyValue::text("short");
+        assert!(!cut);
+        assert_eq!(short, PropertyValue::Text("short".into()));
+    }
+
+    #[test]
+    fn serializes_as_bare_number_or_string() {
+        let mut properties = Properties::new();
+        properties.insert("Company Employees".into(), PropertyValue::from(1001));
+        properties.insert("Company Name".into(), PropertyValue::text("Calvin Klein").0);
+        assert_eq!(
+            serde_json::to_string(&properties).unwrap(),
+            r#"{"Company Employees":1001,"Company Name":"Calvin Klein"}"#
+        );
+    }
+}

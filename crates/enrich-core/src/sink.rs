@@ -1,0 +1,28 @@
+//! Sinks: where properties are written (Heap's user properties, later a warehouse table).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::{ConnectorError, Properties};
+
+/// The properties to write for one user, addressed however the sink can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserUpdate {
+    pub identity: String,
+    pub user_id: Option<String>,
+    pub properties: Properties,
+}
+
+/// A destination for user properties, built from a validated config by its connector crate.
+#[async_trait]
+pub trait Sink: Send + Sync + Debug {
+    /// The config `type:` it was built from, such as `heap`.
+    fn kind(&self) -> &'static str;
+    /// The most users one `write` may carry.
+    fn max_batch(&self) -> usize;
+    /// Writes one batch; `Ok` means the destination acknowledged every user in it.
+    async fn write(&self, batch: &[UserUpdate]) -> Result<(), ConnectorError>;
+    /// One harmless live call proving the destination accepts this configuration.
+    async fn check(&self) -> Result<String, ConnectorError>;
+}

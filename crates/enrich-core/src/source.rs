@@ -1,0 +1,38 @@
+//! Sources: services that turn a lookup key into properties (Clearbit Enrichment, later Reveal).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::{ConnectorError, KeyKind, LookupKey, Properties};
+
+/// What a source answered for one key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// A record was found; these are the properties it maps to.
+    Found(Properties),
+    /// The source has no record for this key: a completed check.
+    NotFound,
+    /// The source is still fetching the record (Clearbit's 202); ask again at the next run.
+    Pending,
+    /// The key can never be looked up (Clearbit's 422): it is not asked again.
+    Invalid(String),
+}
+
+/// A source of properties, built from a validated config by its connector crate.
+#[async_trait]
+pub trait Source: Send + Sync + Debug {
+    /// The config `type:` it was built from, such as `clearbit`.
+    fn kind(&self) -> &'static str;
+    /// What users are looked up by.
+    fn key_kind(&self) -> KeyKind;
+    /// The property written with the time of every completed check, e.g. `Clearbit: Date Last Checked`.
+    fn checked_property(&self) -> &str;
+    /// How many lookups the engine may have in flight at once; the source enforces its own request
+    /// concurrency and rate limits underneath.
+    fn max_in_flight(&self) -> usize;
+    /// Looks one key up, already retried as the service's rules say.
+    async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError>;
+    /// One cheap live call proving the credentials work; describes what it did.
+    async fn check(&self) -> Result<String, ConnectorError>;
+}

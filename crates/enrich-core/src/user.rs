@@ -1,0 +1,153 @@
+//! Users as a directory reports them, and the keys sources look them up by.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One user from a directory: who they are in the analytics tool and what a source can look up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The analytics tool's identity (Heap's `identity`): how sinks address the user.
+    pub identity: String,
+    /// The analytics tool's internal user id, where the directory knows it (warehouse sinks).
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    /// The IP address of the user's latest session, for IP-keyed sources.
+    pub ip: Option<IpAddr>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// What a source looks users up by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Email,
+    Ip,
+}
+
+/// A normalised lookup key: users with equal keys share one lookup.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LookupKey {
+    Email(String),
+    Ip(IpAddr),
+}
+
+impl fmt::Display for LookupKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Email(email) => f.write_str(email),
+            Self::Ip(ip) => ip.fmt(f),
+        }
+    }
+}
+
+/// Why a user in the window is not looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SkipReason {
+    NoEmail,
+    MalformedEmail,
+    NoIp,
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoEmail => "no email",
+            Self::MalformedEmail => "malformed email",
+            Self::NoIp => "no IP address",
+        })
+    }
+}
+
+impl UserRecord {
+    /// The key a source of the given kind looks this user up by, or why there is none.
+    pub fn lookup_key(&self, kind: KeyKind) -> Result<LookupKey, SkipReason> {
+        match kind {
+            KeyKind::Email => {
+                let email = self.email.as_deref().map(str::trim).unwrap_or_default();
+                if email.is_empty() {
+                    Err(SkipReason::NoEmail)
+                } else {
+                    normalize_email(email).map(LookupKey::Email).ok_or(SkipReason::MalformedEmail)
+                }
+            }
+            KeyKind::Ip => self.ip.map(LookupKey::Ip).ok_or(SkipReason::NoIp),
+        }
+    }
+}
+
+/// The lower-cased address when it is plausibly deliverable (`local@domain.tld`), else `None`.
+///
+/// Deliberately stricter than RFC 5322: quoted local parts and IP-literal domains are never
+/// enrichable, so looking them up would only spend money.
+pub fn normalize_email(raw: &str) -> Option<String> {
+    let email = raw.trim().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()));
+    (local_ok && domain_ok).then_some(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_addresses_and_lowercases_them() {
+        assert_eq!(normalize_email(" Alex@ClearBit.com "), Some("alex@clearbit.com".into()));
+        assert_eq!(
+            normalize_email("first.last+tag@mail.example.co.uk"),
+            Some("first.last+tag@mail.example.co.uk".into())
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_addresses() {
+        for bad in [
+            "",
+            "alex",
+            "alex@",
+            "@clearbit.com",
+            "alex@clearbit",
+            "alex@@clearbit.com",
+            "al ex@clearbit.com",
+            "alex@clear_bit.com",
+            ".alex@clearbit.com",
+            "alex..m@clearbit.com",
+            "alex@-clearbit.com",
+            "alex@clearbit.c",
+            "alex@1.2.3.4",
+            "a@b@c.com",
+        ] {
+            assert_eq!(normalize_email(bad), None, "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn lookup_key_says_why_there_is_none() {
+        let mut user =
+            UserRecord { identity: "u1".into(), user_id: None, email: None, ip: None, last_seen: Utc::now() };
+        assert_eq!(user.lookup_key(KeyKind::Email), Err(SkipReason::NoEmail));
+        assert_eq!(user.lookup_key(KeyKind::Ip), Err(SkipReason::NoIp));
+        user.email = Some("not-an-email".into());
+        assert_eq!(user.lookup_key(KeyKind::Email), Err(SkipReason::MalformedEmail));
+        user.email = Some("A@B.io".into());
+        assert_eq!(user.lookup_key(KeyKind::Email), Ok(LookupKey::Email("a@b.io".into())));
+    }
+}

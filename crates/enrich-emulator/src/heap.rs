@@ -1,0 +1,173 @@
+//! The Heap Add User Properties look-alike: validates requests as Heap does and keeps the merged user
+//! properties, so tests can check what a sync wrote.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use crate::{HeapRequest, HeapUser, Scripted, lock, status_code};
+
+const MAX_USERS_PER_REQUEST: usize = 1000;
+const MAX_IDENTITY_CHARS: usize = 255;
+/// Property strings must be shorter than this.
+const VALUE_CHARS_LIMIT: usize = 1024;
+
+#[derive(Debug)]
+pub(crate) struct Heap {
+    app_id: String,
+    book: Mutex<Book>,
+}
+
+/// What the server remembers between requests.
+#[derive(Debug, Default)]
+struct Book {
+    scripts: VecDeque<Scripted>,
+    requests: Vec<HeapRequest>,
+    users: BTreeMap<String, Map<String, Value>>,
+}
+
+impl Heap {
+    pub(crate) fn new(app_id: String) -> Heap {
+        Heap { app_id, book: Mutex::default() }
+    }
+
+    pub(crate) fn script(&self, answers: Vec<Scripted>) {
+        lock(&self.book).scripts.extend(answers);
+    }
+
+    pub(crate) fn requests(&self) -> Vec<HeapRequest> {
+        lock(&self.book).requests.clone()
+    }
+
+    pub(crate) fn users(&self) -> BTreeMap<String, Map<String, Value>> {
+        lock(&self.book).users.clone()
+    }
+
+    /// Heap's normal handling: validate, then record and merge, or refuse with 400 and keep nothing.
+    fn accept(&self, body: &[u8]) -> Response {
+        let request = match parse_request(body, &self.app_id) {
+            Ok(request) => request,
+            Err(problem) => return (StatusCode::BAD_REQUEST, problem).into_response(),
+        };
+        let mut book = lock(&self.book);
+        for user in &request.users {
+            book.users.entry(user.identity.clone()).or_default().extend(user.properties.clone());
+        }
+        book.requests.push(request);
+        StatusCode::OK.into_response()
+    }
+}
+
+pub(crate) fn router(heap: Arc<Heap>, body_limit: usize) -> Router {
+    Router::new()
+        .route("/api/add_user_properties", post(add_user_properties))
+        .route("/_emulator/requests", get(request_log))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(heap)
+}
+
+async fn add_user_properties(State(heap): State<Arc<Heap>>, body: Bytes) -> Response {
+    let mut scripted = lock(&heap.book).scripts.pop_front();
+    loop {
+        return match scripted {
+            Some(Scripted::Delay(pause, then)) => {
+                tokio::time::sleep(pause).await;
+                scripted = Some(*then);
+                continue;
+            }
+            Some(Scripted::Status(status)) => reason_phrase(status),
+            Some(Scripted::RateLimit400) => reason_phrase(400),
+            Some(Scripted::Body(status, body)) => (status_code(status), body).into_response(),
+            Some(Scripted::Found) | None => heap.accept(&body),
+        };
+    }
+}
+
+fn reason_phrase(status: u16) -> Response {
+    let status = status_code(status);
+    (status, status.canonical_reason().unwrap_or("Error")).into_response()
+}
+
+async fn request_log(State(heap): State<Arc<Heap>>) -> Json<Vec<HeapRequest>> {
+    Json(heap.requests())
+}
+
+/// Reads either form (single `{app_id, identity, properties}` or bulk `{app_id, users}`), or names what
+/// Heap would reject.
+fn parse_request(body: &[u8], app_id: &str) -> Result<HeapRequest, String> {
+    let request: Value = serde_json::from_slice(body).map_err(|error| format!("Malformed JSON: {error}"))?;
+    let Value::Object(mut request) = request else {
+        return Err("The request body must be a JSON object".to_owned());
+    };
+    let given_app_id = match request.get("app_id") {
+        Some(Value::String(given)) => given.clone(),
+        Some(Value::Number(given)) => given.to_string(),
+        _ => return Err("app_id is required".to_owned()),
+    };
+    if given_app_id != app_id {
+        return Err(format!("Invalid app_id: {given_app_id}"));
+    }
+    let users = match request.remove("users") {
+        None => vec![parse_user(Value::Object(request))?],
+        Some(Value::Array(users)) if users.is_empty() => return Err("users must not be empty".to_owned()),
+        Some(Value::Array(users)) if users.len() > MAX_USERS_PER_REQUEST => {
+            return Err(format!(
+                "Too many users: {} in one request, at most {MAX_USERS_PER_REQUEST} are allowed",
+                users.len()
+            ));
+        }
+        Some(Value::Array(users)) => users
+            .into_iter()
+            .enumerate()
+            .map(|(index, user)| parse_user(user).map_err(|problem| format!("users[{index}]: {problem}")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("users must be an array".to_owned()),
+    };
+    Ok(HeapRequest { app_id: given_app_id, users })
+}
+
+fn parse_user(user: Value) -> Result<HeapUser, String> {
+    let Value::Object(mut user) = user else {
+        return Err("a user must be an object".to_owned());
+    };
+    let identity = match user.remove("identity") {
+        Some(Value::String(identity)) if identity.is_empty() => return Err("identity is empty".to_owned()),
+        Some(Value::String(identity)) if identity.chars().count() > MAX_IDENTITY_CHARS => {
+            return Err(format!("identity is longer than {MAX_IDENTITY_CHARS} characters"));
+        }
+        Some(Value::String(identity)) => identity,
+        Some(_) => return Err("identity must be a string".to_owned()),
+        None => return Err("identity is required".to_owned()),
+    };
+    let Some(Value::Object(properties)) = user.remove("properties") else {
+        return Err("properties must be an object".to_owned());
+    };
+    for (key, value) in &properties {
+        check_property(key, value)?;
+    }
+    Ok(HeapUser { identity, properties })
+}
+
+fn check_property(key: &str, value: &Value) -> Result<(), String> {
+    if key.eq_ignore_ascii_case("id") {
+        return Err(format!("property {key:?} is reserved"));
+    }
+    match value {
+        Value::Number(_) => Ok(()),
+        Value::String(text) if text.chars().count() < VALUE_CHARS_LIMIT => Ok(()),
+        Value::String(_) => {
+            Err(format!("property {key:?} must be shorter than {VALUE_CHARS_LIMIT} characters"))
+        }
+        Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
+            Err(format!("property {key:?} must be a number or a string, not {value}"))
+        }
+    }
+}

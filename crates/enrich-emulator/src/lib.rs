@@ -1,0 +1,227 @@
+//! Loopback look-alikes of Clearbit's Enrichment API and Heap's Add User Properties API, for enrich's demo,
+//! end-to-end tests and benchmarks.
+//!
+//! Both servers follow what `EXTERNAL-APIS.md` records about the real services: Clearbit's authentication,
+//! status codes, error bodies, billing and rate-limit headers, with its real sample records for a few
+//! addresses and deterministic generated ones for every other; Heap's validation rules and property
+//! merging. Tests can script answers and read back every request.
+//!
+//! Connectors must never depend on this crate: they reach it only through the base URLs they are
+//! configured with, exactly as they reach the real services.
+
+mod clearbit;
+mod generate;
+mod heap;
+mod samples;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clearbit::Clearbit;
+use crate::heap::Heap;
+
+/// How the emulated services behave.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// The secret key Clearbit accepts.
+    pub clearbit_key: String,
+    /// The only `app_id` Heap accepts.
+    pub heap_app_id: String,
+    /// Added before every Clearbit answer, to stand in for the real service's lookup time.
+    pub latency: Duration,
+    /// Share of generated (non-sample) emails Clearbit does not know and answers 404.
+    pub not_found_share: f64,
+    /// After this many billed lookups, Clearbit answers 402 to any email it has not billed yet.
+    pub quota: Option<u64>,
+    /// Reported in `X-RateLimit-Limit`; not enforced.
+    pub rate_limit_per_minute: u32,
+    /// Heap answers 413 Payload Too Large to request bodies over this many bytes. Heap documents no
+    /// limit; 16 MiB holds 1000 fully enriched users several times over.
+    pub heap_body_limit: usize,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> EmulatorConfig {
+        EmulatorConfig {
+            clearbit_key: "sk_emulator_secret".to_owned(),
+            heap_app_id: "1234567890".to_owned(),
+            latency: Duration::ZERO,
+            not_found_share: 0.15,
+            quota: None,
+            rate_limit_per_minute: 600,
+            heap_body_limit: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// An answer a test scripts in place of the normal one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scripted {
+    /// This status with the body the service sends with it (Clearbit: its JSON error body for the code,
+    /// e.g. `queued` for 202; Heap: the status' reason phrase).
+    Status(u16),
+    /// This status with exactly this body, e.g. malformed JSON.
+    Body(u16, String),
+    /// Clearbit: the record (sample or generated) with 200, whatever the email, quota or not-found share
+    /// would say. Heap: normal handling.
+    Found,
+    /// Clearbit's 400 `rate_limit` answer ("Limit is 5 concurrent requests"); a plain 400 from Heap.
+    RateLimit400,
+    /// Waits, then gives the wrapped answer.
+    Delay(Duration, Box<Scripted>),
+}
+
+/// One request the Clearbit server received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClearbitRequest {
+    /// The endpoint asked, e.g. `/v2/combined/find`.
+    pub path: String,
+    /// The `email` asked for, lowercased; for company lookups, the `domain`.
+    pub email: String,
+    /// Whether the request carried the configured key.
+    pub authorized: bool,
+    /// The raw `Authorization` header, so tests can check what was sent; left out of the JSON log.
+    #[serde(skip_serializing)]
+    pub authorization: Option<String>,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+/// One request the Heap server accepted, in bulk form whichever form it came in.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeapRequest {
+    pub app_id: String,
+    pub users: Vec<HeapUser>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeapUser {
+    pub identity: String,
+    pub properties: Map<String, Value>,
+}
+
+/// The running Clearbit and Heap servers. Dropping it stops them too, without waiting.
+#[derive(Debug)]
+pub struct Emulator {
+    clearbit_addr: SocketAddr,
+    heap_addr: SocketAddr,
+    clearbit: Arc<Clearbit>,
+    heap: Arc<Heap>,
+    /// Closing this channel tells both servers to stop.
+    stop: watch::Sender<()>,
+    servers: [JoinHandle<()>; 2],
+}
+
+impl Emulator {
+    /// Starts both servers on free loopback ports.
+    pub async fn start(config: EmulatorConfig) -> io::Result<Emulator> {
+        let any_loopback_port = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        Emulator::start_on(config, any_loopback_port, any_loopback_port).await
+    }
+
+    /// Starts both servers on the given loopback addresses; any other address is refused, as the
+    /// emulator has no business being reachable from elsewhere.
+    pub async fn start_on(
+        config: EmulatorConfig,
+        clearbit_addr: SocketAddr,
+        heap_addr: SocketAddr,
+    ) -> io::Result<Emulator> {
+        if let Some(outside) = [clearbit_addr, heap_addr].into_iter().find(|addr| !addr.ip().is_loopback()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{outside} is not a loopback address: the emulator only listens on 127.0.0.1 or ::1"),
+            ));
+        }
+        let clearbit_listener = TcpListener::bind(clearbit_addr).await?;
+        let heap_listener = TcpListener::bind(heap_addr).await?;
+        let clearbit_addr = clearbit_listener.local_addr()?;
+        let heap_addr = heap_listener.local_addr()?;
+
+        let heap = Arc::new(Heap::new(config.heap_app_id.clone()));
+        let heap_body_limit = config.heap_body_limit;
+        let clearbit = Arc::new(Clearbit::new(config));
+        let (stop, stopped) = watch::channel(());
+        let servers = [
+            spawn_server(clearbit_listener, clearbit::router(Arc::clone(&clearbit)), stopped.clone()),
+            spawn_server(heap_listener, heap::router(Arc::clone(&heap), heap_body_limit), stopped),
+        ];
+        Ok(Emulator { clearbit_addr, heap_addr, clearbit, heap, stop, servers })
+    }
+
+    /// The Clearbit base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    pub fn clearbit_url(&self) -> String {
+        format!("http://{}", self.clearbit_addr)
+    }
+
+    /// The Heap base URL, e.g. `http://127.0.0.1:41235` (no trailing slash).
+    pub fn heap_url(&self) -> String {
+        format!("http://{}", self.heap_addr)
+    }
+
+    /// Scripted answers for one email (or, for company lookups, domain), used in order before normal
+    /// behaviour resumes. Adds to any answers still scripted for it.
+    pub fn script_clearbit(&self, email: &str, answers: Vec<Scripted>) {
+        self.clearbit.script(email, answers);
+    }
+
+    /// Scripted answers for the next Heap requests (any body), in order.
+    pub fn script_heap(&self, answers: Vec<Scripted>) {
+        self.heap.script(answers);
+    }
+
+    /// Every request the Clearbit server answered, in the order it answered them.
+    pub fn clearbit_requests(&self) -> Vec<ClearbitRequest> {
+        self.clearbit.requests()
+    }
+
+    /// Every request the Heap server accepted, in order.
+    pub fn heap_requests(&self) -> Vec<HeapRequest> {
+        self.heap.requests()
+    }
+
+    /// Identity → properties, merged as Heap holds them (later values overwrite earlier ones).
+    pub fn heap_users(&self) -> BTreeMap<String, Map<String, Value>> {
+        self.heap.users()
+    }
+
+    /// Stops both servers, letting requests in flight finish.
+    pub async fn shutdown(self) {
+        let Emulator { stop, servers, .. } = self;
+        drop(stop);
+        for server in servers {
+            // A server task only fails if a handler panicked, which the test that caused it reports.
+            let _ = server.await;
+        }
+    }
+}
+
+fn spawn_server(listener: TcpListener, router: Router, mut stop: watch::Receiver<()>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        // `changed` fails once the sender is gone, which is the stop signal.
+        let stopped = async move { while stop.changed().await.is_ok() {} };
+        // axum retries failed accepts, so serving only ends on shutdown and never with an error.
+        let _ = axum::serve(listener, router).with_graceful_shutdown(stopped).await;
+    })
+}
+
+/// Locks shared state even if a handler panicked while holding it: one failing test must not wedge
+/// the emulator for the others.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Scripted codes are test input: an impossible one becomes a 500 rather than a panic.
+fn status_code(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}

@@ -1,0 +1,75 @@
+//! The `enrich` commands that need no network: validate, map, help, and their errors.
+
+mod support;
+
+use enrich_emulator::EmulatorConfig;
+use support::Workspace;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_accepts_a_good_file_and_lists_its_connections() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[]);
+    let run = workspace.enrich(&["validate"]).await;
+    run.success();
+    assert!(run.stdout.starts_with("enrich.yaml: valid, 1 connection"), "{run}");
+    assert!(run.stdout.contains("main: users from users.csv → clearbit → heap app 1234567890"), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_reports_every_problem_and_syncs_refuse_to_start() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    std::fs::write(
+        workspace.path("enrich.yaml"),
+        "connections:\n  main:\n    source: {type: clearbit, api_key: pk_live_abc}\n    sink: {type: heap, app_id: web}\n    users: {type: csv, path: nowhere.csv, email_property: email}\n",
+    )
+    .unwrap();
+    let run = workspace.enrich(&["validate"]).await;
+    run.failure();
+    let errors: Vec<&str> =
+        run.stderr.lines().filter(|line| line.starts_with("error: enrich.yaml: ")).collect();
+    assert_eq!(errors.len(), 3, "{run}");
+    assert!(run.stderr.contains("3 problems in enrich.yaml"), "{run}");
+    let sync = workspace.enrich(&["sync", "main"]).await;
+    sync.failure();
+    assert!(workspace.emulator.clearbit_requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_file_comes_from_the_flag_or_the_environment() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let missing = workspace.enrich(&["-c", "other.yaml", "validate"]).await;
+    missing.failure();
+    assert!(missing.stderr.contains("other.yaml: cannot read the config file"), "{missing}");
+    assert!(missing.stderr.contains("-c/--config"), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_connection_names_list_the_known_ones() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[]);
+    let run = workspace.enrich(&["sync", "mian"]).await;
+    run.failure();
+    assert!(
+        run.stderr.contains("no connection named `mian`") && run.stderr.contains("it defines: main"),
+        "{run}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn map_prints_the_heap_properties_of_a_response() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../connectors/clearbit/fixtures/combined-real-calvinklein-2016.json"
+    );
+    let run = workspace.enrich(&["map", "clearbit", fixture]).await;
+    run.success();
+    let properties: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(properties["Company Website URL"], "http://calvinklein.us");
+    assert!(properties.get("Clearbit: Date Last Checked").is_none());
+
+    std::fs::write(workspace.path("bad.json"), "{\"person\": ").unwrap();
+    let bad = workspace.enrich(&["map", "clearbit", "bad.json"]).await;
+    bad.failure();
+    assert!(bad.stderr.contains("bad.json is not a JSON document"), "{bad}");
+}

@@ -1,0 +1,173 @@
+//! What the end-to-end tests share: a workspace folder with a roster and a config file, the emulator,
+//! and a way to run the real `enrich` binary in it.
+
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::{DateTime, Duration, Utc};
+use enrich_emulator::{Emulator, EmulatorConfig};
+
+pub const KEY: &str = "sk_e2e_5f1d2c3b4a5968778695a4b3c2d1e0f9";
+pub const APP_ID: &str = "1234567890";
+
+/// One roster row.
+pub struct Row {
+    pub identity: String,
+    pub email: String,
+    pub last_seen: DateTime<Utc>,
+}
+
+pub fn row(identity: &str, email: &str, days_ago: i64) -> Row {
+    Row { identity: identity.into(), email: email.into(), last_seen: Utc::now() - Duration::days(days_ago) }
+}
+
+/// A folder with `enrich.yaml`, `users.csv` and the state folder, wired to an emulator.
+pub struct Workspace {
+    pub folder: tempfile::TempDir,
+    pub emulator: Emulator,
+}
+
+impl Workspace {
+    pub async fn start(config: EmulatorConfig) -> Self {
+        let emulator = Emulator::start(EmulatorConfig {
+            clearbit_key: KEY.into(),
+            heap_app_id: APP_ID.into(),
+            ..config
+        })
+        .await
+        .expect("the emulator starts");
+        let workspace = Self { folder: tempfile::tempdir().unwrap(), emulator };
+        workspace.write_config("");
+        workspace
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.folder.path().join(name)
+    }
+
+    /// Writes the config of connection `main`, with `extra_source` lines added under `source:`.
+    pub fn write_config(&self, extra_source: &str) {
+        let config = format!(
+            "connections:
+  main:
+    source:
+      type: clearbit
+      api_key: ${{CLEARBIT_API_KEY}}
+      base_url: {clearbit}
+      retry_delay: 5ms
+      pending_delay: 5ms
+{extra_source}
+    sink:
+      type: heap
+      app_id: \"{APP_ID}\"
+      base_url: {heap}
+      retry_delay: 5ms
+    users:
+      type: csv
+      path: users.csv
+      email_property: email
+",
+            clearbit = self.emulator.clearbit_url(),
+            heap = self.emulator.heap_url(),
+        );
+        std::fs::write(self.path("enrich.yaml"), config).unwrap();
+    }
+
+    pub fn write_roster(&self, rows: &[Row]) {
+        let mut csv = String::from("identity,last_seen,email,plan\n");
+        for row in rows {
+            let _ = writeln!(csv, "{},{},{},pro", row.identity, row.last_seen.to_rfc3339(), row.email);
+        }
+        std::fs::write(self.path("users.csv"), csv).unwrap();
+    }
+
+    /// Runs `enrich ARGS` in the folder with the key in the environment.
+    pub async fn enrich(&self, args: &[&str]) -> Run {
+        self.enrich_with(args, KEY, None).await
+    }
+
+    /// Runs `enrich ARGS` with another key, or with `ENRICH_LOG` set to the given filter.
+    pub async fn enrich_with(&self, args: &[&str], key: &str, log: Option<&str>) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_enrich"));
+        command
+            .args(args)
+            .current_dir(self.folder.path())
+            .env("CLEARBIT_API_KEY", key)
+            .env_remove("ENRICH_CONFIG")
+            .env_remove("ENRICH_LOG");
+        if let Some(filter) = log {
+            command.env("ENRICH_LOG", filter);
+        }
+        let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap();
+        Run::from(output)
+    }
+
+    /// Every file of the state folder, concatenated, to search for what must never be stored.
+    pub fn state_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        collect_files(&self.path(".enrich"), &mut bytes);
+        bytes
+    }
+}
+
+fn collect_files(folder: &Path, bytes: &mut Vec<u8>) {
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(&path, bytes);
+        } else {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+}
+
+/// What one run of the binary printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn success(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "enrich failed:\n{self}");
+        self
+    }
+
+    pub fn failure(&self) -> &Self {
+        assert_eq!(self.code, Some(1), "enrich should have failed:\n{self}");
+        self
+    }
+
+    /// The figure a sync summary shows for `label`.
+    pub fn figure(&self, label: &str) -> u64 {
+        self.stdout
+            .lines()
+            .find_map(|line| {
+                let line = line.trim();
+                let value = line.strip_prefix(label)?.trim();
+                value.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("no `{label}` figure in:\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}

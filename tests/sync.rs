@@ -1,0 +1,240 @@
+//! `enrich sync` end to end: the real binary against the emulated Clearbit and Heap, configured only
+//! through the config file a user writes.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use enrich_emulator::{EmulatorConfig, Scripted};
+use serde_json::Value;
+use support::{KEY, Workspace, row};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enriches_users_seen_this_week_once_and_then_is_connected() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let mut rows = vec![
+        row("chris", "bchris@calvinklein.com", 1),
+        row("alex", "alex@alexmaccaw.com", 2),
+        row("alex-again", "Alex@AlexMacCaw.com", 3), // shares alex's email: one lookup
+        row("stale", "stale.user@acme-industries.com", 9),
+        row("no-email", "", 1),
+        row("malformed", "not-an-email", 1),
+        row("role", "info@acme-industries.com", 1), // Clearbit answers 422
+    ];
+    rows.extend(
+        (0..40).map(|i| row(&format!("user-{i}"), &format!("person{i}@company{}.com", i % 7), i % 6)),
+    );
+    workspace.write_roster(&rows);
+
+    // Traced, so that the key's absence is checked in every log line of every crate.
+    let first = workspace.enrich_with(&["sync", "main"], KEY, Some("trace")).await;
+    first.success();
+
+    let asked: Vec<String> = workspace.emulator.clearbit_requests().into_iter().map(|r| r.email).collect();
+    let distinct: BTreeSet<&String> = asked.iter().collect();
+    assert_eq!(asked.len(), distinct.len(), "one lookup per email: {asked:?}");
+    assert_eq!(asked.len(), 40 + 3, "40 generated users, chris, alex and the role mailbox");
+    assert!(!asked.iter().any(|email| email.starts_with("stale")), "a user seen 9 days ago is not due");
+    assert!(
+        workspace
+            .emulator
+            .clearbit_requests()
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {KEY}"))),
+        "every lookup carries the secret key"
+    );
+    assert_eq!(first.figure("users read"), rows.len() as u64);
+    assert_eq!(first.figure("looked up"), 43);
+    assert_eq!(first.figure("invalid"), 1);
+
+    let requests = workspace.emulator.heap_requests();
+    assert!(requests.iter().all(|request| request.users.len() <= 1000 && request.app_id == support::APP_ID));
+    let heap = workspace.emulator.heap_users();
+    let chris = &heap["chris"];
+    assert_eq!(chris["Company Website URL"], Value::from("http://calvinklein.us"));
+    assert!(chris.contains_key("Clearbit: Date Last Checked"));
+    assert_eq!(heap["alex"], heap["alex-again"]);
+    assert!(!heap.contains_key("stale") && !heap.contains_key("no-email") && !heap.contains_key("role"));
+    for (identity, properties) in &heap {
+        for (name, value) in properties {
+            assert!(!name.eq_ignore_ascii_case("id"), "{identity} has an `id` property");
+            match value {
+                Value::Number(_) => {}
+                Value::String(text) => assert!(text.chars().count() < 1024, "{identity}.{name} is too long"),
+                other => panic!("{identity}.{name} is {other}, which Heap refuses"),
+            }
+        }
+    }
+    let written = first.figure("written");
+    assert_eq!(written, heap.len() as u64);
+    assert_eq!(written, first.figure("found") + first.figure("not found"));
+
+    let second = workspace.enrich(&["sync", "main"]).await;
+    second.success();
+    assert_eq!(second.figure("looked up"), 0);
+    assert_eq!(workspace.emulator.clearbit_requests().len(), 43, "the second sync asks Clearbit nothing");
+
+    let status = workspace.enrich(&["status"]).await;
+    status.success();
+    assert!(status.stdout.starts_with("main: Connected"), "{status}");
+    let json = workspace.enrich(&["status", "main", "--format", "json"]).await;
+    let json: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["connections"][0]["status"], "Connected");
+
+    for run in [&first, &second, &status] {
+        assert!(!run.stdout.contains(KEY) && !run.stderr.contains(KEY), "the key leaked:\n{run}");
+    }
+    let state = workspace.state_bytes();
+    assert!(
+        !state.windows(KEY.len()).any(|window| window == KEY.as_bytes()),
+        "the key is in the state folder"
+    );
+    assert!(
+        !state.windows(b"calvinklein.com".len()).any(|window| window == b"calvinklein.com"),
+        "emails are not kept in the state folder"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_for_data_until_a_first_user_is_found() {
+    let workspace =
+        Workspace::start(EmulatorConfig { not_found_share: 1.0, ..EmulatorConfig::default() }).await;
+    workspace.write_roster(&[row("u1", "nobody@unknown-firm.com", 0)]);
+    let before = workspace.enrich(&["status"]).await;
+    assert!(before.stdout.starts_with("main: Waiting For Data"), "{before}");
+    workspace.enrich(&["sync", "main"]).await.success();
+    let after = workspace.enrich(&["status"]).await;
+    assert!(after.stdout.starts_with("main: Waiting For Data"), "nothing found yet: {after}");
+    let heap = workspace.emulator.heap_users();
+    assert_eq!(
+        heap["u1"].keys().collect::<Vec<_>>(),
+        vec!["Clearbit: Date Last Checked"],
+        "checked, nothing found"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_in_batches_of_at_most_a_thousand() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let rows: Vec<_> =
+        (0..2300).map(|i| row(&format!("u{i}"), &format!("p{i}@firm{}.io", i % 50), 0)).collect();
+    workspace.write_roster(&rows);
+    workspace.enrich(&["sync", "main"]).await.success();
+    let sizes: Vec<usize> =
+        workspace.emulator.heap_requests().iter().map(|request| request.users.len()).collect();
+    assert!(sizes.iter().all(|&size| size <= 1000), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 2300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_heap_finds_too_large_is_split_until_it_fits() {
+    let limit = 40 * 1024;
+    let workspace =
+        Workspace::start(EmulatorConfig { heap_body_limit: limit, ..EmulatorConfig::default() }).await;
+    let rows: Vec<_> =
+        (0..300).map(|i| row(&format!("u{i}"), &format!("p{i}@firm{}.io", i % 20), 0)).collect();
+    workspace.write_roster(&rows);
+    workspace.enrich(&["sync", "main"]).await.success();
+    let requests = workspace.emulator.heap_requests();
+    assert!(requests.len() > 1, "the batch of 300 was split");
+    assert_eq!(workspace.emulator.heap_users().len(), 300);
+    for request in requests {
+        assert!(serde_json::to_vec(&request).unwrap().len() < limit, "every accepted request fits");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_key_stops_the_run_with_one_clear_line() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[row("u1", "a@firm.io", 0), row("u2", "b@firm.io", 0)]);
+    let wrong = "sk_wrong_000000000000000000000000";
+    let run = workspace.enrich_with(&["sync", "main"], wrong, Some("debug")).await;
+    run.failure();
+    let last = run.stderr.lines().last().unwrap();
+    assert!(last.starts_with("error: main: ") && last.contains("401") && last.contains("api_key"), "{run}");
+    assert!(!run.stderr.contains(wrong) && !run.stdout.contains(wrong), "the key leaked: {run}");
+    assert!(workspace.emulator.heap_requests().is_empty());
+    let status = workspace.enrich(&["status"]).await;
+    assert!(status.stdout.starts_with("main: Error: "), "{status}");
+
+    // With the right key the next run succeeds and the status recovers.
+    workspace.enrich(&["sync", "main"]).await.success();
+    let status = workspace.enrich(&["status"]).await;
+    assert!(!status.stdout.contains("Error"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_quota_stops_lookups_but_keeps_what_was_found() {
+    let workspace = Workspace::start(EmulatorConfig { quota: Some(3), ..EmulatorConfig::default() }).await;
+    let rows: Vec<_> = (0..20).map(|i| row(&format!("u{i}"), &format!("p{i}@firm.io"), 0)).collect();
+    workspace.write_roster(&rows);
+    workspace.write_config("      max_concurrency: 1");
+    let run = workspace.enrich(&["sync", "main"]).await;
+    run.failure();
+    assert!(run.stderr.contains("402"), "{run}");
+    assert_eq!(
+        workspace.emulator.heap_users().len(),
+        3,
+        "the three looked up before the quota ran out are written"
+    );
+    assert!(workspace.emulator.clearbit_requests().len() < 20, "lookups stop at the first 402");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_answers_are_retried_and_pending_ones_wait_for_the_next_run() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.emulator.script_clearbit("busy@firm.io", vec![Scripted::Status(429), Scripted::Status(503)]);
+    workspace.emulator.script_clearbit("limited@firm.io", vec![Scripted::RateLimit400]);
+    workspace.emulator.script_clearbit("queued@firm.io", vec![Scripted::Status(202); 10]);
+    workspace.write_roster(&[
+        row("busy", "busy@firm.io", 0),
+        row("limited", "limited@firm.io", 0),
+        row("queued", "queued@firm.io", 0),
+    ]);
+    workspace.write_config("      pending_retries: 2");
+    let run = workspace.enrich(&["sync", "main"]).await;
+    run.success();
+    assert_eq!(run.figure("pending"), 1);
+    let heap = workspace.emulator.heap_users();
+    assert!(heap.contains_key("busy") && heap.contains_key("limited") && !heap.contains_key("queued"));
+    let asked =
+        |email: &str| workspace.emulator.clearbit_requests().iter().filter(|r| r.email == email).count();
+    assert_eq!(asked("busy@firm.io"), 3);
+    assert_eq!(asked("queued@firm.io"), 3, "asked, then re-asked twice");
+
+    // The pending user is asked again at the next run; the others are not.
+    let next = workspace.enrich(&["sync", "main"]).await;
+    next.success();
+    assert_eq!(next.figure("looked up"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_heap_refuses_is_failed_and_retried_next_run() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.emulator.script_heap(vec![Scripted::Body(400, "invalid app_id".into())]);
+    workspace.write_roster(&[row("u1", "a@firm.io", 0)]);
+    let run = workspace.enrich(&["sync", "main"]).await;
+    run.failure();
+    assert_eq!(run.figure("failed"), 1);
+    assert!(run.stderr.contains("invalid app_id"), "Heap's answer is shown: {run}");
+    let next = workspace.enrich(&["sync", "main"]).await;
+    next.success();
+    assert_eq!(next.figure("written"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_roster_rows_are_reported_by_line_and_skipped() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let csv = format!(
+        "identity,last_seen,email\nu1,{today},a@firm.io\nu2,yesterday-ish,b@firm.io\n,{today},c@firm.io\nu4,{today}\n"
+    );
+    std::fs::write(workspace.path("users.csv"), csv).unwrap();
+    let run = workspace.enrich(&["sync", "main"]).await;
+    run.success();
+    assert_eq!(run.figure("bad rows skipped"), 3);
+    for line in ["users.csv:3", "users.csv:4", "users.csv:5"] {
+        assert!(run.stderr.contains(line), "{line} is named: {run}");
+    }
+    assert_eq!(workspace.emulator.heap_users().len(), 1);
+}

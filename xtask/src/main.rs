@@ -1,0 +1,232 @@
+//! Project chores, run as `cargo xtask <task>` (the cargo-xtask pattern: plain Rust, no extra tools).
+//!
+//! - `demo`: the main job end to end on the emulator: starts emulated Clearbit and Heap on loopback,
+//!   writes a roster of a few hundred users, runs `enrich validate`, `enrich sync` (twice) and
+//!   `enrich status` on `config/demo.yaml` exactly as a user would, and shows what Heap received.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use chrono::{Duration, Utc};
+use enrich_emulator::{Emulator, EmulatorConfig};
+
+const DEMO_KEY: &str = "sk_demo_4c1e2f7a9b3d5e6f8a0b1c2d3e4f5a6b";
+
+fn main() -> anyhow::Result<()> {
+    let task = std::env::args().nth(1);
+    match task.as_deref() {
+        Some("demo") => tokio::runtime::Runtime::new()?.block_on(demo()),
+        _ => {
+            eprintln!("usage: cargo xtask demo\n\n  demo   run the main job end to end against the emulator");
+            std::process::exit(2)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+/// Builds the `enrich` binary and returns its path, as cargo reports it.
+fn build_enrich(root: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--package",
+            "enrich-cli",
+            "--bin",
+            "enrich",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!("building enrich failed");
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "enrich")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .context("cargo did not report the enrich executable")
+}
+
+async fn demo() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let enrich = build_enrich(&root)?;
+    let demo_dir = root.join("target/demo");
+    if demo_dir.exists() {
+        std::fs::remove_dir_all(&demo_dir).context("cannot clear target/demo")?;
+    }
+    std::fs::create_dir_all(&demo_dir)?;
+
+    let config = EmulatorConfig { clearbit_key: DEMO_KEY.into(), ..EmulatorConfig::default() };
+    let emulator = Emulator::start(config).await.context("cannot start the emulator")?;
+    println!("emulated Clearbit at {}, emulated Heap at {}", emulator.clearbit_url(), emulator.heap_url());
+
+    let roster = demo_roster();
+    std::fs::write(demo_dir.join("users.csv"), &roster.csv)?;
+    println!(
+        "wrote target/demo/users.csv: {} users, {} seen in the past week, {} without an email\n",
+        roster.users, roster.recent, roster.without_email
+    );
+
+    let run = |args: &[&str]| {
+        let mut command = Command::new(&enrich);
+        command
+            .current_dir(&root)
+            .args(["--config", "config/demo.yaml"])
+            .args(args)
+            .env("CLEARBIT_API_KEY", DEMO_KEY)
+            .env("EMULATOR_CLEARBIT_URL", emulator.clearbit_url())
+            .env("EMULATOR_HEAP_URL", emulator.heap_url());
+        let shown = format!("$ enrich --config config/demo.yaml {}", args.join(" "));
+        async move {
+            println!("{shown}");
+            let status = tokio::task::spawn_blocking(move || command.status()).await??;
+            println!();
+            anyhow::Ok(status)
+        }
+    };
+    if !run(&["validate"]).await?.success() {
+        bail!("config/demo.yaml is not valid");
+    }
+    let first = run(&["sync", "demo"]).await?;
+    print!("{}", heap_table(&emulator));
+    let second = run(&["sync", "demo"]).await?;
+    run(&["status"]).await?;
+    emulator.shutdown().await;
+    if !first.success() || !second.success() {
+        bail!("a demo sync failed");
+    }
+    Ok(())
+}
+
+struct Roster {
+    csv: String,
+    users: usize,
+    recent: usize,
+    without_email: usize,
+}
+
+/// A few hundred users as a Heap export would list them: most seen this week, some long ago, some
+/// anonymous, a few sharing a mailbox, and the people of Clearbit's real sample responses.
+fn demo_roster() -> Roster {
+    const FIRST: [&str; 12] =
+        ["ana", "ben", "chloe", "dev", "emma", "farid", "grace", "hiro", "ines", "jonas", "kara", "liam"];
+    const LAST: [&str; 10] =
+        ["silva", "okafor", "martin", "nguyen", "schmidt", "rossi", "kim", "haddad", "berg", "costa"];
+    const DOMAINS: [&str; 14] = [
+        "northwind.io",
+        "acmeanalytics.com",
+        "bluefinlabs.com",
+        "quantumleap.ai",
+        "harborfreight.co",
+        "pinecrest.health",
+        "ledgerline.finance",
+        "brightpath.edu",
+        "gmail.com",
+        "outlook.com",
+        "atlasrobotics.com",
+        "verdant.energy",
+        "copperkettle.shop",
+        "uber.com",
+    ];
+    let now = Utc::now();
+    let mut csv = String::from("identity,last_seen,email,plan\n");
+    let (mut users, mut recent, mut without_email) = (0, 0, 0);
+    let mut add = |identity: &str, days_ago: i64, email: &str| {
+        let seen = now - Duration::days(days_ago) - Duration::minutes(17 * users as i64 % 1440);
+        let _ = writeln!(
+            csv,
+            "{identity},{},{email},{}",
+            seen.to_rfc3339(),
+            ["free", "pro", "enterprise"][users % 3]
+        );
+        users += 1;
+        recent += usize::from(days_ago < 7);
+        without_email += usize::from(email.is_empty());
+    };
+    add("bchris@calvinklein.com", 0, "bchris@calvinklein.com");
+    add("alex@alexmaccaw.com", 1, "alex@alexmaccaw.com");
+    for i in 0..320 {
+        let first = FIRST[i % FIRST.len()];
+        let last = LAST[(i / FIRST.len()) % LAST.len()];
+        let domain = DOMAINS[(i * 7 + i / 5) % DOMAINS.len()];
+        // One in ten was last seen weeks ago: outside the default 7-day window.
+        let days_ago = if i % 10 == 9 { 10 + (i % 40) as i64 } else { (i % 7) as i64 };
+        match i % 25 {
+            // Anonymous visitors: Heap knows them by a generated identity only.
+            3 | 17 => add(&format!("anon-{i:04}"), days_ago, ""),
+            // A shared team mailbox: one lookup serves every user behind it.
+            11 => add(&format!("user-{i:04}"), days_ago, "team@northwind.io"),
+            _ => {
+                let email = format!("{first}.{last}{i}@{domain}");
+                add(&email, days_ago, &email);
+            }
+        }
+    }
+    add("user-9001", 0, "info@northwind.io"); // a role mailbox: Clearbit refuses it
+    add("user-9002", 0, "not-an-email"); // malformed: never looked up
+    Roster { csv, users, recent, without_email }
+}
+
+/// A table of what the emulated Heap holds: a few users, then how they spread over industries.
+fn heap_table(emulator: &Emulator) -> String {
+    let users = emulator.heap_users();
+    let requests = emulator.heap_requests();
+    let mut out = format!("Heap received {} request(s) carrying {} users:\n", requests.len(), users.len());
+    let columns = ["Company Name", "Company Industry", "Company Employees Range", "Person Job Title"];
+    let text = |properties: &serde_json::Map<String, serde_json::Value>, name: &str| {
+        properties
+            .get(name)
+            .map_or_else(|| "-".to_owned(), |value| value.as_str().map_or(value.to_string(), str::to_owned))
+    };
+    let _ = writeln!(
+        out,
+        "  {:<34} {:<22} {:<34} {:<10} {}",
+        "identity", columns[0], columns[1], "Employees", columns[3]
+    );
+    for (identity, properties) in users.iter().filter(|(_, p)| p.contains_key("Company Name")).take(8) {
+        let _ = writeln!(
+            out,
+            "  {:<34} {:<22} {:<34} {:<10} {}",
+            clip(identity, 34),
+            clip(&text(properties, columns[0]), 22),
+            clip(&text(properties, columns[1]), 34),
+            text(properties, columns[2]),
+            clip(&text(properties, columns[3]), 40)
+        );
+    }
+    let mut industries: BTreeMap<String, usize> = BTreeMap::new();
+    for properties in users.values() {
+        *industries.entry(text(properties, "Company Industry")).or_default() += 1;
+    }
+    let mut industries: Vec<_> = industries.into_iter().collect();
+    industries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let _ = writeln!(out, "\n  users by Company Industry (- = no company found):");
+    for (industry, count) in industries {
+        let _ = writeln!(out, "  {count:>5}  {industry}");
+    }
+    let example = users.values().map(serde_json::Map::len).max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "\n  the richest user carries {example} properties, `Clearbit: Date Last Checked` included\n"
+    );
+    out
+}
+
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        let cut: String = text.chars().take(width - 1).collect();
+        format!("{cut}…")
+    }
+}
