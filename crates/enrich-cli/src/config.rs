@@ -247,16 +247,17 @@ fn connection(
 }
 
 /// Types one section and validates it; problems get the section's name as a prefix.
-fn section<T: DeserializeOwned>(
+fn section<T: DeserializeOwned + Typed>(
     name: &str,
     value: Value,
     problems: &mut Vec<FieldError>,
     validate: impl Fn(&T) -> Vec<FieldError>,
 ) -> Option<T> {
     let prefixed = |problem: FieldError| {
+        let message = explain(name, T::TYPES, &problem);
         let field =
             if problem.field.is_empty() { name.to_owned() } else { format!("{name}.{}", problem.field) };
-        FieldError { field, message: problem.message }
+        FieldError { field, message }
     };
     match typed::<T>(value) {
         Ok(config) => {
@@ -269,6 +270,31 @@ fn section<T: DeserializeOwned>(
             problems.push(prefixed(problem));
             None
         }
+    }
+}
+
+/// A section whose variants are chosen by `type:`; lists the types it knows for error messages.
+pub trait Typed {
+    const TYPES: &'static [&'static str];
+}
+
+impl Typed for ScheduleConfig {
+    const TYPES: &'static [&'static str] = &[];
+}
+
+/// serde's message, reworded where it speaks of Rust rather than of the config file.
+fn explain(section: &str, types: &[&str], problem: &FieldError) -> String {
+    let known = || types.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+    let message = &problem.message;
+    if problem.field == "type" && message.starts_with("unknown variant") {
+        let given = message.split('`').nth(1).unwrap_or_default();
+        format!("unknown {section} type `{given}`; the known {section} types are {}", known())
+    } else if problem.field.is_empty() && message == "missing field `type`" && !types.is_empty() {
+        format!("missing `type`; the known {section} types are {}", known())
+    } else if message.ends_with("expected a duration") {
+        format!("{message} such as 30s, 15m, 24h or 7d")
+    } else {
+        message.clone()
     }
 }
 

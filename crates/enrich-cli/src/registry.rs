@@ -9,7 +9,7 @@ use enrich_core::{Connection, ConnectorError, FieldError, Sink, Source, UserDire
 use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
 use serde::Deserialize;
 
-use crate::config::ConnectionConfig;
+use crate::config::{ConnectionConfig, Typed};
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -27,6 +27,18 @@ pub enum SinkConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UsersConfig {
     Csv(CsvUsersConfig),
+}
+
+impl Typed for SourceConfig {
+    const TYPES: &'static [&'static str] = &["clearbit"];
+}
+
+impl Typed for SinkConfig {
+    const TYPES: &'static [&'static str] = &["heap"];
+}
+
+impl Typed for UsersConfig {
+    const TYPES: &'static [&'static str] = &["csv"];
 }
 
 impl SourceConfig {
@@ -91,4 +103,25 @@ pub fn build_connection(config: &ConnectionConfig, folder: &Path) -> Result<Conn
         users: config.users.build(folder),
         schedule: config.schedule,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lists in error messages must name exactly the types serde accepts.
+    fn check_types<T: Typed + serde::de::DeserializeOwned + std::fmt::Debug>() {
+        let error = serde_yaml::from_str::<T>("type: no-such-type").unwrap_err().to_string();
+        for name in T::TYPES {
+            assert!(error.contains(&format!("`{name}`")), "{name} is not a variant: {error}");
+        }
+        assert_eq!(error.matches('`').count() / 2 - 1, T::TYPES.len(), "a variant is not listed: {error}");
+    }
+
+    #[test]
+    fn type_lists_match_the_variants() {
+        check_types::<SourceConfig>();
+        check_types::<SinkConfig>();
+        check_types::<UsersConfig>();
+    }
 }

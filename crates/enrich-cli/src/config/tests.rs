@@ -96,7 +96,7 @@ fn every_problem_is_reported_at_once_with_connection_and_field() {
         "connections.clearbit-heap.source.api_key",
         "connections.clearbit-heap.sink.app_id",
         "connections.clearbit-heap.users: unknown field `colour`",
-        "connections.clearbit-heap.schedule.every",
+        "connections.clearbit-heap.schedule.every: invalid value: string \"often\", expected a duration such as 30s",
     ];
     for expected in expect {
         assert!(found.iter().any(|problem| problem.contains(expected)), "{expected} missing from {found:#?}");
@@ -120,13 +120,19 @@ fn a_missing_users_file_is_named() {
 fn unknown_types_list_the_known_ones() {
     let found =
         problems(&GOOD.replace("type: clearbit", "type: hubspot").replace("type: heap", "type: amplitude"));
-    assert!(
-        found.iter().any(|p| p.contains("connections.clearbit-heap.source") && p.contains("`clearbit`")),
-        "{found:#?}"
+    assert_eq!(
+        found,
+        [
+            "enrich.yaml: connections.clearbit-heap.source.type: unknown source type `hubspot`; \
+             the known source types are `clearbit`",
+            "enrich.yaml: connections.clearbit-heap.sink.type: unknown sink type `amplitude`; \
+             the known sink types are `heap`",
+        ]
     );
-    assert!(
-        found.iter().any(|p| p.contains("connections.clearbit-heap.sink") && p.contains("`heap`")),
-        "{found:#?}"
+    let found = problems(&GOOD.replace("      type: heap\n", ""));
+    assert_eq!(
+        found,
+        ["enrich.yaml: connections.clearbit-heap.sink: missing `type`; the known sink types are `heap`"]
     );
 }
 
