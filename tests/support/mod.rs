@@ -50,6 +50,11 @@ impl Workspace {
 
     /// Writes the config of connection `main`, with `extra_source` lines added under `source:`.
     pub fn write_config(&self, extra_source: &str) {
+        self.write_config_with(extra_source, "");
+    }
+
+    /// Writes the config of connection `main` with extra `source:` lines and extra connection sections.
+    pub fn write_config_with(&self, extra_source: &str, extra_sections: &str) {
         let config = format!(
             "connections:
   main:
@@ -69,7 +74,7 @@ impl Workspace {
       type: csv
       path: users.csv
       email_property: email
-",
+{extra_sections}",
             clearbit = self.emulator.clearbit_url(),
             heap = self.emulator.heap_url(),
         );
@@ -89,15 +94,22 @@ impl Workspace {
         self.enrich_with(args, KEY, None).await
     }
 
-    /// Runs `enrich ARGS` with another key, or with `ENRICH_LOG` set to the given filter.
-    pub async fn enrich_with(&self, args: &[&str], key: &str, log: Option<&str>) -> Run {
+    /// The command `enrich ARGS` in the folder, with the key in the environment, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_enrich"));
         command
             .args(args)
             .current_dir(self.folder.path())
-            .env("CLEARBIT_API_KEY", key)
+            .env("CLEARBIT_API_KEY", KEY)
             .env_remove("ENRICH_CONFIG")
             .env_remove("ENRICH_LOG");
+        command
+    }
+
+    /// Runs `enrich ARGS` with another key, or with `ENRICH_LOG` set to the given filter.
+    pub async fn enrich_with(&self, args: &[&str], key: &str, log: Option<&str>) -> Run {
+        let mut command = self.command(args);
+        command.env("CLEARBIT_API_KEY", key);
         if let Some(filter) = log {
             command.env("ENRICH_LOG", filter);
         }

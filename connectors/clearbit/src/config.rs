@@ -8,6 +8,8 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::selection::{PropertiesConfig, PropertySelection};
+
 /// Where Clearbit's Enrichment API answers person and combined lookups.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://person.clearbit.com";
 
@@ -38,6 +40,10 @@ pub struct ClearbitConfig {
     /// The first pause between retries; it grows exponentially, with jitter, up to 30 seconds.
     #[serde(default = "default_retry_delay", with = "humantime_serde")]
     pub retry_delay: Duration,
+    /// Which attributes this connection writes, and under which names; by default every attribute,
+    /// under the catalogue's names.
+    #[serde(default)]
+    pub properties: PropertiesConfig,
 }
 
 fn default_timeout() -> Duration {
@@ -72,6 +78,11 @@ impl ClearbitConfig {
 
     /// Every problem in this config, all at once. Messages never quote the key.
     pub fn validate(&self) -> Vec<FieldError> {
+        self.selection().err().unwrap_or_default()
+    }
+
+    /// The compiled property selection of a config without problems; else every problem, never empty.
+    pub(crate) fn selection(&self) -> Result<PropertySelection, Vec<FieldError>> {
         let mut errors = Vec::new();
         if let Some(problem) = api_key_problem(self.api_key.expose_secret()) {
             errors.push(FieldError::new("api_key", problem));
@@ -85,7 +96,16 @@ impl ClearbitConfig {
         if self.timeout.is_zero() {
             errors.push(FieldError::new("timeout", "must be longer than zero, such as 20s"));
         }
-        errors
+        match PropertySelection::new(&self.properties) {
+            Ok(selection) if errors.is_empty() => return Ok(selection),
+            Ok(_) => {}
+            Err(problems) => errors.extend(
+                problems
+                    .into_iter()
+                    .map(|problem| FieldError::new(format!("properties.{}", problem.field), problem.message)),
+            ),
+        }
+        Err(errors)
     }
 }
 
@@ -163,6 +183,26 @@ mod tests {
         let config = config(problems);
         let fields: Vec<_> = config.validate().into_iter().map(|error| error.field).collect();
         assert_eq!(fields, ["api_key", "base_url", "max_concurrency", "timeout"]);
+    }
+
+    #[test]
+    fn property_selection_problems_are_reported_under_properties() {
+        let properties = json!({
+            "include": ["company.*", "company.metrics.employeeRange"],
+            "rename": { "company.metrics.employeesRange": "" },
+        });
+        let errors = config(json!({ "api_key": "sk_secret987", "properties": properties })).validate();
+        let fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
+        assert_eq!(fields, ["properties.include[1]", "properties.rename.company.metrics.employeesRange"]);
+        assert!(errors.iter().all(|error| !error.message.contains("secret987")), "{errors:?}");
+    }
+
+    #[test]
+    fn the_selection_is_everything_by_default_and_refused_fields_are_named() {
+        assert_eq!(config(json!({})).properties, PropertiesConfig::default());
+        let fields = json!({ "api_key": "sk_x", "properties": { "includes": ["company.*"] } });
+        let error = serde_json::from_value::<ClearbitConfig>(fields).unwrap_err();
+        assert!(error.to_string().contains("includes"), "{error}");
     }
 
     #[test]

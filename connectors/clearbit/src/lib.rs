@@ -1,16 +1,22 @@
 //! The Clearbit Enrichment source of enrich: looks users up by email in Clearbit's combined
-//! (person and company) endpoint and maps every attribute of the answer to a human-readable property.
+//! (person and company) endpoint and maps every attribute of the answer to a human-readable property,
+//! named by its catalogue (or derived from the attribute's path when the catalogue does not know it),
+//! for the attributes each connection selects.
 //!
 //! It speaks Clearbit's HTTP API (status codes, error bodies, concurrency limit, queued lookups,
 //! retries with backoff) and implements [`enrich_core::Source`]. It must not depend on the CLI, on YAML
 //! or on the emulator: the config is any serde format, and the base URL is whatever host answers.
 
 mod answer;
+mod catalogue;
 mod config;
 mod mapping;
 mod naming;
+mod selection;
 mod source;
 
+pub use catalogue::catalogue;
 pub use config::ClearbitConfig;
-pub use mapping::{Mapping, map_combined};
+pub use mapping::map_combined;
+pub use selection::{PropertiesConfig, PropertySelection};
 pub use source::ClearbitSource;

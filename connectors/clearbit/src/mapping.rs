@@ -1,47 +1,73 @@
 //! From a combined `{person, company}` response to properties an analytics tool accepts.
 //!
-//! Every non-null attribute becomes one property, known or not: nested objects are walked, so an
-//! attribute Clearbit adds tomorrow still comes through under a name derived from its path. Values
-//! become numbers or strings below the length limit, nothing else.
+//! Every non-null attribute the connection selects becomes one property, known or not: nested objects
+//! are walked, so an attribute Clearbit adds tomorrow still comes through under a name derived from its
+//! path, reported as derived. Values become numbers or strings below the length limit, nothing else.
+
+use std::collections::HashSet;
 
 use enrich_core::property::MAX_TEXT_BYTES;
-use enrich_core::{Properties, PropertyValue};
+use enrich_core::{PropertyKind, PropertyValue, Record};
 use serde_json::{Map, Value};
 
+use crate::catalogue::{self, MATCH};
 use crate::naming::{path_name, preferred_name};
+use crate::selection::PropertySelection;
 
-/// The properties of one response, and which of them had to be cut to fit.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Mapping {
-    pub properties: Properties,
-    /// Names of the properties whose text was cut at the length limit.
-    pub truncated: Vec<String>,
-}
-
-/// Maps a combined response; a missing or null `person` or `company` contributes nothing.
-pub fn map_combined(response: &Value) -> Mapping {
-    let mut mapping = Mapping::default();
-    for record in ["person", "company"] {
-        if let Some(Value::Object(attributes)) = response.get(record) {
-            mapping.add_object(&mut vec![record], attributes);
+/// Maps a combined response: every attribute the selection includes, and `Clearbit: Match`. A missing
+/// or null `person` or `company` contributes nothing.
+pub fn map_combined(response: &Value, selection: &PropertySelection) -> Record {
+    let person = response.get("person").and_then(Value::as_object);
+    let company = response.get("company").and_then(Value::as_object);
+    let mut mapper = Mapper { selection, record: Record::default(), taken: HashSet::new() };
+    for (root, attributes) in [("person", person), ("company", company)] {
+        if let Some(attributes) = attributes {
+            mapper.add_object(&mut vec![root], attributes);
         }
     }
-    mapping
+    with_match(mapper.record, person.is_some(), company.is_some())
+}
+
+/// What a check that found nothing writes.
+pub(crate) fn not_found() -> Record {
+    with_match(Record::default(), false, false)
+}
+
+fn with_match(mut record: Record, person: bool, company: bool) -> Record {
+    let found = match (person, company) {
+        (true, true) => "person and company",
+        (false, true) => "company only",
+        (true, false) => "person only",
+        (false, false) => "not found",
+    };
+    record.properties.insert(MATCH.to_owned(), PropertyValue::Text(found.to_owned()));
+    record
 }
 
 /// Fields that say what an object in an array is, in order of preference: a Gravatar avatar is its
 /// `url`, a Gravatar link its `value`.
 const MEANINGFUL_FIELDS: &[&str] = &["url", "value", "name", "handle", "domain"];
 
-impl Mapping {
-    fn add_object<'a>(&mut self, path: &mut Vec<&'a str>, object: &'a Map<String, Value>) {
+/// One response on its way to a record.
+struct Mapper<'a> {
+    selection: &'a PropertySelection,
+    record: Record,
+    /// The names written so far, in lower case: names differing only in case would read as one.
+    taken: HashSet<String>,
+}
+
+impl Mapper<'_> {
+    fn add_object<'v>(&mut self, path: &mut Vec<&'v str>, object: &'v Map<String, Value>) {
         for (key, value) in object {
             path.push(key);
             match value {
                 Value::Object(inner) => self.add_object(path, inner),
                 _ => {
-                    if let Some((value, cut)) = convert(key, value) {
-                        self.add(path, value, cut);
+                    let dotted = path.join(".");
+                    if self.selection.includes(&dotted)
+                        && let Some((value, cut)) = convert(&dotted, key, value)
+                    {
+                        self.add(path, dotted, value, cut);
                     }
                 }
             }
@@ -49,25 +75,37 @@ impl Mapping {
         }
     }
 
-    fn add(&mut self, path: &[&str], value: PropertyValue, cut: bool) {
-        let name = self.free_name(path);
-        if cut {
-            self.truncated.push(name.clone());
+    fn add(&mut self, path: &[&str], dotted: String, value: PropertyValue, cut: bool) {
+        // A fixed name is taken only when a key with a dot in it spelled the same path.
+        let fixed = self.selection.name_of(&dotted).filter(|name| !self.taken.contains(&name.to_lowercase()));
+        let name = fixed.map_or_else(|| self.derived_name(path), str::to_owned);
+        // Whatever is not written under its catalogue name is reported, renamed or not, so that
+        // listings can show attributes the catalogue does not know yet.
+        if fixed.is_none() || catalogue::known(&dotted).is_none() {
+            self.record.derived.push((dotted, name.clone()));
         }
-        self.properties.insert(name, value);
+        self.taken.insert(name.to_lowercase());
+        if cut {
+            self.record.cut.push(name.clone());
+        }
+        self.record.properties.insert(name, value);
     }
 
-    /// The preferred name, else the name of the whole path, else that name numbered: names stay unique
-    /// however Clearbit's attributes evolve.
-    fn free_name(&self, path: &[&str]) -> String {
+    /// The preferred name, else the name of the whole path, else that name numbered: clear of every
+    /// catalogue name and rename, and of the names already written, however Clearbit's attributes evolve.
+    fn derived_name(&self, path: &[&str]) -> String {
+        let free = |name: &str| {
+            let name = name.to_lowercase();
+            !self.taken.contains(&name) && !self.selection.reserves(&name)
+        };
         let preferred = preferred_name(path);
-        if !self.properties.contains_key(&preferred) {
+        if free(&preferred) {
             return preferred;
         }
         let full = path_name(path);
         let mut candidate = full.clone();
         let mut number = 2;
-        while self.properties.contains_key(&candidate) {
+        while !free(&candidate) {
             candidate = format!("{full} {number}");
             number += 1;
         }
@@ -75,16 +113,26 @@ impl Mapping {
     }
 }
 
+/// Whether a number sent for the attribute at `path` stays a number. Identifiers and codes
+/// (`twitter.id`, which arrives as a number or a string; `category.sicCode`) are text however they
+/// arrive: each property keeps one type, and nobody sums them.
+fn keeps_numbers(path: &str, key: &str) -> bool {
+    match catalogue::known(path) {
+        Some(attribute) => attribute.kind == PropertyKind::Number,
+        None => !key.eq_ignore_ascii_case("id"),
+    }
+}
+
 /// The property value of one non-object attribute, and whether its text was cut; `None` when there is
-/// nothing to write (null, blank, empty list). `key` is the attribute's own name.
-fn convert(key: &str, value: &Value) -> Option<(PropertyValue, bool)> {
+/// nothing to write (null, blank, empty list). `key` is the last segment of `path`.
+fn convert(path: &str, key: &str, value: &Value) -> Option<(PropertyValue, bool)> {
     match value {
         Value::Null | Value::Object(_) => None,
         Value::Bool(flag) => Some(PropertyValue::text(flag.to_string())),
-        // Identifiers such as `twitter.id` arrive as numbers or strings; as text they stay one property
-        // of one type, and nobody sums them.
-        Value::Number(number) if key == "id" => Some(PropertyValue::text(number.to_string())),
-        Value::Number(number) => Some((PropertyValue::Number(number.clone()), false)),
+        Value::Number(number) if keeps_numbers(path, key) => {
+            Some((PropertyValue::Number(number.clone()), false))
+        }
+        Value::Number(number) => Some(PropertyValue::text(number.to_string())),
         Value::String(text) if text.trim().is_empty() => None,
         Value::String(text) => Some(PropertyValue::text(text.as_str())),
         Value::Array(items) => {
@@ -152,30 +200,56 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::selection::PropertiesConfig;
 
-    fn person(attributes: &Value) -> Mapping {
-        map_combined(&json!({ "person": attributes, "company": null }))
+    fn map(response: &Value) -> Record {
+        map_combined(response, &PropertySelection::default())
+    }
+
+    fn person(attributes: &Value) -> Record {
+        map(&json!({ "person": attributes, "company": null }))
     }
 
     fn text(value: &str) -> PropertyValue {
         PropertyValue::Text(value.into())
     }
 
+    /// The properties of a record but `Clearbit: Match`.
+    fn attributes(record: &Record) -> Vec<(&str, String)> {
+        let written = record.properties.iter().filter(|(name, _)| name.as_str() != MATCH);
+        written.map(|(name, value)| (name.as_str(), value.to_string())).collect()
+    }
+
+    #[test]
+    fn says_what_clearbit_found() {
+        let found = |response: Value| map(&response).properties[MATCH].to_string();
+        assert_eq!(
+            found(json!({ "person": { "bio": "x" }, "company": { "name": "y" } })),
+            "person and company"
+        );
+        assert_eq!(found(json!({ "person": null, "company": { "name": "y" } })), "company only");
+        assert_eq!(found(json!({ "person": { "bio": "x" } })), "person only");
+        assert_eq!(
+            not_found().properties.into_iter().collect::<Vec<_>>(),
+            [(MATCH.to_owned(), text("not found"))]
+        );
+    }
+
     #[test]
     fn booleans_become_words() {
-        let mapping = person(&json!({ "fuzzy": true, "emailProvider": false }));
-        assert_eq!(mapping.properties["Person Fuzzy Match"], text("true"));
-        assert_eq!(mapping.properties["Person Free Email Provider"], text("false"));
+        let record = person(&json!({ "fuzzy": true, "emailProvider": false }));
+        assert_eq!(record.properties["Person Fuzzy Match"], text("true"));
+        assert_eq!(record.properties["Person Free Email Provider"], text("false"));
     }
 
     #[test]
     fn numbers_stay_numbers_up_to_64_bits() {
-        let mapping = map_combined(&json!({ "company": {
+        let record = map(&json!({ "company": {
             "metrics": { "raised": 10_610_000_000_i64, "marketCap": u64::MAX, "employees": 20313 },
             "geo": { "lat": 37.7752315 },
             "utcOffset": -7,
         }}));
-        let number = |name: &str| match &mapping.properties[name] {
+        let number = |name: &str| match &record.properties[name] {
             PropertyValue::Number(number) => number.clone(),
             other => panic!("{name} is {other:?}"),
         };
@@ -187,100 +261,179 @@ mod tests {
     }
 
     #[test]
-    fn social_ids_are_text_whether_sent_as_numbers_or_strings() {
-        let mapping = person(&json!({ "twitter": { "id": 2006261 }, "github": { "id": "2142" } }));
-        assert_eq!(mapping.properties["Person Twitter ID"], text("2006261"));
-        assert_eq!(mapping.properties["Person GitHub ID"], text("2142"));
+    fn identifiers_and_codes_are_text_whether_sent_as_numbers_or_strings() {
+        let record = person(&json!({ "twitter": { "id": 2006261 }, "github": { "id": "2142" } }));
+        assert_eq!(record.properties["Person Twitter ID"], text("2006261"));
+        assert_eq!(record.properties["Person GitHub ID"], text("2142"));
         let big = person(&json!({ "twitter": { "id": 1_234_567_890_123_456_789_u64 } }));
         assert_eq!(big.properties["Person Twitter ID"], text("1234567890123456789"));
+        let codes =
+            map(&json!({ "company": { "category": { "sicCode": 47 }, "identifiers": { "usEIN": 1 } } }));
+        assert_eq!(codes.properties["Company SIC Code"], text("47"));
+        assert_eq!(codes.properties["Company US EIN"], text("1"));
+        let unknown = map(&json!({ "company": { "stockExchange": { "id": 7, "rank": 3 } } }));
+        assert_eq!(unknown.properties["Company Stock Exchange ID"], text("7"));
+        assert_eq!(unknown.properties["Company Stock Exchange Rank"], PropertyValue::from(3));
     }
 
     #[test]
     fn nulls_blanks_and_empty_lists_are_left_out() {
-        let mapping = person(&json!({
+        let record = person(&json!({
             "bio": null, "site": "", "avatar": "  ", "gravatar": { "avatars": [], "urls": [null, ""] },
             "facebook": { "handle": null }, "github": null,
         }));
-        assert_eq!(mapping, Mapping::default());
+        assert_eq!(attributes(&record), []);
+        assert_eq!(record.properties[MATCH], text("person only"));
     }
 
     #[test]
     fn lists_are_joined_without_repeats() {
-        let mapping = map_combined(&json!({ "company": {
+        let record = map(&json!({ "company": {
             "tech": ["mixpanel", "nginx", "mixpanel"],
             "category": { "sic4Codes": [4121, 7372] },
             "nested": [["a", "b"], ["c"], []],
         }}));
-        assert_eq!(mapping.properties["Company Tech"], text("mixpanel, nginx"));
-        assert_eq!(mapping.properties["Company SIC4 Codes"], text("4121, 7372"));
-        assert_eq!(mapping.properties["Company Nested"], text("a, b, c"));
+        assert_eq!(record.properties["Company Tech"], text("mixpanel, nginx"));
+        assert_eq!(record.properties["Company SIC4 Codes"], text("4121, 7372"));
+        assert_eq!(record.properties["Company Nested"], text("a, b, c"));
     }
 
     #[test]
     fn objects_in_lists_are_reduced_to_their_meaningful_field() {
-        let mapping = person(&json!({ "gravatar": {
+        let record = person(&json!({ "gravatar": {
             "avatars": [{ "url": "http://a/1", "type": "thumbnail" }, { "url": "http://a/2" }],
             "urls": [{ "value": "http://alexmaccaw.com", "title": "Personal Website" }],
         }, "accounts": [{ "service": "x", "followers": 3 }, { "url": null }] }));
-        assert_eq!(mapping.properties["Person Gravatar Avatars"], text("http://a/1, http://a/2"));
-        assert_eq!(mapping.properties["Person Gravatar URLs"], text("http://alexmaccaw.com"));
-        assert_eq!(mapping.properties["Person Accounts"], text(r#"{"followers":3,"service":"x"}"#));
+        assert_eq!(record.properties["Person Gravatar Avatars"], text("http://a/1, http://a/2"));
+        assert_eq!(record.properties["Person Gravatar URLs"], text("http://alexmaccaw.com"));
+        assert_eq!(record.properties["Person Accounts"], text(r#"{"followers":3,"service":"x"}"#));
     }
 
     #[test]
     fn long_text_is_cut_at_a_character_boundary_and_reported() {
         let bio = "é".repeat(600); // 1200 bytes
-        let mapping = person(&json!({ "bio": bio }));
-        let cut = mapping.properties["Person Bio"].as_text().unwrap();
+        let record = person(&json!({ "bio": bio }));
+        let cut = record.properties["Person Bio"].as_text().unwrap();
         assert_eq!(cut, "é".repeat(511));
-        assert_eq!(mapping.truncated, ["Person Bio"]);
+        assert_eq!(record.cut, ["Person Bio"]);
     }
 
     #[test]
     fn long_lists_lose_whole_items_not_half_of_one() {
         let aliases: Vec<String> = (0..100).map(|n| format!("alias-{n:03}.example.com")).collect();
-        let mapping = map_combined(&json!({ "company": { "domainAliases": aliases } }));
-        let joined = mapping.properties["Company Domain Aliases"].as_text().unwrap();
+        let record = map(&json!({ "company": { "domainAliases": aliases } }));
+        let joined = record.properties["Company Domain Aliases"].as_text().unwrap();
         assert!(joined.len() <= MAX_TEXT_BYTES);
         assert!(joined.ends_with(".example.com"), "{joined}");
         assert!(joined.split(", ").all(|alias| aliases.contains(&alias.to_owned())));
-        assert_eq!(mapping.truncated, ["Company Domain Aliases"]);
+        assert_eq!(record.cut, ["Company Domain Aliases"]);
     }
 
     #[test]
     fn a_single_overlong_item_is_cut() {
-        let mapping = person(&json!({ "tags": ["ü".repeat(700)] }));
-        assert_eq!(mapping.properties["Person Tags"].as_text().unwrap().len(), 1022);
-        assert_eq!(mapping.truncated, ["Person Tags"]);
+        let record = person(&json!({ "tags": ["ü".repeat(700)] }));
+        assert_eq!(record.properties["Person Tags"].as_text().unwrap().len(), 1022);
+        assert_eq!(record.cut, ["Person Tags"]);
     }
 
     #[test]
-    fn colliding_names_fall_back_to_the_whole_path_then_a_number() {
-        // Attributes are walked in key order: `category.industry` claims "Company Industry" before a
-        // hypothetical top-level `industry`, and `employees` claims "Company Employees" before `metrics`.
-        let mapping = map_combined(&json!({ "company": {
-            "category": { "industry": "Software" },
-            "industry": "Hardware",
-            "metrics": { "employees": 10 },
-            "employees": 12,
-        }}));
-        let names: Vec<(&str, String)> =
-            mapping.properties.iter().map(|(name, value)| (name.as_str(), value.to_string())).collect();
+    fn unknown_attributes_are_named_by_derivation_and_reported() {
+        let record = map(&json!({
+            "person": { "newObject": { "field": "x" } },
+            "company": { "metrics": { "newThing": 3, "employees": 10 } },
+        }));
         assert_eq!(
-            names,
+            attributes(&record),
             [
-                ("Company Employees", "12".to_owned()),
-                ("Company Industry", "Software".to_owned()),
-                // The whole path says "Company Industry" too.
-                ("Company Industry 2", "Hardware".to_owned()),
-                ("Company Metrics Employees", "10".to_owned()),
+                ("Company Employees", "10".into()),
+                ("Company New Thing", "3".into()),
+                ("Person New Object Field", "x".into())
+            ]
+        );
+        assert_eq!(
+            record.derived,
+            [
+                ("person.newObject.field".to_owned(), "Person New Object Field".to_owned()),
+                ("company.metrics.newThing".to_owned(), "Company New Thing".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_derived_name_never_takes_a_catalogue_name_even_one_absent_from_the_record() {
+        // `company.category.industry` is not in this record, and still owns "Company Industry".
+        let record = map(&json!({ "company": { "industry": "Hardware", "employees": 12, "metrics": {} } }));
+        assert_eq!(
+            attributes(&record),
+            [("Company Employees 2", "12".into()), ("Company Industry 2", "Hardware".into())]
+        );
+        assert_eq!(
+            record.derived,
+            [
+                ("company.employees".to_owned(), "Company Employees 2".to_owned()),
+                ("company.industry".to_owned(), "Company Industry 2".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn colliding_derived_names_fall_back_to_the_whole_path_then_a_number() {
+        // Attributes are walked in key order.
+        let record = map(&json!({ "company": {
+            "aNewThing": "a",
+            "a_new_thing": "b",
+            "category": { "aNewThing": "c" },
+        }}));
+        let names: Vec<&str> = record.derived.iter().map(|(_, name)| name.as_str()).collect();
+        assert_eq!(names, ["Company A New Thing", "Company A New Thing 2", "Company Category A New Thing"]);
+    }
+
+    #[test]
+    fn a_key_with_a_dot_does_not_overwrite_the_attribute_it_spells() {
+        let record =
+            map(&json!({ "company": { "site": { "url": "http://a.io" }, "site.url": "http://b.io" } }));
+        assert_eq!(record.properties["Company Website URL"], text("http://a.io"));
+        assert_eq!(record.derived, [("company.site.url".to_owned(), "Company Website URL 2".to_owned())]);
+    }
+
+    #[test]
+    fn the_selection_chooses_and_renames_attributes_known_or_not() {
+        let config: PropertiesConfig = serde_json::from_value(json!({
+            "include": ["company.*"],
+            "exclude": ["company.geo.*"],
+            "rename": { "company.metrics.employeesRange": "Company Size", "company.metrics.newThing": "Company Novelty" },
+        }))
+        .unwrap();
+        let selection = PropertySelection::new(&config).unwrap();
+        let record = map_combined(
+            &json!({
+                "person": { "name": { "fullName": "Jane Doe" }, "newThing": 1 },
+                "company": { "geo": { "city": "Paris" }, "metrics": { "employeesRange": "51-250", "newThing": 2, "otherThing": 3 } },
+            }),
+            &selection,
+        );
+        assert_eq!(
+            attributes(&record),
+            [
+                ("Company Novelty", "2".into()),
+                ("Company Other Thing", "3".into()),
+                ("Company Size", "51-250".into())
+            ]
+        );
+        assert_eq!(record.properties[MATCH], text("person and company"));
+        assert_eq!(
+            record.derived,
+            [
+                ("company.metrics.newThing".to_owned(), "Company Novelty".to_owned()),
+                ("company.metrics.otherThing".to_owned(), "Company Other Thing".to_owned()),
             ]
         );
     }
 
     #[test]
     fn anything_but_an_object_for_person_or_company_is_ignored() {
-        assert_eq!(map_combined(&json!({ "person": "x", "company": [1] })), Mapping::default());
-        assert_eq!(map_combined(&json!(null)), Mapping::default());
+        for response in [json!({ "person": "x", "company": [1] }), json!(null)] {
+            assert_eq!(map(&response), not_found());
+        }
     }
 }

@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, Source};
+use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, PropertyInfo, Source};
 use reqwest::{Client, Url};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use crate::answer::{Answer, Failure, interpret};
+use crate::catalogue::DATE_LAST_CHECKED;
 use crate::config::ClearbitConfig;
-use crate::mapping::{Mapping, map_combined};
+use crate::mapping::{map_combined, not_found};
+use crate::selection::PropertySelection;
 
 const USER_AGENT: &str = concat!("enrich/", env!("CARGO_PKG_VERSION"));
 
@@ -41,12 +43,16 @@ pub struct ClearbitSource {
     max_retries: usize,
     pending_retries: u32,
     pending_delay: Duration,
+    selection: PropertySelection,
 }
 
 impl ClearbitSource {
     /// Builds the source from a config, refusing one that [`ClearbitConfig::validate`] finds fault with.
     pub fn new(config: &ClearbitConfig) -> Result<Self, ConnectorError> {
-        enrich_core::ensure_valid("Clearbit", &config.validate())?;
+        // `ensure_valid` words the refusal as every component's is, and refuses any problem.
+        let selection = config.selection().map_err(|problems| {
+            enrich_core::ensure_valid("Clearbit", &problems).expect_err("a config with problems is refused")
+        })?;
         let endpoint = Url::parse(&format!("{}/v2/combined/find", config.base_url()))
             .map_err(|error| ConnectorError::Fatal(format!("invalid Clearbit base_url: {error}")))?;
         let client = Client::builder()
@@ -70,6 +76,7 @@ impl ClearbitSource {
             max_retries: config.max_retries,
             pending_retries: config.pending_retries,
             pending_delay: config.pending_delay,
+            selection,
         })
     }
 
@@ -118,13 +125,9 @@ impl ClearbitSource {
         loop {
             match self.ask(email).await? {
                 Answer::Record(response) => {
-                    let Mapping { properties, truncated } = map_combined(&response);
-                    if !truncated.is_empty() {
-                        tracing::debug!(properties = ?truncated, "cut Clearbit values to the length limit");
-                    }
-                    return Ok(Lookup::Found(properties));
+                    return Ok(Lookup::Found(map_combined(&response, &self.selection)));
                 }
-                Answer::NotFound => return Ok(Lookup::NotFound),
+                Answer::NotFound => return Ok(Lookup::NotFound(not_found())),
                 Answer::Invalid(reason) => return Ok(Lookup::Invalid(reason)),
                 Answer::Queued if re_asks_left == 0 => return Ok(Lookup::Pending),
                 Answer::Queued => {
@@ -166,7 +169,11 @@ impl Source for ClearbitSource {
     }
 
     fn checked_property(&self) -> &str {
-        "Clearbit: Date Last Checked"
+        DATE_LAST_CHECKED
+    }
+
+    fn properties(&self) -> Vec<PropertyInfo> {
+        self.selection.properties()
     }
 
     fn max_in_flight(&self) -> usize {

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use enrich_clearbit::{ClearbitConfig, ClearbitSource, map_combined};
-use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, Source};
+use enrich_clearbit::{ClearbitConfig, ClearbitSource, PropertySelection, map_combined};
+use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, PropertyKind, PropertyValue, Record, Source};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
@@ -55,6 +55,13 @@ fn calvinklein() -> Value {
     serde_json::from_str(include_str!("../fixtures/combined-real-calvinklein-2016.json")).unwrap()
 }
 
+/// A completed check that found nothing: it says so in `Clearbit: Match`, and in nothing else.
+fn not_found() -> Lookup {
+    let mut record = Record::default();
+    record.properties.insert("Clearbit: Match".to_owned(), PropertyValue::Text("not found".to_owned()));
+    Lookup::NotFound(record)
+}
+
 /// The message of an error, after checking it gives away neither the key nor the email.
 fn message(error: &ConnectorError) -> String {
     let text = error.to_string();
@@ -73,11 +80,26 @@ async fn a_200_is_the_mapped_record() {
         .mount(&server)
         .await;
 
-    let Lookup::Found(properties) = lookup(&source(&server), EMAIL).await.unwrap() else {
-        panic!("not found")
-    };
-    assert_eq!(properties, map_combined(&calvinklein()).properties);
-    assert!(properties.contains_key("Company Website URL"));
+    let Lookup::Found(record) = lookup(&source(&server), EMAIL).await.unwrap() else { panic!("not found") };
+    assert_eq!(record, map_combined(&calvinklein(), &PropertySelection::default()));
+    assert!(record.properties.contains_key("Company Website URL"));
+}
+
+#[tokio::test]
+async fn a_record_is_mapped_with_the_connections_selection() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(ResponseTemplate::new(200).set_body_json(calvinklein())).mount(&server).await;
+    let selection =
+        json!({ "include": ["company.*"], "rename": { "company.metrics.employeesRange": "Company Size" } });
+    let source = source_with(&server, json!({ "properties": selection }));
+
+    let Lookup::Found(record) = lookup(&source, EMAIL).await.unwrap() else { panic!("not found") };
+    assert!(
+        record.properties.keys().all(|name| !name.starts_with("Person")),
+        "{:?}",
+        record.properties.keys()
+    );
+    assert_eq!(record.properties["Company Size"], PropertyValue::Text("1000+".into()));
 }
 
 #[tokio::test]
@@ -101,7 +123,7 @@ async fn a_200_without_person_or_company_is_not_found() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "person": null, "company": null })))
         .mount(&server)
         .await;
-    assert_eq!(lookup(&source(&server), EMAIL).await, Ok(Lookup::NotFound));
+    assert_eq!(lookup(&source(&server), EMAIL).await, Ok(not_found()));
 }
 
 #[tokio::test]
@@ -112,7 +134,7 @@ async fn a_404_is_not_found() {
         .expect(1)
         .mount(&server)
         .await;
-    assert_eq!(lookup(&source(&server), EMAIL).await, Ok(Lookup::NotFound));
+    assert_eq!(lookup(&source(&server), EMAIL).await, Ok(not_found()));
 }
 
 #[tokio::test]
@@ -288,7 +310,7 @@ async fn requests_in_flight_stay_within_max_concurrency() {
     let emails: Vec<String> = (0..6).map(|n| format!("user{n}@example.com")).collect();
     let lookups = emails.iter().map(|email| lookup(&source, email));
     for result in futures::future::join_all(lookups).await {
-        assert_eq!(result, Ok(Lookup::NotFound));
+        assert_eq!(result, Ok(not_found()));
     }
     // Six requests, two at a time: three rounds.
     assert!(started.elapsed() >= delay * 3, "{:?}", started.elapsed());
@@ -315,7 +337,7 @@ async fn a_lookup_waiting_on_a_202_holds_no_request_permit() {
         timed(EMAIL).await
     });
     assert_eq!(queued_result, Ok(Lookup::Pending));
-    assert_eq!(found_result, Ok(Lookup::NotFound));
+    assert_eq!(found_result, Ok(not_found()));
     assert!(found_done < queued_done, "the second lookup waited for the first one's pauses");
 }
 
@@ -355,13 +377,44 @@ fn describes_itself_without_the_key() {
 }
 
 #[test]
+fn lists_what_this_connection_writes() {
+    let everything = ClearbitSource::new(&config("https://person.clearbit.com", json!({}))).unwrap();
+    assert_eq!(everything.properties(), PropertySelection::default().properties());
+    let check = &everything.properties()[..2];
+    assert_eq!((check[0].name.as_str(), check[0].kind), ("Clearbit: Date Last Checked", PropertyKind::Date));
+    assert_eq!((check[1].name.as_str(), check[1].kind), ("Clearbit: Match", PropertyKind::Text));
+
+    let selection = json!({ "include": ["company.metrics.employees*"], "rename": {
+        "company.metrics.employeesRange": "Company Size",
+    }});
+    let chosen =
+        ClearbitSource::new(&config("https://person.clearbit.com", json!({ "properties": selection })));
+    let listed: Vec<(String, Option<String>)> =
+        chosen.unwrap().properties().into_iter().map(|property| (property.name, property.path)).collect();
+    let path = |path: &str| Some(path.to_owned());
+    assert_eq!(
+        listed,
+        [
+            ("Clearbit: Date Last Checked".to_owned(), None),
+            ("Clearbit: Match".to_owned(), None),
+            ("Company Employees".to_owned(), path("company.metrics.employees")),
+            ("Company Size".to_owned(), path("company.metrics.employeesRange")),
+        ]
+    );
+}
+
+#[test]
 fn refuses_an_invalid_config_without_quoting_the_key() {
-    let mut config = config("https://person.clearbit.com", json!({ "max_concurrency": 0 }));
+    let properties = json!({ "exclude": ["persn.*"] });
+    let mut config =
+        config("https://person.clearbit.com", json!({ "max_concurrency": 0, "properties": properties }));
     config.api_key = "pk_live_abc987".into();
     let error = ClearbitSource::new(&config).unwrap_err();
     assert!(error.is_fatal());
     let text = error.to_string();
-    assert!(text.contains("api_key") && text.contains("max_concurrency"), "{text}");
+    for field in ["api_key", "max_concurrency", "properties.exclude[0]"] {
+        assert!(text.contains(field), "{text}");
+    }
     assert!(!text.contains("abc987"), "{text}");
 }
 

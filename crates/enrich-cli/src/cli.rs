@@ -52,15 +52,57 @@ pub enum Command {
         name: String,
     },
 
+    /// Enrich users seen longer ago than the backfill window, once.
+    ///
+    /// Runs one sync over users seen since the given time instead of the connection's `backfill`
+    /// window; users checked within the refresh interval are still not looked up again. Recorded in
+    /// the run history as a backfill.
+    Backfill {
+        /// The connection's name in the config file.
+        name: String,
+        /// How far back: a duration (`30d`, `12w`) or a date (`2026-01-01`, `2026-01-01T00:00:00Z`).
+        #[arg(long, value_parser = parse_since)]
+        since: chrono::DateTime<chrono::Utc>,
+    },
+
+    /// Keep every connection (or the named ones) on its schedule until stopped.
+    ///
+    /// A connection whose last run is older than its `schedule.every` runs at once; then each runs
+    /// every `schedule.every`, never twice at the same time. The log says when each next run is due.
+    /// Ctrl-C or SIGTERM stops gracefully: no new lookup starts, lookups in flight finish (or are
+    /// abandoned unrecorded after 10 s), fetched results are written, state is saved, exit 0.
+    /// Only one `enrich run` works on a state folder at a time.
+    Run {
+        /// Only these connections.
+        names: Vec<String>,
+    },
+
     /// Show each connection's status and its last run.
     ///
     /// `Waiting For Data` until Clearbit properties first reached the sink, then `Connected`;
-    /// `Error: <reason>` after a run stopped on a fatal error, until the next good run.
+    /// `Error: <reason>` after a run stopped on a fatal error, until the next good run. Readable
+    /// while a sync runs.
     Status {
         /// Only this connection.
         name: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// List every run kept (the latest 100) instead of the last one.
+        #[arg(long)]
+        history: bool,
+    },
+
+    /// List every property a connection writes, with what it means.
+    ///
+    /// The source's catalogue as this connection's `properties:` settings select and rename it, and
+    /// the `Clearbit:` properties about each check. Attributes Clearbit returned that the catalogue
+    /// does not know yet are written under a name derived from their path, and listed as derived once
+    /// a run has seen them.
+    Properties {
+        /// The connection's name in the config file.
+        name: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
     },
 
     /// Show how a source response maps to properties, without any network or config.
@@ -81,7 +123,28 @@ pub enum MapSource {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+}
+
+/// `30d` (that long ago) or a date or time: the start of a backfill window.
+fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(duration) = humantime_serde::re::humantime::parse_duration(text) {
+        let ago = chrono::Duration::from_std(duration).map_err(|_| format!("{text} is too long ago"))?;
+        return chrono::Utc::now().checked_sub_signed(ago).ok_or_else(|| format!("{text} is too long ago"));
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(text).map(|time| time.to_utc()).map_err(|_| {
+        format!("expected a duration such as 30d or 12w, or a date such as 2026-01-01, got {text:?}")
+    })
 }

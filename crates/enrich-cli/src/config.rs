@@ -101,33 +101,48 @@ struct RawConnection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct ScheduleConfig {
-    #[serde(default = "ScheduleConfig::default_every", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     every: Duration,
-    #[serde(default = "ScheduleConfig::default_backfill", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     backfill: Duration,
-    #[serde(default = "ScheduleConfig::default_refresh", with = "humantime_serde")]
+    #[serde(with = "humantime_serde")]
     refresh: Duration,
+    max_lookups_per_run: Option<u64>,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        let Schedule { every, backfill, refresh, max_lookups_per_run } = Schedule::default();
+        Self { every, backfill, refresh, max_lookups_per_run }
+    }
 }
 
 impl ScheduleConfig {
-    fn default_every() -> Duration {
-        Schedule::default().every
-    }
-    fn default_backfill() -> Duration {
-        Schedule::default().backfill
-    }
-    fn default_refresh() -> Duration {
-        Schedule::default().refresh
+    fn validate(&self) -> Vec<FieldError> {
+        let mut problems: Vec<FieldError> =
+            [("every", self.every), ("refresh", self.refresh), ("backfill", self.backfill)]
+                .into_iter()
+                .filter(|(_, duration)| duration.is_zero())
+                .map(|(field, _)| FieldError::new(field, "must be longer than zero (e.g. 24h, 7d)"))
+                .collect();
+        if self.max_lookups_per_run == Some(0) {
+            problems.push(FieldError::new(
+                "max_lookups_per_run",
+                "must be at least 1; leave it out for no limit",
+            ));
+        }
+        problems
     }
 
-    fn validate(&self) -> Vec<FieldError> {
-        [("every", self.every), ("refresh", self.refresh), ("backfill", self.backfill)]
-            .into_iter()
-            .filter(|(_, duration)| duration.is_zero())
-            .map(|(field, _)| FieldError::new(field, "must be longer than zero (e.g. 24h, 7d)"))
-            .collect()
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            every: self.every,
+            backfill: self.backfill,
+            refresh: self.refresh,
+            max_lookups_per_run: self.max_lookups_per_run,
+        }
     }
 }
 
@@ -226,11 +241,7 @@ fn connection(
     let sink = section::<SinkConfig>("sink", raw.sink, problems, SinkConfig::validate);
     let users = section::<UsersConfig>("users", raw.users, problems, |users| users.validate(folder));
     let schedule = match raw.schedule {
-        None => Some(ScheduleConfig {
-            every: ScheduleConfig::default_every(),
-            backfill: ScheduleConfig::default_backfill(),
-            refresh: ScheduleConfig::default_refresh(),
-        }),
+        None => Some(ScheduleConfig::default()),
         Some(value) => section::<ScheduleConfig>("schedule", value, problems, ScheduleConfig::validate),
     };
     Some(ConnectionConfig {
@@ -238,11 +249,7 @@ fn connection(
         source: source?,
         sink: sink?,
         users: users?,
-        schedule: schedule.map(|schedule| Schedule {
-            every: schedule.every,
-            backfill: schedule.backfill,
-            refresh: schedule.refresh,
-        })?,
+        schedule: schedule?.schedule(),
     })
 }
 

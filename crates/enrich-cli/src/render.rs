@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
-use enrich_core::{ConnectionState, ConnectionStatus, RunKind, RunRecord, RunSummary};
+use enrich_core::{ConnectionState, ConnectionStatus, PropertyInfo, RunKind, RunRecord, RunSummary};
 use serde_json::json;
 
 use crate::config::ConnectionConfig;
@@ -35,9 +35,9 @@ fn short_duration(duration: std::time::Duration) -> String {
     let seconds = duration.as_secs();
     match seconds {
         0 => format!("{}ms", duration.as_millis()),
-        _ if seconds % 86_400 == 0 && seconds / 86_400 != 1 => format!("{}d", seconds / 86_400),
-        _ if seconds % 3600 == 0 => format!("{}h", seconds / 3600),
-        _ if seconds % 60 == 0 => format!("{}m", seconds / 60),
+        _ if seconds.is_multiple_of(86_400) && seconds / 86_400 != 1 => format!("{}d", seconds / 86_400),
+        _ if seconds.is_multiple_of(3600) => format!("{}h", seconds / 3600),
+        _ if seconds.is_multiple_of(60) => format!("{}m", seconds / 60),
         _ => format!("{seconds}s"),
     }
 }
@@ -53,12 +53,17 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
         ("duplicate identities", summary.duplicate_identities),
         ("checked recently", summary.up_to_date),
         ("due", summary.due),
+        ("skipped by the source", summary.skipped),
+        ("deferred by the limit", summary.deferred),
+        ("resumed without lookup", summary.resumed),
         ("looked up", summary.lookups),
         ("found", summary.found),
         ("not found", summary.not_found),
         ("pending", summary.pending),
         ("invalid", summary.invalid),
         ("written", summary.written),
+        ("of them unchanged", summary.unchanged),
+        ("values cut to fit", summary.values_cut),
         ("failed", summary.failed),
         ("left for next run", summary.aborted),
     ];
@@ -78,13 +83,15 @@ pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> St
 }
 
 fn kind(run: &RunRecord) -> String {
-    match &run.kind {
-        RunKind::Sync => format!("sync of users seen since {}", time(run.seen_since)),
-        RunKind::Backfill { since } => format!("backfill of users seen since {}", time(*since)),
-    }
+    let what = match &run.kind {
+        RunKind::Scheduled => "scheduled sync",
+        RunKind::Manual => "sync",
+        RunKind::Backfill { .. } => "backfill",
+    };
+    format!("{what} of users seen since {}", time(run.seen_since))
 }
 
-fn time(at: DateTime<Utc>) -> String {
+pub fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
@@ -93,38 +100,42 @@ fn next_run(connection: &ConnectionConfig, state: &ConnectionState) -> Option<Da
     state.last_run().map(|run| run.started_at + every)
 }
 
-pub fn status_text(states: &[(&ConnectionConfig, ConnectionState)]) -> String {
+pub fn status_text(states: &[(&ConnectionConfig, ConnectionState)], history: bool) -> String {
     let mut out = String::new();
     for (connection, state) in states {
         let _ = writeln!(out, "{}: {}", connection.name, state.status);
-        match state.last_run() {
-            None => {
-                let _ = writeln!(out, "  never run; `enrich sync {}` runs it now", connection.name);
-            }
-            Some(run) => {
-                let _ = writeln!(
-                    out,
-                    "  last run    {} → {}, {}",
-                    time(run.started_at),
-                    time(run.finished_at),
-                    kind(run)
-                );
-                if let Some(next) = next_run(connection, state) {
-                    let _ = writeln!(out, "  next run    due {}", time(next));
-                }
-                let _ = writeln!(out, "  enriched    {} users in total", state.users_enriched);
-                let line: Vec<String> = figures(&run.summary)
-                    .into_iter()
-                    .map(|(label, value)| format!("{label} {value}"))
-                    .collect();
-                let _ = writeln!(out, "  figures     {}", line.join(" · "));
+        let Some(last) = state.last_run() else {
+            let _ = writeln!(out, "  never run; `enrich sync {}` runs it now", connection.name);
+            continue;
+        };
+        if let Some(next) = next_run(connection, state) {
+            let _ = writeln!(out, "  next run    due {}", time(next));
+        }
+        let _ = writeln!(out, "  enriched    {} users in total", state.users_enriched);
+        let runs: Vec<&RunRecord> = if history { state.runs.iter().rev().collect() } else { vec![last] };
+        for run in runs {
+            let _ = writeln!(
+                out,
+                "  {} run   {} → {}, {}",
+                if history { "  " } else { "last" },
+                time(run.started_at),
+                time(run.finished_at),
+                kind(run)
+            );
+            let line: Vec<String> =
+                figures(&run.summary).into_iter().map(|(label, value)| format!("{label} {value}")).collect();
+            let _ = writeln!(out, "  figures     {}", line.join(" · "));
+            if let Some(error) = &run.error {
+                let _ = writeln!(out, "  stopped by  {error}");
+            } else if run.stopped_early {
+                let _ = writeln!(out, "  stopped early on request; the rest is due at the next run");
             }
         }
     }
     out
 }
 
-pub fn status_json(states: &[(&ConnectionConfig, ConnectionState)]) -> serde_json::Value {
+pub fn status_json(states: &[(&ConnectionConfig, ConnectionState)], history: bool) -> serde_json::Value {
     let connections: Vec<serde_json::Value> = states
         .iter()
         .map(|(connection, state)| {
@@ -133,7 +144,7 @@ pub fn status_json(states: &[(&ConnectionConfig, ConnectionState)]) -> serde_jso
                 ConnectionStatus::Connected => ("Connected", None),
                 ConnectionStatus::Error(reason) => ("Error", Some(reason.as_str())),
             };
-            json!({
+            let mut entry = json!({
                 "name": connection.name,
                 "status": status,
                 "error": error,
@@ -141,8 +152,54 @@ pub fn status_json(states: &[(&ConnectionConfig, ConnectionState)]) -> serde_jso
                 "users_enriched": state.users_enriched,
                 "next_run_due": next_run(connection, state),
                 "last_run": state.last_run(),
-            })
+            });
+            if history {
+                entry["runs"] = json!(state.runs);
+            }
+            entry
         })
         .collect();
     json!({ "connections": connections })
+}
+
+fn origin(property: &PropertyInfo) -> String {
+    let path = property.path.as_deref().unwrap_or("(the check)");
+    if property.derived { format!("{path} (derived)") } else { path.to_owned() }
+}
+
+/// Properties as an aligned table for a terminal.
+pub fn properties_table(properties: &[PropertyInfo]) -> String {
+    let name_width = properties.iter().map(|p| p.name.chars().count()).max().unwrap_or(0).max(8);
+    let origin_width = properties.iter().map(|p| origin(p).chars().count()).max().unwrap_or(0).max(9);
+    let mut out =
+        format!("{:<name_width$}  {:<6}  {:<origin_width$}  DESCRIPTION\n", "PROPERTY", "KIND", "ATTRIBUTE");
+    for property in properties {
+        let _ = writeln!(
+            out,
+            "{:<name_width$}  {:<6}  {:<origin_width$}  {}",
+            property.name,
+            property.kind.to_string(),
+            origin(property),
+            property.description
+        );
+    }
+    let _ = writeln!(out, "{} properties", properties.len());
+    out
+}
+
+/// Properties as a Markdown table: the README's property reference is this output.
+pub fn properties_markdown(properties: &[PropertyInfo]) -> String {
+    let cell = |text: &str| text.replace('|', "\\|");
+    let mut out = String::from("| Property | Kind | Clearbit attribute | Description |\n|---|---|---|---|\n");
+    for property in properties {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            cell(&property.name),
+            property.kind,
+            property.path.as_deref().map_or_else(|| "—".to_owned(), |path| format!("`{path}`")),
+            cell(&property.description)
+        );
+    }
+    out
 }

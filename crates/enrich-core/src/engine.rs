@@ -1,31 +1,36 @@
 //! The sync engine: one run of one connection.
 //!
-//! Users stream in from the directory; those in the window whose last check is older than the
-//! refresh interval are due. Users sharing a key share one lookup. Found and not-found results
-//! travel through a bounded channel to a writer that batches them for the sink, so a slow sink
-//! slows lookups down instead of filling memory. A user's state is committed only after the sink
-//! acknowledged the write that carried it.
+//! 1. **Resume**: checks an interrupted run fetched but never saw acknowledged are written first,
+//!    without a new lookup.
+//! 2. **Read**: users stream in from the directory; those in the window whose last check is older
+//!    than the refresh interval are due, grouped by lookup key (users sharing an email share one
+//!    lookup), pending ones and the oldest checks first, at most `max_lookups_per_run` keys.
+//! 3. **Look up and write**: lookups run with bounded concurrency; every completed check is stored as a
+//!    pending write, then travels through a bounded channel to a writer that batches for the sink, so a
+//!    slow sink slows lookups down instead of filling memory. A user's state is committed only after the
+//!    sink acknowledged the write that carried it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::digest::stable_hash;
 use crate::events::{
     BatchFailed, BatchWritten, InternalEvent, LookupFailed, RowSkipped, RunFinished, RunStarted, RunStopped,
+    ValuesCut,
 };
 use crate::{
-    ConnectionStatus, ConnectorError, DirectoryError, Lookup, LookupKey, Outcome, Properties, PropertyValue,
-    RunKind, RunRecord, RunSummary, Sink, SkipReason, Source, StateError, StateStore, UserDirectory,
-    UserRecord, UserState, UserUpdate,
+    ConnectionStatus, ConnectorError, DirectoryError, Lookup, LookupKey, Outcome, PendingWrite, Properties,
+    PropertyValue, Record, RunKind, RunRecord, RunSummary, Sink, SkipReason, Source, StateError, StateStore,
+    UserDirectory, UserRecord, UserState, UserUpdate,
 };
 
-/// When a connection runs and which users it covers.
+/// When a connection runs, which users it covers, and how much one run may spend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Schedule {
     /// How often `enrich run` syncs the connection.
@@ -34,12 +39,14 @@ pub struct Schedule {
     pub backfill: Duration,
     /// A user checked more recently than this is not due.
     pub refresh: Duration,
+    /// At most this many lookups a run; the rest wait for the next run, oldest checks first.
+    pub max_lookups_per_run: Option<u64>,
 }
 
 impl Default for Schedule {
     fn default() -> Self {
         const DAY: Duration = Duration::from_secs(24 * 60 * 60);
-        Self { every: DAY, backfill: DAY * 7, refresh: DAY }
+        Self { every: DAY, backfill: DAY * 7, refresh: DAY, max_lookups_per_run: None }
     }
 }
 
@@ -53,24 +60,31 @@ pub struct Connection {
     pub schedule: Schedule,
 }
 
-/// What one run covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What one run covers, and how to stop it early.
+#[derive(Debug, Clone)]
 pub struct SyncRequest {
     pub kind: RunKind,
     pub seen_since: DateTime<Utc>,
+    /// Cancelled to stop the run: no new lookup starts, lookups in flight get [`STOP_GRACE`] to finish
+    /// (later ones are abandoned unrecorded), and every result already fetched is written.
+    pub stop: CancellationToken,
 }
 
 impl SyncRequest {
-    /// A regular run over the connection's backfill window.
-    pub fn scheduled(schedule: &Schedule, now: DateTime<Utc>) -> Self {
+    /// A scheduled or manual run over the connection's backfill window.
+    pub fn over_window(kind: RunKind, schedule: &Schedule, now: DateTime<Utc>) -> Self {
         let window = chrono::Duration::from_std(schedule.backfill).unwrap_or(chrono::Duration::MAX);
         let seen_since = now.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        Self { kind: RunKind::Sync, seen_since }
+        Self { kind, seen_since, stop: CancellationToken::new() }
     }
 
     /// A one-off run over users seen since the given time.
     pub fn backfill(since: DateTime<Utc>) -> Self {
-        Self { kind: RunKind::Backfill { since }, seen_since: since }
+        Self { kind: RunKind::Backfill { since }, seen_since: since, stop: CancellationToken::new() }
+    }
+
+    pub fn with_stop(self, stop: CancellationToken) -> Self {
+        Self { stop, ..self }
     }
 }
 
@@ -81,13 +95,16 @@ pub struct SyncReport {
     pub status: ConnectionStatus,
 }
 
-/// How long the writer waits for a batch to fill before sending what it has, so results do not
-/// sit unwritten while slow lookups trickle in.
+/// How long the writer waits for a batch to fill before sending what it has, so results do not sit
+/// unwritten while slow lookups trickle in.
 const WRITE_LINGER: Duration = Duration::from_secs(2);
 
+/// How long lookups in flight may finish once a run is asked to stop.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs one sync of `connection`. Errors of the connection (bad key, unreadable roster) end up in
-/// the report and the stored status; only a failing state store is an `Err`, since then nothing
-/// can be recorded.
+/// the report and the stored status; only a failing state store is an `Err`, since then nothing can
+/// be recorded.
 pub async fn sync(
     connection: &Connection,
     store: Arc<dyn StateStore>,
@@ -98,32 +115,57 @@ pub async fn sync(
     RunStarted { connection: name, seen_since: request.seen_since, users: &connection.users.describe() }
         .emit();
 
+    // Stopped by the caller, or by the run itself on a fatal error.
+    let stop = request.stop.child_token();
     let mut summary = RunSummary::default();
-    let mut fatal: Option<String> = None;
-    let due = match read_due_users(connection, store.as_ref(), &request, started_at, &mut summary).await? {
-        Ok(due) => due,
-        Err(error) => {
-            fatal = Some(error);
-            BTreeMap::new()
-        }
-    };
-
-    let stop = Arc::new(AtomicBool::new(fatal.is_some()));
     let (sender, receiver) = mpsc::channel(connection.sink.max_batch().max(1) * 2);
     let writer = tokio::spawn(write_loop(WriteContext {
         connection: name.to_owned(),
         sink: Arc::clone(&connection.sink),
         store: Arc::clone(&store),
-        stop: Arc::clone(&stop),
+        stop: stop.clone(),
         receiver,
     }));
 
+    let resumed = store.pending()?;
+    summary.resumed = resumed.len() as u64;
+    let resumed_identities: HashSet<String> =
+        resumed.iter().map(|pending| pending.update.identity.clone()).collect();
+    for pending in resumed {
+        if sender.send(pending).await.is_err() {
+            break;
+        }
+    }
+
+    let mut fatal = None;
+    let plan = if stop.is_cancelled() {
+        Vec::new()
+    } else {
+        match read_due_users(
+            connection,
+            store.as_ref(),
+            &request,
+            &resumed_identities,
+            started_at,
+            &mut summary,
+        )
+        .await?
+        {
+            Ok(plan) => plan,
+            Err(error) => {
+                fatal = Some(error);
+                Vec::new()
+            }
+        }
+    };
+    let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum();
+
     let source = connection.source.as_ref();
-    let mut lookups = futures::stream::iter(due)
+    let mut lookups = futures::stream::iter(plan)
         .map(|(key, users)| {
-            let stop = Arc::clone(&stop);
+            let stop = stop.clone();
             async move {
-                if stop.load(Ordering::SeqCst) {
+                if stop.is_cancelled() {
                     return (key, users, None);
                 }
                 let result = source.lookup(&key).await;
@@ -131,44 +173,60 @@ pub async fn sync(
             }
         })
         .buffer_unordered(source.max_in_flight().max(1));
+    let abandon = async {
+        stop.cancelled().await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::pin!(abandon);
 
-    let mut lookup_error = None::<String>;
-    while let Some((key, users, result)) = lookups.next().await {
-        let Some(result) = result else {
-            summary.aborted += users.len() as u64;
-            continue;
+    let mut processed_users = 0;
+    let mut derived = BTreeMap::new();
+    loop {
+        let next = tokio::select! {
+            next = lookups.next() => next,
+            () = &mut abandon => break,
         };
+        let Some((key, users, result)) = next else { break };
+        let Some(result) = result else { continue };
+        processed_users += users.len() as u64;
         summary.lookups += 1;
         let now = Utc::now();
         let key_hash = key_hash(&key);
         match result {
-            Ok(lookup @ (Lookup::Found(_) | Lookup::NotFound)) => {
-                let (outcome, properties) = match lookup {
-                    Lookup::Found(properties) => (Outcome::Found, properties),
-                    _ => (Outcome::NotFound, Properties::new()),
+            Ok(lookup @ (Lookup::Found(_) | Lookup::NotFound(_))) => {
+                let (outcome, record) = match lookup {
+                    Lookup::Found(record) => (Outcome::Found, record),
+                    Lookup::NotFound(record) => (Outcome::NotFound, record),
+                    Lookup::Pending | Lookup::Invalid(_) => unreachable!("matched above"),
                 };
                 let count =
                     if outcome == Outcome::Found { &mut summary.found } else { &mut summary.not_found };
                 *count += users.len() as u64;
-                let properties_hash = properties_hash(&properties);
+                if !record.cut.is_empty() {
+                    summary.values_cut += record.cut.len() as u64;
+                    ValuesCut { connection: name, properties: &record.cut }.emit();
+                }
+                let Record { properties, derived: new_names, .. } = record;
+                derived.extend(new_names.into_iter().map(|(path, property)| (property, path)));
+                let check =
+                    Check { outcome, key_hash, properties, checked_property: source.checked_property(), now };
+                let mut pending = Vec::with_capacity(users.len());
                 for user in users {
-                    let pending = PendingWrite::completed(
-                        user,
-                        outcome,
-                        key_hash,
-                        &properties,
-                        properties_hash,
-                        source.checked_property(),
-                        now,
-                    );
-                    if sender.send(pending).await.is_err() {
+                    let (write, unchanged) = check.pending_write(user);
+                    summary.unchanged += u64::from(unchanged);
+                    pending.push(write);
+                }
+                // Stored before it is sent: a run killed now writes it next time without a new lookup.
+                store.put_pending(&pending)?;
+                for write in pending {
+                    if sender.send(write).await.is_err() {
                         break;
                     }
                 }
             }
             Ok(Lookup::Pending) => {
                 summary.pending += users.len() as u64;
-                record(store.as_ref(), name, &users, key_hash, |previous| UserState {
+                record(store.as_ref(), &users, key_hash, |previous| UserState {
                     outcome: Outcome::Pending,
                     detail: None,
                     attempted_at: now,
@@ -177,7 +235,7 @@ pub async fn sync(
             }
             Ok(Lookup::Invalid(reason)) => {
                 summary.invalid += users.len() as u64;
-                record(store.as_ref(), name, &users, key_hash, |previous| UserState {
+                record(store.as_ref(), &users, key_hash, |previous| UserState {
                     outcome: Outcome::Invalid,
                     checked_at: Some(now),
                     detail: Some(reason.clone()),
@@ -186,16 +244,16 @@ pub async fn sync(
                 })?;
             }
             Err(ConnectorError::Fatal(message)) => {
-                stop.store(true, Ordering::SeqCst);
+                stop.cancel();
                 summary.lookups -= 1;
-                summary.aborted += users.len() as u64;
-                lookup_error.get_or_insert(message);
+                processed_users -= users.len() as u64;
+                fatal.get_or_insert(message);
             }
             Err(error @ (ConnectorError::Transient(_) | ConnectorError::Rejected(_))) => {
                 let message = error.to_string();
                 LookupFailed { connection: name, users: users.len(), error: &message }.emit();
                 summary.failed += users.len() as u64;
-                record(store.as_ref(), name, &users, key_hash, |previous| UserState {
+                record(store.as_ref(), &users, key_hash, |previous| UserState {
                     outcome: Outcome::Failed,
                     detail: Some(message.clone()),
                     attempted_at: now,
@@ -204,7 +262,9 @@ pub async fn sync(
             }
         }
     }
+    // Lookups never started, or abandoned after the grace period, are not recorded: still due.
     drop(lookups);
+    summary.aborted += planned_users - processed_users;
     drop(sender);
     let written = writer.await.map_err(|panic| StateError(format!("the writer task failed: {panic}")))??;
 
@@ -212,13 +272,14 @@ pub async fn sync(
     summary.batches = written.batches;
     summary.failed += written.failed;
     summary.aborted += written.aborted;
-    fatal = fatal.or(lookup_error).or(written.fatal);
+    let fatal = fatal.or(written.fatal);
 
-    let mut state = store.connection(name)?.unwrap_or_default();
+    let mut state = store.connection()?;
     if written.data_reached && state.first_data_at.is_none() {
         state.first_data_at = Some(Utc::now());
     }
     state.users_enriched += written.newly_enriched;
+    state.derived_properties.extend(derived);
     state.status = match &fatal {
         Some(error) => {
             RunStopped { connection: name, error }.emit();
@@ -234,10 +295,11 @@ pub async fn sync(
         seen_since: request.seen_since,
         summary,
         error: fatal,
+        stopped_early: request.stop.is_cancelled(),
     };
     RunFinished { connection: name, summary: &run.summary }.emit();
     state.push_run(run.clone());
-    store.put_connection(name, &state)?;
+    store.put_connection(&state)?;
     store.flush()?;
     Ok(SyncReport { run, status: state.status })
 }
@@ -249,20 +311,25 @@ struct DueUser {
     previous: Option<UserState>,
 }
 
-/// Reads the roster and groups the due users by lookup key. The inner `Err` is a fatal roster error.
+/// The lookups of a run, in the order they should happen.
+type Plan = Vec<(LookupKey, Vec<DueUser>)>;
+
+/// Reads the roster and plans the lookups. The inner `Err` is a fatal roster error.
 async fn read_due_users(
     connection: &Connection,
     store: &dyn StateStore,
     request: &SyncRequest,
+    resumed: &HashSet<String>,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
-) -> Result<Result<BTreeMap<LookupKey, Vec<DueUser>>, String>, StateError> {
+) -> Result<Result<Plan, String>, StateError> {
     let name = connection.name.as_str();
     let mut users = match connection.users.users(request.seen_since).await {
         Ok(users) => users,
         Err(error) => return Ok(Err(format!("{}: {error}", connection.users.describe()))),
     };
-    let key_kind = connection.source.key_kind();
+    let source = connection.source.as_ref();
+    let key_kind = source.key_kind();
     let mut due: BTreeMap<LookupKey, Vec<DueUser>> = BTreeMap::new();
     let mut due_identities = HashSet::new();
     while let Some(item) = users.next().await {
@@ -297,7 +364,14 @@ async fn read_due_users(
             summary.duplicate_identities += 1;
             continue;
         }
-        let previous = store.user(name, &user.identity)?;
+        if resumed.contains(&user.identity) {
+            continue;
+        }
+        if source.declines(&key).is_some() {
+            summary.skipped += 1;
+            continue;
+        }
+        let previous = store.user(&user.identity)?;
         let is_due = previous
             .as_ref()
             .is_none_or(|state| state.is_due(key_hash(&key), now, connection.schedule.refresh));
@@ -309,7 +383,25 @@ async fn read_due_users(
             summary.up_to_date += 1;
         }
     }
-    Ok(Ok(due))
+    let mut plan: Plan = due.into_iter().collect();
+    // Pending lookups first (Clearbit is fetching them), then never checked, then the oldest checks.
+    plan.sort_by_cached_key(|(_, users)| users.iter().map(priority).min());
+    if let Some(limit) = connection.schedule.max_lookups_per_run {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if plan.len() > limit {
+            summary.deferred = plan.drain(limit..).map(|(_, users)| users.len() as u64).sum();
+        }
+    }
+    Ok(Ok(plan))
+}
+
+/// Lower comes first.
+fn priority(user: &DueUser) -> (u8, Option<DateTime<Utc>>) {
+    match &user.previous {
+        Some(state) if state.outcome == Outcome::Pending => (0, None),
+        None => (1, None),
+        Some(state) => (2, state.checked_at),
+    }
 }
 
 fn key_hash(key: &LookupKey) -> u64 {
@@ -340,7 +432,6 @@ fn fresh_state(key_hash: u64, now: DateTime<Utc>) -> UserState {
 /// (with the current key).
 fn record(
     store: &dyn StateStore,
-    connection: &str,
     users: &[DueUser],
     key_hash: u64,
     update: impl Fn(UserState) -> UserState,
@@ -353,55 +444,51 @@ fn record(
             (user.record.identity.clone(), update(UserState { key_hash, ..previous }))
         })
         .collect();
-    store.put_users(connection, &states)
+    store.put_users(&states)
 }
 
-/// A completed check on its way to the sink, with the state to commit once it is acknowledged.
-#[derive(Debug)]
-struct PendingWrite {
-    update: UserUpdate,
-    /// The state to commit once the sink acknowledged the write.
-    acknowledged: UserState,
-    /// The state before this run, kept if the write fails.
-    previous: UserState,
-    /// The first acknowledged write of found properties for this user.
-    first_enrichment: bool,
+/// One completed check of one key, shared by every user with that key.
+struct Check<'a> {
+    outcome: Outcome,
+    key_hash: u64,
+    properties: Properties,
+    checked_property: &'a str,
+    now: DateTime<Utc>,
 }
 
-impl PendingWrite {
-    fn completed(
-        user: DueUser,
-        outcome: Outcome,
-        key_hash: u64,
-        properties: &Properties,
-        properties_hash: u64,
-        checked_property: &str,
-        now: DateTime<Utc>,
-    ) -> Self {
-        let mut properties = properties.clone();
+impl Check<'_> {
+    /// What to write for one user: everything, or only the check date when nothing changed since the
+    /// last acknowledged write (then the flag is true).
+    fn pending_write(&self, user: DueUser) -> (PendingWrite, bool) {
+        let properties_hash = properties_hash(&self.properties);
+        let previous = user.previous.unwrap_or_else(|| fresh_state(self.key_hash, self.now));
+        let unchanged = previous.written_at.is_some()
+            && previous.outcome == self.outcome
+            && previous.properties_hash == Some(properties_hash);
+        let mut properties = if unchanged { Properties::new() } else { self.properties.clone() };
         properties.insert(
-            checked_property.to_owned(),
-            PropertyValue::Text(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            self.checked_property.to_owned(),
+            PropertyValue::Text(self.now.to_rfc3339_opts(SecondsFormat::Secs, true)),
         );
-        let previous = user.previous.unwrap_or_else(|| fresh_state(key_hash, now));
-        let first_enrichment = outcome == Outcome::Found
+        let first_enrichment = self.outcome == Outcome::Found
             && !(previous.outcome == Outcome::Found && previous.written_at.is_some());
         let acknowledged = UserState {
-            key_hash,
-            outcome,
-            checked_at: Some(now),
-            attempted_at: now,
+            key_hash: self.key_hash,
+            outcome: self.outcome,
+            checked_at: Some(self.now),
+            attempted_at: self.now,
             detail: None,
-            written_at: Some(now),
+            written_at: Some(self.now),
             properties_hash: Some(properties_hash),
-            properties_written: properties.len(),
+            properties_written: self.properties.len() + 1,
         };
-        Self {
+        let write = PendingWrite {
             update: UserUpdate { identity: user.record.identity, user_id: user.record.user_id, properties },
             acknowledged,
-            previous: UserState { key_hash, ..previous },
+            previous: UserState { key_hash: self.key_hash, ..previous },
             first_enrichment,
-        }
+        };
+        (write, unchanged)
     }
 }
 
@@ -409,7 +496,7 @@ struct WriteContext {
     connection: String,
     sink: Arc<dyn Sink>,
     store: Arc<dyn StateStore>,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
     receiver: mpsc::Receiver<PendingWrite>,
 }
 
@@ -465,7 +552,7 @@ async fn write_batch(
         return Ok(());
     }
     if report.fatal.is_some() {
-        // The sink refused the connection: these users stay due for the next run.
+        // The sink refused the connection: these stay pending for the next run.
         report.aborted += batch.len() as u64;
         return Ok(());
     }
@@ -483,18 +570,22 @@ async fn write_batch(
                     (pending.update.identity, pending.acknowledged)
                 })
                 .collect();
-            context.store.put_users(name, &states)?;
+            context.store.put_users(&states)?;
             report.written += states.len() as u64;
             report.batches += 1;
             BatchWritten { connection: name, users: states.len() }.emit();
         }
         Err(ConnectorError::Fatal(message)) => {
-            context.stop.store(true, Ordering::SeqCst);
+            context.stop.cancel();
             report.aborted += batch.len() as u64;
             report.fatal = Some(message);
         }
-        Err(error) => {
-            let message = error.to_string();
+        Err(ConnectorError::Transient(message)) => {
+            // The checks stay pending: the next run writes them without looking them up again.
+            BatchFailed { connection: name, users: batch.len(), error: &message }.emit();
+            report.failed += batch.len() as u64;
+        }
+        Err(ConnectorError::Rejected(message)) => {
             BatchFailed { connection: name, users: batch.len(), error: &message }.emit();
             let now = Utc::now();
             let states: Vec<(String, UserState)> = batch
@@ -510,7 +601,7 @@ async fn write_batch(
                 })
                 .collect();
             report.failed += states.len() as u64;
-            context.store.put_users(name, &states)?;
+            context.store.put_users(&states)?;
         }
     }
     Ok(())

@@ -54,6 +54,22 @@ impl InternalEvent for LookupFailed<'_> {
 }
 
 #[derive(Debug)]
+pub struct ValuesCut<'a> {
+    pub connection: &'a str,
+    pub properties: &'a [String],
+}
+
+impl InternalEvent for ValuesCut<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            connection = self.connection,
+            "cut to fit the sink's limit: {}",
+            self.properties.join(", ")
+        );
+    }
+}
+
+#[derive(Debug)]
 pub struct BatchWritten<'a> {
     pub connection: &'a str,
     pub users: usize,

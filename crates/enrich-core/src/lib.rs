@@ -20,11 +20,12 @@ pub use config::{FieldError, ensure_valid};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Schedule, SyncReport, SyncRequest, sync};
 pub use error::ConnectorError;
-pub use property::{Properties, PropertyValue};
+pub use property::{Properties, PropertyInfo, PropertyKind, PropertyValue, Record};
 pub use sink::{Sink, UserUpdate};
 pub use source::{Lookup, Source};
 pub use state::{
-    ConnectionState, ConnectionStatus, MemoryStateStore, Outcome, RunKind, RunRecord, RunSummary, StateError,
-    StateStore, UserState,
+    ConnectionState, ConnectionStatus, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,
+    RunSummary, StateError, StateStore, UserState,
 };
+pub use tokio_util::sync::CancellationToken;
 pub use user::{KeyKind, LookupKey, SkipReason, UserRecord};

@@ -11,6 +11,60 @@ pub type Properties = BTreeMap<String, PropertyValue>;
 /// Strings are cut so that they stay below this many bytes (and so below as many characters).
 pub const MAX_TEXT_BYTES: usize = 1023;
 
+/// What a completed check produced for one key: the properties to write, and the names of the values
+/// that had to be cut to fit, so a run can report cuts instead of losing data silently.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Record {
+    pub properties: Properties,
+    pub cut: Vec<String>,
+    /// Properties named by derivation from an attribute the source's catalogue does not know yet, as
+    /// (attribute path, property name).
+    pub derived: Vec<(String, String)>,
+}
+
+/// The kind of value a property holds, as a listing shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PropertyKind {
+    Text,
+    Number,
+    /// Several values joined with `, `.
+    List,
+    /// `true` or `false`.
+    Flag,
+    /// An RFC 3339 date and time.
+    Date,
+    Url,
+}
+
+impl fmt::Display for PropertyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Number => "number",
+            Self::List => "list",
+            Self::Flag => "flag",
+            Self::Date => "date",
+            Self::Url => "URL",
+        })
+    }
+}
+
+/// One property a source writes, for listings and documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PropertyInfo {
+    /// The property's name in the destination, e.g. `Company Website URL`.
+    pub name: String,
+    /// The source attribute it comes from (`company.site.url`), or `None` for properties the source
+    /// writes about the check itself (`Clearbit: Date Last Checked`).
+    pub path: Option<String>,
+    pub kind: PropertyKind,
+    /// One line a marketer understands.
+    pub description: String,
+    /// Named by derivation from an attribute the catalogue does not know.
+    pub derived: bool,
+}
+
 /// One property value: a number or a string, nothing else.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -3,11 +3,12 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::{ConnectorError, Properties};
 
 /// The properties to write for one user, addressed however the sink can.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserUpdate {
     pub identity: String,
     pub user_id: Option<String>,

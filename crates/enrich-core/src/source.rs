@@ -4,15 +4,16 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use crate::{ConnectorError, KeyKind, LookupKey, Properties};
+use crate::{ConnectorError, KeyKind, LookupKey, PropertyInfo, Record};
 
 /// What a source answered for one key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
     /// A record was found; these are the properties it maps to.
-    Found(Properties),
-    /// The source has no record for this key: a completed check.
-    NotFound,
+    Found(Record),
+    /// The source has no record for this key: a completed check, which may still write properties
+    /// saying so (`Clearbit: Match` = `not found`).
+    NotFound(Record),
     /// The source is still fetching the record (Clearbit's 202); ask again at the next run.
     Pending,
     /// The key can never be looked up (Clearbit's 422): it is not asked again.
@@ -28,9 +29,17 @@ pub trait Source: Send + Sync + Debug {
     fn key_kind(&self) -> KeyKind;
     /// The property written with the time of every completed check, e.g. `Clearbit: Date Last Checked`.
     fn checked_property(&self) -> &str;
+    /// Every property this source, as configured, can write: its catalogue.
+    fn properties(&self) -> Vec<PropertyInfo>;
     /// How many lookups the engine may have in flight at once; the source enforces its own request
     /// concurrency and rate limits underneath.
     fn max_in_flight(&self) -> usize;
+    /// Why this source declines to look a key up even though it is well formed (a free email domain
+    /// when the connection skips those), or `None` to look it up. Declined users are counted, not
+    /// recorded, so a changed setting takes effect at the next run.
+    fn declines(&self, _key: &LookupKey) -> Option<&'static str> {
+        None
+    }
     /// Looks one key up, already retried as the service's rules say.
     async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError>;
     /// One cheap live call proving the credentials work; describes what it did.

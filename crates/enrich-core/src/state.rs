@@ -82,10 +82,22 @@ impl fmt::Display for ConnectionStatus {
 /// Why a run happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RunKind {
-    /// A scheduled or manual sync over the connection's backfill window.
-    Sync,
-    /// A one-off run over a wider window, on request.
+    /// `enrich run` started it on the connection's schedule.
+    Scheduled,
+    /// `enrich sync` started it.
+    Manual,
+    /// `enrich backfill` started it over a wider window.
     Backfill { since: DateTime<Utc> },
+}
+
+impl fmt::Display for RunKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Scheduled => f.write_str("scheduled"),
+            Self::Manual => f.write_str("manual"),
+            Self::Backfill { .. } => f.write_str("backfill"),
+        }
+    }
 }
 
 /// The figures of one run. Outcomes count users; `lookups` counts distinct keys looked up.
@@ -104,6 +116,12 @@ pub struct RunSummary {
     /// Checked recently enough: not due.
     pub up_to_date: u64,
     pub due: u64,
+    /// Due users the source declined to look up (e.g. free email domains).
+    pub skipped: u64,
+    /// Due users left for the next run by `max_lookups_per_run`.
+    pub deferred: u64,
+    /// Users whose results were fetched by an earlier, interrupted run and written now, without a lookup.
+    pub resumed: u64,
     pub lookups: u64,
     pub found: u64,
     pub not_found: u64,
@@ -115,6 +133,10 @@ pub struct RunSummary {
     pub aborted: u64,
     /// Users whose properties the sink acknowledged.
     pub written: u64,
+    /// Values cut to fit the sink's limits (counted per lookup).
+    pub values_cut: u64,
+    /// Users whose properties had not changed since the last write: only the check date was written.
+    pub unchanged: u64,
     pub batches: u64,
 }
 
@@ -128,6 +150,9 @@ pub struct RunRecord {
     pub summary: RunSummary,
     /// The fatal error that stopped the run, if one did.
     pub error: Option<String>,
+    /// The run was asked to stop (Ctrl-C, SIGTERM) before it was done.
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 /// How many runs a connection's history keeps.
@@ -142,6 +167,9 @@ pub struct ConnectionState {
     pub first_data_at: Option<DateTime<Utc>>,
     /// Users whose found properties the sink acknowledged at least once.
     pub users_enriched: u64,
+    /// Properties written under a name derived from an attribute the source's catalogue does not know
+    /// (property name → attribute path), so listings can show them.
+    pub derived_properties: std::collections::BTreeMap<String, String>,
     /// The latest runs, oldest first, at most [`RUN_HISTORY`].
     pub runs: Vec<RunRecord>,
 }
@@ -163,12 +191,31 @@ impl ConnectionState {
 #[error("state store: {0}")]
 pub struct StateError(pub String);
 
-/// Durable memory of users and connections. Writes of one call are atomic.
+/// A completed check on its way to the sink: what to write, and the states to commit once the sink
+/// acknowledged it (or failed it). Stored before it is sent, so that a run killed before the
+/// acknowledgement writes it at the next run without paying for a second lookup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingWrite {
+    pub update: crate::UserUpdate,
+    /// The state to commit once the sink acknowledged the write.
+    pub acknowledged: UserState,
+    /// The state before the check, kept (as failed) if the sink refuses the write.
+    pub previous: UserState,
+    /// The first acknowledged write of found properties for this user.
+    pub first_enrichment: bool,
+}
+
+/// Durable memory of one connection: its users and its own state. Writes of one call are atomic.
 pub trait StateStore: Send + Sync + fmt::Debug {
-    fn user(&self, connection: &str, identity: &str) -> Result<Option<UserState>, StateError>;
-    fn put_users(&self, connection: &str, users: &[(String, UserState)]) -> Result<(), StateError>;
-    fn connection(&self, connection: &str) -> Result<Option<ConnectionState>, StateError>;
-    fn put_connection(&self, connection: &str, state: &ConnectionState) -> Result<(), StateError>;
+    fn user(&self, identity: &str) -> Result<Option<UserState>, StateError>;
+    /// Commits users' states and forgets their pending writes.
+    fn put_users(&self, users: &[(String, UserState)]) -> Result<(), StateError>;
+    /// Remembers checks whose write is not acknowledged yet.
+    fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError>;
+    /// Every check whose write was never acknowledged (an interrupted run's).
+    fn pending(&self) -> Result<Vec<PendingWrite>, StateError>;
+    fn connection(&self) -> Result<ConnectionState, StateError>;
+    fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StateError>;
 }
@@ -176,44 +223,55 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 /// A [`StateStore`] in memory, for tests.
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
-    users: Mutex<HashMap<(String, String), UserState>>,
-    connections: Mutex<HashMap<String, ConnectionState>>,
+    users: Mutex<HashMap<String, UserState>>,
+    pending: Mutex<HashMap<String, PendingWrite>>,
+    connection: Mutex<ConnectionState>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl MemoryStateStore {
-    /// Every user state of a connection, for assertions.
-    pub fn users_of(&self, connection: &str) -> HashMap<String, UserState> {
-        let users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        users
-            .iter()
-            .filter(|((owner, _), _)| owner == connection)
-            .map(|((_, identity), state)| (identity.clone(), state.clone()))
-            .collect()
+    /// Every user state, for assertions.
+    pub fn users(&self) -> HashMap<String, UserState> {
+        locked(&self.users).clone()
     }
 }
 
 impl StateStore for MemoryStateStore {
-    fn user(&self, connection: &str, identity: &str) -> Result<Option<UserState>, StateError> {
-        let users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(users.get(&(connection.to_owned(), identity.to_owned())).cloned())
+    fn user(&self, identity: &str) -> Result<Option<UserState>, StateError> {
+        Ok(locked(&self.users).get(identity).cloned())
     }
 
-    fn put_users(&self, connection: &str, updates: &[(String, UserState)]) -> Result<(), StateError> {
-        let mut users = self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn put_users(&self, updates: &[(String, UserState)]) -> Result<(), StateError> {
+        let mut users = locked(&self.users);
+        let mut pending = locked(&self.pending);
         for (identity, state) in updates {
-            users.insert((connection.to_owned(), identity.clone()), state.clone());
+            users.insert(identity.clone(), state.clone());
+            pending.remove(identity);
         }
         Ok(())
     }
 
-    fn connection(&self, connection: &str) -> Result<Option<ConnectionState>, StateError> {
-        let connections = self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(connections.get(connection).cloned())
+    fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError> {
+        let mut pending = locked(&self.pending);
+        for write in writes {
+            pending.insert(write.update.identity.clone(), write.clone());
+        }
+        Ok(())
     }
 
-    fn put_connection(&self, connection: &str, state: &ConnectionState) -> Result<(), StateError> {
-        let mut connections = self.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        connections.insert(connection.to_owned(), state.clone());
+    fn pending(&self) -> Result<Vec<PendingWrite>, StateError> {
+        Ok(locked(&self.pending).values().cloned().collect())
+    }
+
+    fn connection(&self) -> Result<ConnectionState, StateError> {
+        Ok(locked(&self.connection).clone())
+    }
+
+    fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError> {
+        *locked(&self.connection) = state.clone();
         Ok(())
     }
 
@@ -265,12 +323,13 @@ mod tests {
         let mut connection = ConnectionState::default();
         for _ in 0..RUN_HISTORY + 5 {
             connection.push_run(RunRecord {
-                kind: RunKind::Sync,
+                kind: RunKind::Manual,
                 started_at: now,
                 finished_at: now,
                 seen_since: now,
                 summary: RunSummary::default(),
                 error: None,
+                stopped_early: false,
             });
         }
         assert_eq!(connection.runs.len(), RUN_HISTORY);

@@ -1,10 +1,11 @@
 //! The Clearbit Enrichment API look-alike: combined, person and company lookups with Clearbit's
-//! authentication, status codes, error bodies, billing and rate-limit headers.
+//! authentication, status codes, error bodies, billing, rate limits and injected faults.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{ClearbitRequest, EmulatorConfig, Scripted, generate, lock, samples, status_code};
+use crate::faults::{Cut, Fault, FaultDraw, broken_body, first_half};
+use crate::generate::Draw;
+use crate::{ClearbitRequest, EmulatorConfig, FaultCounts, Scripted, generate, lock, samples, status_code};
 
 /// Shared mailboxes Clearbit refuses to look up.
 const ROLE_MAILBOXES: &[&str] =
@@ -26,15 +29,44 @@ pub(crate) struct Clearbit {
 }
 
 /// What the server remembers between requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Book {
     scripts: HashMap<String, VecDeque<Scripted>>,
     requests: Vec<ClearbitRequest>,
     /// Clearbit bills an email once per period however often it is asked for.
     billed: HashSet<String>,
+    /// Emails (or domains) asked for at least once: only a first ask can be queued.
+    asked: HashSet<String>,
     /// The Unix minute `requests_this_minute` counts for.
     minute: u64,
+    /// Lookups admitted in `minute`.
     requests_this_minute: u32,
+    /// Lookups admitted and not answered yet.
+    in_flight: usize,
+    faults: FaultDraw,
+    /// Its own stream, so the faults a seed gives do not depend on whether jitter is configured.
+    latency_jitter: Draw,
+    rate_limited: u64,
+    concurrency_limited: u64,
+}
+
+/// What the rate-limit headers of one answer say.
+#[derive(Debug, Clone, Copy)]
+struct RateLimitStatus {
+    limit: u32,
+    remaining: u32,
+    /// Unix seconds when the next window starts.
+    reset: u64,
+}
+
+/// An admitted lookup, counted as being answered until dropped (also when the client goes away).
+#[derive(Debug)]
+struct InFlight<'a>(&'a Clearbit);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.book).in_flight -= 1;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,15 +97,21 @@ struct FindParams {
 struct Reply {
     status: u16,
     body: String,
+    /// Set when a `dropped` fault cuts the connection instead of delivering the answer.
+    cut: Option<Cut>,
 }
 
 impl Reply {
+    fn new(status: u16, body: String) -> Reply {
+        Reply { status, body, cut: None }
+    }
+
     fn found(record: &Value) -> Reply {
-        Reply { status: 200, body: record.to_string() }
+        Reply::new(200, record.to_string())
     }
 
     fn error(status: u16, kind: &str, message: &str) -> Reply {
-        Reply { status, body: json!({"error": {"type": kind, "message": message}}).to_string() }
+        Reply::new(status, json!({"error": {"type": kind, "message": message}}).to_string())
     }
 
     /// The error body Clearbit sends with `status`.
@@ -93,13 +131,45 @@ impl Reply {
     }
 
     fn is_billable(&self) -> bool {
-        matches!(self.status, 200 | 201 | 202 | 404)
+        self.cut.is_none() && matches!(self.status, 200 | 201 | 202 | 404)
+    }
+
+    /// The status the request log shows.
+    fn logged_status(&self) -> u16 {
+        if self.cut.is_some() { ClearbitRequest::DROPPED } else { self.status }
+    }
+
+    fn into_response(self, rate_limit: RateLimitStatus) -> Response {
+        let headers = [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(rate_limit.limit)),
+            (HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(rate_limit.remaining)),
+            (HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(rate_limit.reset)),
+        ];
+        let body = match self.cut {
+            Some(cut) => broken_body(cut, &self.body),
+            None => Body::from(self.body),
+        };
+        (status_code(self.status), headers, body).into_response()
     }
 }
 
 impl Clearbit {
     pub(crate) fn new(config: EmulatorConfig) -> Clearbit {
-        Clearbit { config, book: Mutex::default() }
+        let book = Book {
+            scripts: HashMap::new(),
+            requests: Vec::new(),
+            billed: HashSet::new(),
+            asked: HashSet::new(),
+            minute: 0,
+            requests_this_minute: 0,
+            in_flight: 0,
+            faults: FaultDraw::new(config.clearbit_faults, config.seed, "clearbit"),
+            latency_jitter: Draw::seeded(&format!("clearbit latency:{}", config.seed)),
+            rate_limited: 0,
+            concurrency_limited: 0,
+        };
+        Clearbit { config, book: Mutex::new(book) }
     }
 
     pub(crate) fn script(&self, email: &str, answers: Vec<Scripted>) {
@@ -110,14 +180,76 @@ impl Clearbit {
         lock(&self.book).requests.clone()
     }
 
-    /// The answer to an authorized lookup, with the quota it is subject to: none for scripted answers,
-    /// which are given exactly as scripted.
-    async fn answer(&self, endpoint: Endpoint, key: &str) -> (Reply, Option<u64>) {
-        let scripted = lock(&self.book).scripts.get_mut(key).and_then(VecDeque::pop_front);
-        match scripted {
-            Some(scripted) => (scripted_reply(endpoint, key, scripted).await, None),
-            None => (self.lookup(endpoint, key), self.config.quota),
+    /// Clearbit's part of the counts; Heap's are left at zero.
+    pub(crate) fn fault_counts(&self) -> FaultCounts {
+        let book = lock(&self.book);
+        FaultCounts {
+            clearbit: book.faults.counts(),
+            rate_limited: book.rate_limited,
+            concurrency_limited: book.concurrency_limited,
+            ..FaultCounts::default()
         }
+    }
+
+    /// Lets a lookup in, or refuses it as Clearbit does when too many are being answered or, if enforced,
+    /// the window's allowance is spent. Refused lookups count towards neither limit.
+    fn admit(&self) -> (RateLimitStatus, Result<InFlight<'_>, Reply>) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let limit = self.config.rate_limit_per_minute;
+        let mut book = lock(&self.book);
+        if now / 60 != book.minute {
+            book.minute = now / 60;
+            book.requests_this_minute = 0;
+        }
+        let admission =
+            if let Some(max) = self.config.max_concurrent_requests.filter(|&max| book.in_flight >= max) {
+                book.concurrency_limited += 1;
+                Err(Reply::error(400, "rate_limit", &format!("Limit is {max} concurrent requests")))
+            } else if self.config.enforce_rate_limit && book.requests_this_minute >= limit {
+                book.rate_limited += 1;
+                Err(Reply::canonical(429))
+            } else {
+                book.requests_this_minute += 1;
+                book.in_flight += 1;
+                Ok(InFlight(self))
+            };
+        let remaining = limit.saturating_sub(book.requests_this_minute);
+        (RateLimitStatus { limit, remaining, reset: (book.minute + 1) * 60 }, admission)
+    }
+
+    /// The configured latency plus this lookup's jitter.
+    fn latency(&self) -> Duration {
+        let jitter_share = lock(&self.book).latency_jitter.unit();
+        self.config.latency + self.config.latency_jitter.mul_f64(jitter_share)
+    }
+
+    /// The answer to an authorized lookup, with the quota it is subject to: none for scripted answers and
+    /// faults, which are given exactly as scripted or drawn.
+    async fn answer(&self, endpoint: Endpoint, key: &str) -> (Reply, Option<u64>) {
+        let (scripted, fault) = {
+            let mut book = lock(&self.book);
+            let first_ask = book.asked.insert(key.to_owned());
+            let scripted = book.scripts.get_mut(key).and_then(VecDeque::pop_front);
+            // Scripted answers win, and draw no fault so they leave the seeded sequence alone.
+            let fault = if scripted.is_none() { book.faults.next(first_ask) } else { None };
+            (scripted, fault)
+        };
+        if let Some(scripted) = scripted {
+            return (scripted_reply(endpoint, key, scripted).await, None);
+        }
+        let reply = match fault {
+            None => return (self.lookup(endpoint, key), self.config.quota),
+            Some(Fault::Slow(delay)) => {
+                tokio::time::sleep(delay).await;
+                return (self.lookup(endpoint, key), self.config.quota);
+            }
+            Some(Fault::TooManyRequests) => Reply::canonical(429),
+            Some(Fault::ServerError(status)) => Reply::canonical(status),
+            Some(Fault::Queued) => Reply::canonical(202),
+            Some(Fault::Malformed) => Reply::new(200, first_half(&found(endpoint, key).body)),
+            Some(Fault::Dropped(cut)) => Reply { cut: Some(cut), ..found(endpoint, key) },
+        };
+        (reply, None)
     }
 
     /// Clearbit's normal answer.
@@ -157,18 +289,6 @@ impl Book {
         }
         reply
     }
-
-    /// Counts one request in the current minute; returns that count and when the next minute starts.
-    fn count_towards_rate_limit(&mut self) -> (u32, u64) {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let minute = now / 60;
-        if minute != self.minute {
-            self.minute = minute;
-            self.requests_this_minute = 0;
-        }
-        self.requests_this_minute += 1;
-        (self.requests_this_minute, (minute + 1) * 60)
-    }
 }
 
 pub(crate) fn router(clearbit: Arc<Clearbit>) -> Router {
@@ -190,7 +310,6 @@ async fn find(
     Query(params): Query<FindParams>,
     headers: HeaderMap,
 ) -> Response {
-    tokio::time::sleep(clearbit.config.latency).await;
     let key = match endpoint {
         Endpoint::Company => params.domain,
         Endpoint::Combined | Endpoint::Person => params.email,
@@ -200,31 +319,30 @@ async fn find(
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     let refusal = authenticate(authorization, &clearbit.config.clearbit_key).err();
     let authorized = refusal.is_none();
-    let (reply, quota) = match refusal {
-        Some(refusal) => (refusal, None),
-        None => clearbit.answer(endpoint, &key).await,
+    let (rate_limit, admission) = clearbit.admit();
+    let (reply, quota) = match admission {
+        // Refused at the door, without the lookup time.
+        Err(limited) => (limited, None),
+        Ok(_in_flight) => {
+            tokio::time::sleep(clearbit.latency()).await;
+            match refusal {
+                Some(refusal) => (refusal, None),
+                None => clearbit.answer(endpoint, &key).await,
+            }
+        }
     };
 
     let mut book = lock(&clearbit.book);
     let reply = book.bill(&key, reply, quota);
-    let (used, reset) = book.count_towards_rate_limit();
     book.requests.push(ClearbitRequest {
         path: endpoint.path().to_owned(),
         email: key,
         authorized,
         authorization: authorization.map(str::to_owned),
-        status: reply.status,
+        status: reply.logged_status(),
     });
     drop(book);
-
-    let limit = clearbit.config.rate_limit_per_minute;
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-        (HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(limit)),
-        (HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(limit.saturating_sub(used))),
-        (HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(reset)),
-    ];
-    (status_code(reply.status), headers, reply.body).into_response()
+    reply.into_response(rate_limit)
 }
 
 async fn request_log(State(clearbit): State<Arc<Clearbit>>) -> Json<Vec<ClearbitRequest>> {
@@ -240,7 +358,7 @@ async fn scripted_reply(endpoint: Endpoint, key: &str, mut scripted: Scripted) -
                 continue;
             }
             Scripted::Status(status) => Reply::canonical(status),
-            Scripted::Body(status, body) => Reply { status, body },
+            Scripted::Body(status, body) => Reply::new(status, body),
             Scripted::RateLimit400 => Reply::error(400, "rate_limit", "Limit is 5 concurrent requests"),
             Scripted::Found => found(endpoint, key),
         };
@@ -363,6 +481,25 @@ mod tests {
         assert_eq!(decode_base64("c2tfa2V5Og").as_deref(), Some(&b"sk_key:"[..]));
         assert_eq!(decode_base64("YWJj").as_deref(), Some(&b"abc"[..]));
         assert_eq!(decode_base64("not base64!"), None);
+    }
+
+    #[test]
+    fn latency_jitter_is_drawn_up_to_its_bound_from_the_seed() {
+        let latencies = |seed| {
+            let clearbit = Clearbit::new(EmulatorConfig {
+                latency: Duration::from_millis(100),
+                latency_jitter: Duration::from_millis(50),
+                seed,
+                ..EmulatorConfig::default()
+            });
+            (0..200).map(|_| clearbit.latency()).collect::<Vec<_>>()
+        };
+        let drawn = latencies(1);
+        let (least, most) = (drawn.iter().min().unwrap(), drawn.iter().max().unwrap());
+        assert!(*least >= Duration::from_millis(100) && *least < Duration::from_millis(105), "{least:?}");
+        assert!(*most <= Duration::from_millis(150) && *most > Duration::from_millis(145), "{most:?}");
+        assert_eq!(drawn, latencies(1));
+        assert_ne!(drawn, latencies(2));
     }
 
     #[test]

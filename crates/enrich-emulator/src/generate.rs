@@ -359,12 +359,13 @@ pub(crate) fn fnv1a(text: &str) -> u64 {
 }
 
 /// A deterministic stream of choices (SplitMix64 seeded with the FNV-1a hash of a text).
-struct Draw {
+#[derive(Debug)]
+pub(crate) struct Draw {
     state: u64,
 }
 
 impl Draw {
-    fn seeded(text: &str) -> Draw {
+    pub(crate) fn seeded(text: &str) -> Draw {
         Draw { state: fnv1a(text) }
     }
 
@@ -376,10 +377,15 @@ impl Draw {
         mixed ^ (mixed >> 31)
     }
 
+    /// An evenly spread number in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f64 {
+        // The top 53 bits fill an f64's mantissa exactly.
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// True with the given probability.
     fn chance(&mut self, probability: f64) -> bool {
-        // The top 53 bits make an evenly spread float in [0, 1).
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < probability
+        self.unit() < probability
     }
 
     /// A number in `0..count`.

@@ -1,5 +1,5 @@
 //! The Heap Add User Properties look-alike: validates requests as Heap does and keeps the merged user
-//! properties, so tests can check what a sync wrote.
+//! properties, so tests can check what a sync wrote, unless an injected fault lost the request.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -13,12 +13,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value};
 
-use crate::{HeapRequest, HeapUser, Scripted, lock, status_code};
+use crate::faults::{Cut, Fault, FaultDraw, broken_body, first_half};
+use crate::{ApiFaultCounts, Faults, HeapRequest, HeapUser, Scripted, lock, status_code};
 
 const MAX_USERS_PER_REQUEST: usize = 1000;
 const MAX_IDENTITY_CHARS: usize = 255;
 /// Property strings must be shorter than this.
 const VALUE_CHARS_LIMIT: usize = 1024;
+/// What a `malformed` fault cuts in half. Heap answers success with an empty body, so any body will do.
+const MALFORMED_SOURCE: &str = r#"{"status":"ok"}"#;
 
 #[derive(Debug)]
 pub(crate) struct Heap {
@@ -27,16 +30,23 @@ pub(crate) struct Heap {
 }
 
 /// What the server remembers between requests.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Book {
     scripts: VecDeque<Scripted>,
     requests: Vec<HeapRequest>,
     users: BTreeMap<String, Map<String, Value>>,
+    faults: FaultDraw,
 }
 
 impl Heap {
-    pub(crate) fn new(app_id: String) -> Heap {
-        Heap { app_id, book: Mutex::default() }
+    pub(crate) fn new(app_id: String, faults: Faults, seed: u64) -> Heap {
+        let book = Book {
+            scripts: VecDeque::new(),
+            requests: Vec::new(),
+            users: BTreeMap::new(),
+            faults: FaultDraw::new(faults, seed, "heap"),
+        };
+        Heap { app_id, book: Mutex::new(book) }
     }
 
     pub(crate) fn script(&self, answers: Vec<Scripted>) {
@@ -49,6 +59,10 @@ impl Heap {
 
     pub(crate) fn users(&self) -> BTreeMap<String, Map<String, Value>> {
         lock(&self.book).users.clone()
+    }
+
+    pub(crate) fn fault_counts(&self) -> ApiFaultCounts {
+        lock(&self.book).faults.counts()
     }
 
     /// Heap's normal handling: validate, then record and merge, or refuse with 400 and keep nothing.
@@ -75,19 +89,50 @@ pub(crate) fn router(heap: Arc<Heap>, body_limit: usize) -> Router {
 }
 
 async fn add_user_properties(State(heap): State<Arc<Heap>>, body: Bytes) -> Response {
-    let mut scripted = lock(&heap.book).scripts.pop_front();
+    let (scripted, fault) = {
+        let mut book = lock(&heap.book);
+        let scripted = book.scripts.pop_front();
+        // Scripted answers win, and draw no fault so they leave the seeded sequence alone.
+        let fault = if scripted.is_none() { book.faults.next(false) } else { None };
+        (scripted, fault)
+    };
+    match scripted {
+        Some(scripted) => scripted_answer(&heap, scripted, &body).await,
+        None => faulted_answer(&heap, fault, &body).await,
+    }
+}
+
+async fn scripted_answer(heap: &Heap, mut scripted: Scripted, body: &[u8]) -> Response {
     loop {
         return match scripted {
-            Some(Scripted::Delay(pause, then)) => {
+            Scripted::Delay(pause, then) => {
                 tokio::time::sleep(pause).await;
-                scripted = Some(*then);
+                scripted = *then;
                 continue;
             }
-            Some(Scripted::Status(status)) => reason_phrase(status),
-            Some(Scripted::RateLimit400) => reason_phrase(400),
-            Some(Scripted::Body(status, body)) => (status_code(status), body).into_response(),
-            Some(Scripted::Found) | None => heap.accept(&body),
+            Scripted::Status(status) => reason_phrase(status),
+            Scripted::RateLimit400 => reason_phrase(400),
+            Scripted::Body(status, body) => (status_code(status), body).into_response(),
+            Scripted::Found => heap.accept(body),
         };
+    }
+}
+
+/// The answer with `fault`, if any: only the normal and the slow answers record the request.
+async fn faulted_answer(heap: &Heap, fault: Option<Fault>, body: &[u8]) -> Response {
+    match fault {
+        // Heap queues nothing, so drawing with `first_ask` false never yields `Queued`.
+        None | Some(Fault::Queued) => heap.accept(body),
+        Some(Fault::Slow(delay)) => {
+            tokio::time::sleep(delay).await;
+            heap.accept(body)
+        }
+        Some(Fault::TooManyRequests) => reason_phrase(429),
+        Some(Fault::ServerError(status)) => reason_phrase(status),
+        Some(Fault::Malformed) => (StatusCode::OK, first_half(MALFORMED_SOURCE)).into_response(),
+        // Always before the head: Heap clients need not read a 200's body, so a cut after it would pass
+        // for a success.
+        Some(Fault::Dropped(_)) => broken_body(Cut::BeforeHead, "").into_response(),
     }
 }
 

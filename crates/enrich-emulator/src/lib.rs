@@ -4,12 +4,14 @@
 //! Both servers follow what `EXTERNAL-APIS.md` records about the real services: Clearbit's authentication,
 //! status codes, error bodies, billing and rate-limit headers, with its real sample records for a few
 //! addresses and deterministic generated ones for every other; Heap's validation rules and property
-//! merging. Tests can script answers and read back every request.
+//! merging. Tests can script answers and read back every request. For retry and load testing, both can
+//! inject faults into a seeded share of requests, and Clearbit can enforce its rate and concurrency limits.
 //!
 //! Connectors must never depend on this crate: they reach it only through the base URLs they are
 //! configured with, exactly as they reach the real services.
 
 mod clearbit;
+mod faults;
 mod generate;
 mod heap;
 mod samples;
@@ -29,6 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clearbit::Clearbit;
+pub use crate::faults::{ApiFaultCounts, FaultCounts, Faults};
 use crate::heap::Heap;
 
 /// How the emulated services behave.
@@ -38,17 +41,40 @@ pub struct EmulatorConfig {
     pub clearbit_key: String,
     /// The only `app_id` Heap accepts.
     pub heap_app_id: String,
-    /// Added before every Clearbit answer, to stand in for the real service's lookup time.
+    /// Added before every Clearbit answer, to stand in for the real service's lookup time. Lookups refused
+    /// by the rate or concurrency limit are answered at once, as a service does before any lookup work.
     pub latency: Duration,
+    /// A uniformly drawn extra latency, from zero to this, for each Clearbit lookup (seeded by `seed`).
+    pub latency_jitter: Duration,
     /// Share of generated (non-sample) emails Clearbit does not know and answers 404.
     pub not_found_share: f64,
     /// After this many billed lookups, Clearbit answers 402 to any email it has not billed yet.
     pub quota: Option<u64>,
-    /// Reported in `X-RateLimit-Limit`; not enforced.
+    /// Reported in `X-RateLimit-Limit`; enforced only with `enforce_rate_limit`. Lookups, with the key or
+    /// not, are counted in
+    /// fixed windows of one Unix minute, the window `X-RateLimit-Reset` ends (Unix seconds);
+    /// `X-RateLimit-Remaining` is how many more lookups the window admits. Refused lookups are not
+    /// counted.
     pub rate_limit_per_minute: u32,
+    /// Whether Clearbit answers lookups beyond `rate_limit_per_minute` in a window with 429 `rate_limit`
+    /// ("Rate limit exceeded") and `X-RateLimit-Remaining: 0`. Off by default.
+    pub enforce_rate_limit: bool,
+    /// Clearbit answers a lookup arriving while this many are being answered with 400 `rate_limit`
+    /// ("Limit is N concurrent requests"), as seen in the wild with N = 5. None: no limit.
+    pub max_concurrent_requests: Option<usize>,
     /// Heap answers 413 Payload Too Large to request bodies over this many bytes. Heap documents no
     /// limit; 16 MiB holds 1000 fully enriched users several times over.
     pub heap_body_limit: usize,
+    /// Faults injected into Clearbit lookups, after authentication and in place of the normal answer.
+    /// Scripted answers come first and draw no fault. A faulted answer is given as drawn, whatever the
+    /// quota, and bills the email if its status is billable (202, 200).
+    pub clearbit_faults: Faults,
+    /// Faults injected into Heap requests. A faulted request is neither recorded nor merged, except a
+    /// `slow` one, which is handled normally after the delay. `queued` must be 0: Heap queues nothing.
+    pub heap_faults: Faults,
+    /// Seeds which requests get faults and how much latency jitter: the same seed and the same requests
+    /// in the same order give the same faults.
+    pub seed: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -57,11 +83,32 @@ impl Default for EmulatorConfig {
             clearbit_key: "sk_emulator_secret".to_owned(),
             heap_app_id: "1234567890".to_owned(),
             latency: Duration::ZERO,
+            latency_jitter: Duration::ZERO,
             not_found_share: 0.15,
             quota: None,
             rate_limit_per_minute: 600,
+            enforce_rate_limit: false,
+            max_concurrent_requests: None,
             heap_body_limit: 16 * 1024 * 1024,
+            clearbit_faults: Faults::default(),
+            heap_faults: Faults::default(),
+            seed: 0,
         }
+    }
+}
+
+impl EmulatorConfig {
+    /// Names what makes this configuration impossible to serve.
+    fn check(&self) -> Result<(), String> {
+        self.clearbit_faults.check().map_err(|problem| format!("Clearbit faults: {problem}"))?;
+        self.heap_faults.check().map_err(|problem| format!("Heap faults: {problem}"))?;
+        if self.heap_faults.queued != 0.0 {
+            return Err("Heap faults: queued is a Clearbit fault; Heap queues nothing".to_owned());
+        }
+        if self.max_concurrent_requests == Some(0) {
+            return Err("max_concurrent_requests must be at least 1".to_owned());
+        }
+        Ok(())
     }
 }
 
@@ -94,8 +141,13 @@ pub struct ClearbitRequest {
     /// The raw `Authorization` header, so tests can check what was sent; left out of the JSON log.
     #[serde(skip_serializing)]
     pub authorization: Option<String>,
-    /// The status it was answered with.
+    /// The status it was answered with; [`ClearbitRequest::DROPPED`] when the connection was cut.
     pub status: u16,
+}
+
+impl ClearbitRequest {
+    /// The `status` of a request whose connection a `dropped` fault cut, whatever was sent before.
+    pub const DROPPED: u16 = 0;
 }
 
 /// One request the Heap server accepted, in bulk form whichever form it came in.
@@ -131,12 +183,14 @@ impl Emulator {
     }
 
     /// Starts both servers on the given loopback addresses; any other address is refused, as the
-    /// emulator has no business being reachable from elsewhere.
+    /// emulator has no business being reachable from elsewhere. So is an impossible configuration, such
+    /// as fault shares outside `[0, 1]` or adding up to more than 1.
     pub async fn start_on(
         config: EmulatorConfig,
         clearbit_addr: SocketAddr,
         heap_addr: SocketAddr,
     ) -> io::Result<Emulator> {
+        config.check().map_err(|problem| io::Error::new(io::ErrorKind::InvalidInput, problem))?;
         if let Some(outside) = [clearbit_addr, heap_addr].into_iter().find(|addr| !addr.ip().is_loopback()) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -148,7 +202,7 @@ impl Emulator {
         let clearbit_addr = clearbit_listener.local_addr()?;
         let heap_addr = heap_listener.local_addr()?;
 
-        let heap = Arc::new(Heap::new(config.heap_app_id.clone()));
+        let heap = Arc::new(Heap::new(config.heap_app_id.clone(), config.heap_faults, config.seed));
         let heap_body_limit = config.heap_body_limit;
         let clearbit = Arc::new(Clearbit::new(config));
         let (stop, stopped) = watch::channel(());
@@ -180,9 +234,15 @@ impl Emulator {
         self.heap.script(answers);
     }
 
-    /// Every request the Clearbit server answered, in the order it answered them.
+    /// Every lookup the Clearbit server answered, in the order it answered them, including those the
+    /// enforced limits refused and those whose connection a fault cut (status [`ClearbitRequest::DROPPED`]).
     pub fn clearbit_requests(&self) -> Vec<ClearbitRequest> {
         self.clearbit.requests()
+    }
+
+    /// Every fault injected so far, and every lookup the enforced limits refused.
+    pub fn fault_counts(&self) -> FaultCounts {
+        FaultCounts { heap: self.heap.fault_counts(), ..self.clearbit.fault_counts() }
     }
 
     /// Every request the Heap server accepted, in order.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use enrich_emulator::{Emulator, EmulatorConfig};
+use clap::builder::RangedU64ValueParser;
+use enrich_emulator::{Emulator, EmulatorConfig, Faults};
 
 /// Loopback servers that behave like Clearbit's Enrichment API and Heap's Add User Properties API.
 #[derive(Debug, Parser)]
@@ -28,12 +29,39 @@ struct Args {
     /// Milliseconds added before every Clearbit answer.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Up to this many more milliseconds, drawn uniformly for each Clearbit answer.
+    #[arg(long, default_value_t = 0)]
+    latency_jitter_ms: u64,
     /// Share of generated emails Clearbit does not know (answers 404), from 0 to 1.
     #[arg(long, default_value_t = EmulatorConfig::default().not_found_share, value_parser = parse_share)]
     not_found_share: f64,
     /// Billed lookups after which Clearbit answers 402.
     #[arg(long)]
     quota: Option<u64>,
+    /// Clearbit lookups allowed per minute, reported in X-RateLimit-Limit.
+    #[arg(long, default_value_t = EmulatorConfig::default().rate_limit_per_minute)]
+    rate_limit_per_minute: u32,
+    /// Answer Clearbit lookups beyond the allowance of the current Unix minute with 429.
+    #[arg(long)]
+    enforce_rate_limit: bool,
+    /// Answer a Clearbit lookup arriving while this many are being answered with 400 rate_limit (Clearbit
+    /// documents 5).
+    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    max_concurrent: Option<usize>,
+    /// Faults injected into Clearbit lookups, as NAME=SHARE pairs separated by commas, each share from 0
+    /// to 1 and all adding up to at most 1: 429, 5xx (500, 502, 503 in turn), queued (202 to an email's
+    /// first ask), slow (held slow-delay-ms longer, default 2000), drop (connection cut), malformed
+    /// (a 200 that is not JSON). E.g. 429=0.2,5xx=0.1,slow=0.1,slow-delay-ms=500
+    #[arg(long, alias = "faults", value_name = "FAULTS")]
+    clearbit_faults: Option<Faults>,
+    /// Faults injected into Heap requests, as for --clearbit-faults but without queued. Faulted requests
+    /// are not recorded, except slow ones.
+    #[arg(long, value_name = "FAULTS")]
+    heap_faults: Option<Faults>,
+    /// Seeds which requests get faults and how much jitter: a rerun with the same seed and the same
+    /// requests in the same order meets the same faults.
+    #[arg(long, default_value_t = EmulatorConfig::default().seed)]
+    seed: u64,
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -50,8 +78,15 @@ async fn main() -> anyhow::Result<()> {
         clearbit_key: args.key,
         heap_app_id: args.app_id,
         latency: Duration::from_millis(args.latency_ms),
+        latency_jitter: Duration::from_millis(args.latency_jitter_ms),
         not_found_share: args.not_found_share,
         quota: args.quota,
+        rate_limit_per_minute: args.rate_limit_per_minute,
+        enforce_rate_limit: args.enforce_rate_limit,
+        max_concurrent_requests: args.max_concurrent,
+        clearbit_faults: args.clearbit_faults.unwrap_or_default(),
+        heap_faults: args.heap_faults.unwrap_or_default(),
+        seed: args.seed,
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start_on(config, args.clearbit_addr, args.heap_addr)

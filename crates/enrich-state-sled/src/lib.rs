@@ -1,67 +1,83 @@
-//! The [`StateStore`] of enrich on sled: what every connection remembers between runs, in one folder
-//! on disk (`state_dir`, `.enrich` by default).
+//! The [`StateStore`] of enrich on sled: what each connection remembers between runs, in the state
+//! folder (`state_dir`, `.enrich` by default). This crate depends on enrich-core only; nothing but the
+//! CLI depends on it.
 //!
-//! Layout, in three trees:
-//! - `users`: `connection \0 identity` → the user's [`UserState`] as JSON;
-//! - `connections`: `connection` → its [`ConnectionState`] (status, run history) as JSON;
-//! - `meta`: `format` → the layout version, so a future layout can migrate or refuse old folders.
+//! Layout, one folder per connection:
+//! - `NAME/users/`: a sled database, one tree, with keys
+//!   - `u\0IDENTITY` → the user's [`UserState`] as JSON,
+//!   - `p\0IDENTITY` → a [`PendingWrite`]: a check whose write the sink has not acknowledged yet,
+//!   - `format` → the layout version;
+//!     a user's state and the removal of its pending write are one atomic batch.
+//! - `NAME/connection.json`: the [`ConnectionState`] (status, run history), replaced atomically.
 //!
-//! sled holds an exclusive lock on the folder: a second process opening it gets a clear "in use" error.
-//! This crate depends on enrich-core only; nothing but the CLI depends on it.
+//! sled locks its database for one process, so a connection cannot sync twice at once, even from two
+//! processes; the connection file needs no lock, so `enrich status` reads it while a sync runs.
+//! Folders are created readable by their owner only.
 
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use enrich_core::{ConnectionState, StateError, StateStore, UserState};
+use enrich_core::{ConnectionState, PendingWrite, StateError, StateStore, UserState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The layout version written to `meta/format`.
-const FORMAT: &[u8] = b"1";
+/// The layout version, stored under `format`.
+const FORMAT: &[u8] = b"2";
 
 /// How much of the state sled may cache in memory: enough for a run's working set, small enough that
 /// memory stays flat with a million users.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// State kept in a sled database folder.
+/// How often sled writes its buffers to disk: checks stored as pending writes survive a killed process
+/// unless they arrived within this window.
+const FLUSH_EVERY_MS: u64 = 100;
+
+const USER: &[u8] = b"u\0";
+const PENDING: &[u8] = b"p\0";
+
+/// The state of one connection, held open (and locked) for as long as this value lives.
 #[derive(Debug)]
 pub struct SledStateStore {
-    path: PathBuf,
+    folder: PathBuf,
     db: sled::Db,
-    users: sled::Tree,
-    connections: sled::Tree,
 }
 
 impl SledStateStore {
-    /// Opens (or creates) the state folder. Fails clearly when another enrich process holds it or
-    /// when it was written by an incompatible version.
-    pub fn open(path: &Path) -> Result<Self, StateError> {
-        let db = sled::Config::new().path(path).cache_capacity(CACHE_BYTES).open().map_err(|error| {
-            let text = error.to_string();
-            if text.contains("could not acquire lock") {
-                StateError(format!(
-                    "{} is in use by another enrich process (a sync or `enrich run` is already running)",
-                    path.display()
-                ))
-            } else {
-                StateError(format!("cannot open {}: {text}", path.display()))
-            }
-        })?;
-        let store = Self {
-            path: path.to_owned(),
-            users: open_tree(&db, "users")?,
-            connections: open_tree(&db, "connections")?,
-            db,
-        };
-        let meta = open_tree(&store.db, "meta")?;
-        match meta.get("format").map_err(|error| store.error(&error))? {
+    /// Opens (or creates) a connection's state. Fails clearly when another enrich process is syncing
+    /// the same connection, or when the folder was written by an incompatible version.
+    pub fn open(state_dir: &Path, connection: &str) -> Result<Self, StateError> {
+        let folder = connection_folder(state_dir, connection);
+        create_private_dir(&folder)?;
+        let users = folder.join("users");
+        let db = sled::Config::new()
+            .path(&users)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(FLUSH_EVERY_MS))
+            .open()
+            .map_err(|error| {
+                let text = error.to_string();
+                if text.contains("could not acquire lock") {
+                    StateError(format!(
+                        "connection `{connection}` is already syncing in another enrich process \
+                         (its state {} is locked)",
+                        users.display()
+                    ))
+                } else {
+                    StateError(format!("cannot open {}: {text}", users.display()))
+                }
+            })?;
+        let store = Self { folder, db };
+        match store.db.get("format").map_err(|error| store.error(&error))? {
             None => {
-                meta.insert("format", FORMAT).map_err(|error| store.error(&error))?;
+                store.db.insert("format", FORMAT).map_err(|error| store.error(&error))?;
             }
             Some(format) if format.as_ref() == FORMAT => {}
             Some(format) => {
                 return Err(StateError(format!(
                     "{} was written in state format {} by another version of enrich; this one reads format {}",
-                    path.display(),
+                    users.display(),
                     String::from_utf8_lossy(&format),
                     String::from_utf8_lossy(FORMAT)
                 )));
@@ -70,66 +86,110 @@ impl SledStateStore {
         Ok(store)
     }
 
-    /// How many users of a connection have a state.
-    pub fn user_count(&self, connection: &str) -> usize {
-        self.users.scan_prefix(connection_prefix(connection)).count()
+    /// How many users have a state.
+    pub fn user_count(&self) -> usize {
+        self.db.scan_prefix(USER).count()
     }
 
     fn error(&self, error: &dyn std::fmt::Display) -> StateError {
-        StateError(format!("{}: {error}", self.path.display()))
+        StateError(format!("{}: {error}", self.folder.display()))
     }
 
     fn decode<T: DeserializeOwned>(&self, what: &str, bytes: &[u8]) -> Result<T, StateError> {
         serde_json::from_slice(bytes)
             .map_err(|error| self.error(&format!("corrupt record for {what}: {error}")))
     }
+}
 
-    fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, StateError> {
-        serde_json::to_vec(value).map_err(|error| self.error(&error))
+/// A connection's state as last saved, read without taking the connection's lock, so that it can be
+/// shown while the connection syncs. A connection that never ran has the default state.
+pub fn read_connection_state(state_dir: &Path, connection: &str) -> Result<ConnectionState, StateError> {
+    let path = connection_folder(state_dir, connection).join("connection.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|error| StateError(format!("{}: corrupt connection state: {error}", path.display()))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(ConnectionState::default()),
+        Err(error) => Err(StateError(format!("cannot read {}: {error}", path.display()))),
     }
 }
 
-fn open_tree(db: &sled::Db, name: &str) -> Result<sled::Tree, StateError> {
-    db.open_tree(name).map_err(|error| StateError(format!("cannot open the {name} tree: {error}")))
+/// Connection names are checked by the config (letters, digits, `-`, `_`, `.`), so they are safe
+/// folder names.
+fn connection_folder(state_dir: &Path, connection: &str) -> PathBuf {
+    state_dir.join(connection)
 }
 
-/// Connection names never contain NUL (the config refuses them), so the prefix is unambiguous
-/// whatever the identity holds.
-fn connection_prefix(connection: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(connection.len() + 1);
-    key.extend_from_slice(connection.as_bytes());
-    key.push(0);
-    key
+fn create_private_dir(folder: &Path) -> Result<(), StateError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(folder)
+        .map_err(|error| StateError(format!("cannot create {}: {error}", folder.display())))
 }
 
-fn user_key(connection: &str, identity: &str) -> Vec<u8> {
-    let mut key = connection_prefix(connection);
+fn key(prefix: &[u8], identity: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + identity.len());
+    key.extend_from_slice(prefix);
     key.extend_from_slice(identity.as_bytes());
     key
 }
 
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(value).map_err(|error| StateError(format!("cannot encode state: {error}")))
+}
+
 impl StateStore for SledStateStore {
-    fn user(&self, connection: &str, identity: &str) -> Result<Option<UserState>, StateError> {
-        let bytes = self.users.get(user_key(connection, identity)).map_err(|error| self.error(&error))?;
+    fn user(&self, identity: &str) -> Result<Option<UserState>, StateError> {
+        let bytes = self.db.get(key(USER, identity)).map_err(|error| self.error(&error))?;
         bytes.map(|bytes| self.decode(&format!("user {identity:?}"), &bytes)).transpose()
     }
 
-    fn put_users(&self, connection: &str, users: &[(String, UserState)]) -> Result<(), StateError> {
+    fn put_users(&self, users: &[(String, UserState)]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
         for (identity, state) in users {
-            batch.insert(user_key(connection, identity), self.encode(state)?);
+            batch.insert(key(USER, identity), encode(state)?);
+            batch.remove(key(PENDING, identity));
         }
-        self.users.apply_batch(batch).map_err(|error| self.error(&error))
+        self.db.apply_batch(batch).map_err(|error| self.error(&error))
     }
 
-    fn connection(&self, connection: &str) -> Result<Option<ConnectionState>, StateError> {
-        let bytes = self.connections.get(connection).map_err(|error| self.error(&error))?;
-        bytes.map(|bytes| self.decode(&format!("connection {connection:?}"), &bytes)).transpose()
+    fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for write in writes {
+            batch.insert(key(PENDING, &write.update.identity), encode(write)?);
+        }
+        self.db.apply_batch(batch).map_err(|error| self.error(&error))
     }
 
-    fn put_connection(&self, connection: &str, state: &ConnectionState) -> Result<(), StateError> {
-        self.connections.insert(connection, self.encode(state)?).map_err(|error| self.error(&error))?;
-        Ok(())
+    fn pending(&self) -> Result<Vec<PendingWrite>, StateError> {
+        self.db
+            .scan_prefix(PENDING)
+            .map(|entry| {
+                let (_, bytes) = entry.map_err(|error| self.error(&error))?;
+                self.decode("a pending write", &bytes)
+            })
+            .collect()
+    }
+
+    fn connection(&self) -> Result<ConnectionState, StateError> {
+        let state_dir = self.folder.parent().unwrap_or(Path::new(""));
+        let name = self.folder.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
+        read_connection_state(state_dir, &name)
+    }
+
+    /// Written to a temporary file then renamed over the old one, so a reader never sees half a file.
+    fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError> {
+        let path = self.folder.join("connection.json");
+        let temporary = self.folder.join("connection.json.tmp");
+        let bytes = serde_json::to_vec_pretty(state).map_err(|error| self.error(&error))?;
+        let write = || -> std::io::Result<()> {
+            let mut file =
+                OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temporary)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &path)
+        };
+        write().map_err(|error| self.error(&format!("cannot save {}: {error}", path.display())))
     }
 
     fn flush(&self) -> Result<(), StateError> {
@@ -138,77 +198,4 @@ impl StateStore for SledStateStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use chrono::Utc;
-    use enrich_core::{ConnectionStatus, Outcome};
-
-    use super::*;
-
-    fn user_state(outcome: Outcome) -> UserState {
-        UserState {
-            key_hash: 42,
-            outcome,
-            checked_at: Some(Utc::now()),
-            attempted_at: Utc::now(),
-            detail: None,
-            written_at: None,
-            properties_hash: Some(7),
-            properties_written: 12,
-        }
-    }
-
-    #[test]
-    fn users_and_connections_survive_reopening() {
-        let folder = tempfile::tempdir().unwrap();
-        {
-            let store = SledStateStore::open(folder.path()).unwrap();
-            store
-                .put_users(
-                    "a",
-                    &[
-                        ("u1".into(), user_state(Outcome::Found)),
-                        ("odd\0id".into(), user_state(Outcome::Invalid)),
-                    ],
-                )
-                .unwrap();
-            store.put_users("ab", &[("u1".into(), user_state(Outcome::NotFound))]).unwrap();
-            let state = ConnectionState { status: ConnectionStatus::Connected, ..ConnectionState::default() };
-            store.put_connection("a", &state).unwrap();
-            store.flush().unwrap();
-        }
-        let store = SledStateStore::open(folder.path()).unwrap();
-        assert_eq!(store.user("a", "u1").unwrap().unwrap().outcome, Outcome::Found);
-        assert_eq!(store.user("a", "odd\0id").unwrap().unwrap().outcome, Outcome::Invalid);
-        assert_eq!(store.user("ab", "u1").unwrap().unwrap().outcome, Outcome::NotFound);
-        assert_eq!(store.user("a", "nobody").unwrap(), None);
-        assert_eq!(store.user_count("a"), 2, "connection `ab` is not counted under `a`");
-        assert_eq!(store.connection("a").unwrap().unwrap().status, ConnectionStatus::Connected);
-        assert_eq!(store.connection("b").unwrap(), None);
-    }
-
-    #[test]
-    fn a_second_process_gets_a_clear_error() {
-        let folder = tempfile::tempdir().unwrap();
-        let _first = SledStateStore::open(folder.path()).unwrap();
-        // sled takes an flock, which is held per open file: a second open in the same process is
-        // refused exactly as another process's would be.
-        match SledStateStore::open(folder.path()) {
-            Err(StateError(message)) => {
-                assert!(message.contains("in use by another enrich process"), "{message}")
-            }
-            Ok(_) => panic!("opened a folder another handle holds"),
-        }
-    }
-
-    #[test]
-    fn refuses_another_format() {
-        let folder = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(folder.path()).unwrap();
-            db.open_tree("meta").unwrap().insert("format", b"99".as_slice()).unwrap();
-            db.flush().unwrap();
-        }
-        let error = SledStateStore::open(folder.path()).unwrap_err();
-        assert!(error.0.contains("state format 99"), "{}", error.0);
-    }
-}
+mod tests;

@@ -6,18 +6,26 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
-use crate::{KeyKind, MemoryStateStore, UserStream};
+use crate::{KeyKind, MemoryStateStore, PropertyInfo, PropertyKind, Record, UserStream};
 
 #[derive(Debug, Default)]
 struct FakeSource {
-    answers: HashMap<String, Result<Lookup, ConnectorError>>,
+    answers: Mutex<HashMap<String, Result<Lookup, ConnectorError>>>,
+    /// Lookups of these emails never finish.
+    hang: Vec<String>,
+    /// Emails at this domain are declined.
+    declined_domain: Option<String>,
     asked: Mutex<Vec<String>>,
 }
 
 impl FakeSource {
     fn with(answers: &[(&str, Result<Lookup, ConnectorError>)]) -> Self {
         let answers = answers.iter().map(|(email, answer)| ((*email).to_owned(), answer.clone())).collect();
-        Self { answers, asked: Mutex::default() }
+        Self { answers: Mutex::new(answers), ..Self::default() }
+    }
+
+    fn answer(&self, email: &str, answer: Result<Lookup, ConnectorError>) {
+        self.answers.lock().unwrap().insert(email.to_owned(), answer);
     }
 
     fn asked(&self) -> Vec<String> {
@@ -38,13 +46,30 @@ impl Source for FakeSource {
     fn checked_property(&self) -> &str {
         "Fake: Date Last Checked"
     }
+    fn properties(&self) -> Vec<PropertyInfo> {
+        vec![PropertyInfo {
+            name: "Company Name".into(),
+            path: Some("company.name".into()),
+            kind: PropertyKind::Text,
+            description: "The company's name".into(),
+            derived: false,
+        }]
+    }
     fn max_in_flight(&self) -> usize {
         3
+    }
+    fn declines(&self, key: &LookupKey) -> Option<&'static str> {
+        let domain = self.declined_domain.as_deref()?;
+        key.to_string().ends_with(&format!("@{domain}")).then_some("declined domain")
     }
     async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError> {
         let email = key.to_string();
         self.asked.lock().unwrap().push(email.clone());
-        self.answers.get(&email).cloned().unwrap_or(Ok(Lookup::NotFound))
+        if self.hang.contains(&email) {
+            std::future::pending::<()>().await;
+        }
+        let answer = self.answers.lock().unwrap().get(&email).cloned();
+        answer.unwrap_or(Ok(Lookup::NotFound(Record::default())))
     }
     async fn check(&self) -> Result<String, ConnectorError> {
         Ok("fine".into())
@@ -124,7 +149,7 @@ fn user(identity: &str, email: Option<&str>, seen_days_ago: i64) -> Result<UserR
 fn found(company: &str) -> Result<Lookup, ConnectorError> {
     let mut properties = Properties::new();
     properties.insert("Company Name".into(), PropertyValue::text(company).0);
-    Ok(Lookup::Found(properties))
+    Ok(Lookup::Found(Record { properties, ..Record::default() }))
 }
 
 struct Harness {
@@ -135,6 +160,15 @@ struct Harness {
 }
 
 fn harness(source: FakeSource, sink: FakeSink, rows: Vec<Result<UserRecord, DirectoryError>>) -> Harness {
+    harness_with(source, sink, rows, Schedule::default())
+}
+
+fn harness_with(
+    source: FakeSource,
+    sink: FakeSink,
+    rows: Vec<Result<UserRecord, DirectoryError>>,
+    schedule: Schedule,
+) -> Harness {
     let source = Arc::new(source);
     let sink = Arc::new(sink);
     let connection = Connection {
@@ -142,14 +176,14 @@ fn harness(source: FakeSource, sink: FakeSink, rows: Vec<Result<UserRecord, Dire
         source: source.clone(),
         sink: sink.clone(),
         users: Arc::new(FakeDirectory { rows }),
-        schedule: Schedule::default(),
+        schedule,
     };
     Harness { source, sink, store: Arc::new(MemoryStateStore::default()), connection }
 }
 
 impl Harness {
     async fn run(&self) -> SyncReport {
-        let request = SyncRequest::scheduled(&self.connection.schedule, Utc::now());
+        let request = SyncRequest::over_window(RunKind::Manual, &self.connection.schedule, Utc::now());
         sync(&self.connection, self.store.clone(), request).await.unwrap()
     }
 }
@@ -157,7 +191,10 @@ impl Harness {
 #[tokio::test]
 async fn enriches_due_users_once_per_email_and_then_is_connected() {
     let h = harness(
-        FakeSource::with(&[("a@acme.com", found("Acme")), ("c@nowhere.io", Ok(Lookup::NotFound))]),
+        FakeSource::with(&[
+            ("a@acme.com", found("Acme")),
+            ("c@nowhere.io", Ok(Lookup::NotFound(Record::default()))),
+        ]),
         FakeSink::new(2),
         vec![
             user("u1", Some("A@acme.com"), 1),
@@ -187,10 +224,10 @@ async fn enriches_due_users_once_per_email_and_then_is_connected() {
     );
     assert!(h.sink.batches.lock().unwrap().iter().all(|batch| batch.len() <= 2));
 
-    let states = h.store.users_of("test");
+    let states = h.store.users();
     assert_eq!(states["u1"].outcome, Outcome::Found);
     assert!(states["u1"].written_at.is_some());
-    assert_eq!(h.store.connection("test").unwrap().unwrap().users_enriched, 2);
+    assert_eq!(h.store.connection().unwrap().users_enriched, 2);
 
     // Everything was checked just now: a second run looks nothing up.
     let again = h.run().await;
@@ -221,7 +258,7 @@ async fn pending_invalid_and_failed_users_are_recorded_and_only_some_come_back()
     let report = h.run().await;
     let s = &report.run.summary;
     assert_eq!((s.pending, s.invalid, s.failed, s.written), (1, 1, 1, 0));
-    let states = h.store.users_of("test");
+    let states = h.store.users();
     assert_eq!(states["f"].detail.as_deref(), Some("503 after 5 retries"));
     assert_eq!(states["i"].outcome, Outcome::Invalid);
 
@@ -242,7 +279,7 @@ async fn a_fatal_lookup_stops_the_run_and_sets_the_error_status() {
     assert!(h.source.asked().len() < 40, "lookups stop after a fatal error");
     assert_eq!(s.written + s.aborted, 40, "every user is either written or left due: {s:?}");
     // Users left over are due again at the next run.
-    let states = h.store.users_of("test");
+    let states = h.store.users();
     assert_eq!(states.len() as u64, s.written);
 }
 
@@ -254,8 +291,7 @@ async fn a_rejected_batch_marks_its_users_failed_and_others_go_on() {
     let report = h.run().await;
     let s = &report.run.summary;
     assert_eq!((s.failed, s.written), (2, 3));
-    let failed: Vec<_> =
-        h.store.users_of("test").into_values().filter(|u| u.outcome == Outcome::Failed).collect();
+    let failed: Vec<_> = h.store.users().into_values().filter(|u| u.outcome == Outcome::Failed).collect();
     assert_eq!(failed.len(), 2);
     assert!(failed.iter().all(|u| u.detail.as_deref() == Some("400: bad") && u.written_at.is_none()));
     let again = h.run().await;
@@ -283,4 +319,110 @@ async fn duplicate_identities_are_used_once() {
     );
     let report = h.run().await;
     assert_eq!((report.run.summary.duplicate_identities, report.run.summary.lookups), (1, 1));
+}
+
+/// Refreshing every run, so that a second run checks everyone again.
+fn always_refresh() -> Schedule {
+    Schedule { refresh: Duration::ZERO, ..Schedule::default() }
+}
+
+fn users(count: usize) -> Vec<Result<UserRecord, DirectoryError>> {
+    (0..count).map(|i| user(&format!("u{i}"), Some(&format!("u{i}@x.com")), 0)).collect()
+}
+
+#[tokio::test]
+async fn unchanged_properties_are_not_written_again_but_the_check_date_is() {
+    let source = FakeSource::with(&[("u0@x.com", found("Acme")), ("u1@x.com", found("Bolt"))]);
+    let h = harness_with(source, FakeSink::new(10), users(2), always_refresh());
+    h.run().await;
+    h.source.answer("u1@x.com", found("Bolt Inc"));
+    h.sink.batches.lock().unwrap().clear();
+    let second = h.run().await;
+    assert_eq!(second.run.summary.unchanged, 1);
+    let written = h.sink.written();
+    assert_eq!(written["u0"].keys().collect::<Vec<_>>(), vec!["Fake: Date Last Checked"]);
+    assert_eq!(
+        written["u1"]["Company Name"],
+        PropertyValue::Text("Bolt Inc".into()),
+        "changed: written in full"
+    );
+    assert_eq!(h.store.users()["u0"].properties_written, 2, "the state still knows what the user carries");
+}
+
+#[tokio::test]
+async fn checks_whose_write_failed_are_written_next_run_without_a_new_lookup() {
+    let sink =
+        FakeSink::new(10).failing_first(vec![Err(ConnectorError::Transient("503 after 5 tries".into()))]);
+    let h = harness(FakeSource::with(&[("u0@x.com", found("Acme"))]), sink, users(1));
+    let first = h.run().await;
+    assert_eq!((first.run.summary.failed, first.run.summary.written), (1, 0));
+    assert_eq!(h.store.pending().unwrap().len(), 1, "the check is kept");
+
+    let second = h.run().await;
+    let s = &second.run.summary;
+    assert_eq!((s.resumed, s.lookups, s.written), (1, 0, 1));
+    assert_eq!(h.source.asked().len(), 1, "paid once");
+    assert!(h.store.pending().unwrap().is_empty());
+    assert_eq!(h.sink.written()["u0"]["Company Name"], PropertyValue::Text("Acme".into()));
+    assert_eq!(second.status, ConnectionStatus::Connected);
+}
+
+#[tokio::test]
+async fn max_lookups_per_run_defers_the_rest_and_takes_never_checked_users_first() {
+    let schedule = Schedule { max_lookups_per_run: Some(2), ..always_refresh() };
+    let h = harness_with(FakeSource::default(), FakeSink::new(10), users(5), schedule);
+    let first = h.run().await;
+    assert_eq!((first.run.summary.lookups, first.run.summary.deferred), (2, 3));
+    let checked_first: Vec<String> = h.source.asked();
+    let second = h.run().await;
+    assert_eq!(second.run.summary.lookups, 2);
+    let asked_second = h.source.asked();
+    let second_round: Vec<&String> =
+        asked_second.iter().filter(|email| !checked_first.contains(email)).collect();
+    assert_eq!(second_round.len(), 2, "the second run asks users never checked before: {asked_second:?}");
+}
+
+#[tokio::test]
+async fn declined_keys_are_counted_and_never_looked_up() {
+    let source = FakeSource { declined_domain: Some("gmail.com".into()), ..FakeSource::default() };
+    let rows = vec![user("a", Some("a@gmail.com"), 0), user("b", Some("b@firm.io"), 0)];
+    let h = harness(source, FakeSink::new(10), rows);
+    let report = h.run().await;
+    assert_eq!((report.run.summary.skipped, report.run.summary.lookups), (1, 1));
+    assert_eq!(h.source.asked(), vec!["b@firm.io"]);
+}
+
+#[tokio::test]
+async fn cuts_and_derived_names_are_reported() {
+    let mut record = Record::default();
+    record.properties.insert("Company Bio".into(), PropertyValue::text("x").0);
+    record.cut.push("Company Bio".into());
+    record.derived.push(("company.newThing".into(), "Company New Thing".into()));
+    let h =
+        harness(FakeSource::with(&[("u0@x.com", Ok(Lookup::Found(record)))]), FakeSink::new(10), users(1));
+    let report = h.run().await;
+    assert_eq!(report.run.summary.values_cut, 1);
+    let state = h.store.connection().unwrap();
+    assert_eq!(state.derived_properties["Company New Thing"], "company.newThing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_run_writes_what_it_fetched_and_abandons_the_rest_unrecorded() {
+    let source = FakeSource { hang: vec!["u0@x.com".into()], ..FakeSource::default() };
+    let h = Arc::new(harness(source, FakeSink::new(10), users(3)));
+    let stop = CancellationToken::new();
+    let run = {
+        let h = Arc::clone(&h);
+        let request = SyncRequest::over_window(RunKind::Scheduled, &h.connection.schedule, Utc::now())
+            .with_stop(stop.clone());
+        tokio::spawn(async move { sync(&h.connection, h.store.clone(), request).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.cancel();
+    let report = run.await.unwrap();
+    let s = &report.run.summary;
+    assert!(report.run.stopped_early);
+    assert_eq!((s.lookups, s.written, s.aborted), (2, 2, 1), "{s:?}");
+    assert!(!h.store.users().contains_key("u0"), "the abandoned lookup is not recorded");
+    assert_eq!(report.status, ConnectionStatus::WaitingForData, "stopping is not an error");
 }

@@ -1,0 +1,138 @@
+//! Whatever JSON Clearbit sends under `person` and `company`, the mapping writes only what Heap accepts,
+//! under names Heap accepts, one property per attribute, and never panics.
+
+use std::collections::HashSet;
+
+use enrich_clearbit::{PropertySelection, map_combined};
+use enrich_core::PropertyValue;
+use enrich_core::property::MAX_TEXT_BYTES;
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+/// Keys Clearbit uses, so that generated records reach catalogued attributes and their groups, and
+/// keys that spell the same name or path in other ways (case, underscores, dots), so that collisions are
+/// frequent.
+const KEYS: &[&str] = &[
+    "id",
+    "ID",
+    "Id",
+    "name",
+    "fullName",
+    "site",
+    "url",
+    "site.url",
+    "geo",
+    "city",
+    "geo.city",
+    "lat",
+    "metrics",
+    "employees",
+    "metrics.employees",
+    "roleCounts",
+    "marketing",
+    "twitter",
+    "avatars",
+    "value",
+    "emailProvider",
+    "newThing",
+    "new_thing",
+    "new.thing",
+    "NewThing",
+    "",
+];
+
+/// Words Clearbit's names spell with inner capitals, as brands do.
+const BRANDS: &[&str] = &["GitHub", "LinkedIn"];
+
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(KEYS).prop_map(str::to_owned),
+        1 => "[a-zA-Z0-9_. -]{0,12}",
+    ]
+}
+
+fn leaf() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no NaN or infinity", |number| number.is_finite())
+            .prop_map(Value::from),
+        any::<String>().prop_map(Value::from),
+        // Multibyte text around and beyond the length limit.
+        "[aé日😀 ,]{300,1200}".prop_map(Value::from),
+    ]
+}
+
+fn json_value() -> impl Strategy<Value = Value> {
+    leaf().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((key(), inner), 0..6)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+fn record() -> impl Strategy<Value = Value> {
+    let attributes = || {
+        prop_oneof![
+            1 => Just(Value::Null),
+            4 => prop::collection::vec((key(), json_value()), 0..10)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+        ]
+    };
+    (attributes(), attributes()).prop_map(|(person, company)| json!({ "person": person, "company": company }))
+}
+
+/// Attributes with something to write: every value that is not an object, not null, not blank and not
+/// a list of nothing.
+fn written_attributes(value: &Value) -> usize {
+    match value {
+        Value::Object(object) => object.values().map(written_attributes).sum(),
+        leaf => usize::from(!is_blank(leaf)),
+    }
+}
+
+fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(text) => text.trim().is_empty(),
+        Value::Array(items) => items.iter().all(is_blank),
+        // An object in a list is blank when all of its fields are null.
+        Value::Object(object) => object.values().all(Value::is_null),
+        Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+fn is_camel_case(word: &str) -> bool {
+    let chars: Vec<char> = word.chars().collect();
+    !BRANDS.contains(&word) && chars.windows(2).any(|pair| pair[0].is_lowercase() && pair[1].is_uppercase())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn writes_only_what_heap_accepts_one_property_per_attribute(response in record()) {
+        let record = map_combined(&response, &PropertySelection::default());
+        for (name, value) in &record.properties {
+            prop_assert!(!name.trim().eq_ignore_ascii_case("id"), "{name:?}");
+            prop_assert!(!name.contains('.'), "{name:?}");
+            prop_assert!(!name.split(' ').any(is_camel_case), "{name:?}");
+            if let PropertyValue::Text(text) = value {
+                prop_assert!(text.len() <= MAX_TEXT_BYTES && text.chars().count() < 1024, "{name}");
+            }
+        }
+        let lower_case: HashSet<String> = record.properties.keys().map(|name| name.to_lowercase()).collect();
+        prop_assert_eq!(lower_case.len(), record.properties.len(), "names differing only in case");
+        // One property per attribute, plus `Clearbit: Match`: no two attributes were merged into one.
+        let attributes = written_attributes(&response["person"]) + written_attributes(&response["company"]);
+        prop_assert_eq!(record.properties.len(), attributes + 1);
+        for name in record.cut.iter().chain(record.derived.iter().map(|(_, name)| name)) {
+            prop_assert!(record.properties.contains_key(name), "{name} is reported but not written");
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! What each subcommand does. Results go to standard output, problems to standard error.
+
+mod map;
+mod properties;
+mod status;
+mod sync;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, MapSource};
+use crate::config::{self, Config};
+use crate::render;
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Map { source: MapSource::Clearbit { file } } = &cli.command {
+        return map::clearbit(file.as_deref());
+    }
+    let config = match config::load(&cli.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
+            let count = errors.0.len();
+            eprintln!("{count} problem{} in {}", plural(count as u64), cli.config.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match cli.command {
+        Command::Validate => validate(&config),
+        Command::Sync { name } => sync::manual(&config, &name).await,
+        Command::Backfill { name, since } => sync::backfill(&config, &name, since).await,
+        Command::Run { names } => sync::on_schedule(&config, &names).await,
+        Command::Status { name, format, history } => status::show(&config, name.as_deref(), format, history),
+        Command::Properties { name, format } => properties::list(&config, &name, format),
+        Command::Map { .. } => unreachable!("handled before loading the config"),
+    }
+}
+
+pub fn plural(count: u64) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+fn validate(config: &Config) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let count = config.connections.len();
+    writeln!(out, "{}: valid, {count} connection{}", config.path.display(), plural(count as u64))?;
+    for connection in &config.connections {
+        writeln!(out, "  {}", render::connection_line(connection))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The folder config paths are relative to.
+fn config_folder(config: &Config) -> &Path {
+    config.path.parent().unwrap_or(Path::new(""))
+}

@@ -1,0 +1,29 @@
+//! `enrich status`: each connection's status, last run and history, read without locking.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use enrich_state_sled::read_connection_state;
+
+use crate::cli::Format;
+use crate::config::{Config, ConnectionConfig};
+use crate::render;
+
+pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) -> anyhow::Result<ExitCode> {
+    let connections: Vec<&ConnectionConfig> = match name {
+        Some(name) => vec![config.connection(name).map_err(anyhow::Error::msg)?],
+        None => config.connections.iter().collect(),
+    };
+    let mut states = Vec::new();
+    for connection in connections {
+        states.push((connection, read_connection_state(&config.state_dir, &connection.name)?));
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Text => write!(out, "{}", render::status_text(&states, history))?,
+        Format::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&render::status_json(&states, history))?)?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

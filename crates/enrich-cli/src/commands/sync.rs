@@ -1,0 +1,191 @@
+//! `enrich sync`, `enrich backfill` and `enrich run`: running connections, once or on their schedule.
+
+use std::fs::File;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use enrich_core::{CancellationToken, RunKind, StateStore, SyncReport, SyncRequest};
+use enrich_state_sled::{SledStateStore, read_connection_state};
+
+use super::{config_folder, plural};
+use crate::config::{Config, ConnectionConfig};
+use crate::registry::build_connection;
+use crate::render;
+
+/// `enrich sync NAME`.
+pub async fn manual(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let connection = config.connection(name).map_err(anyhow::Error::msg)?;
+    let request = SyncRequest::over_window(RunKind::Manual, &connection.schedule, Utc::now());
+    once(config, connection, request).await
+}
+
+/// `enrich backfill NAME --since …`.
+pub async fn backfill(config: &Config, name: &str, since: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+    let connection = config.connection(name).map_err(anyhow::Error::msg)?;
+    once(config, connection, SyncRequest::backfill(since)).await
+}
+
+/// One run in the foreground, stopped gracefully by Ctrl-C; prints the summary.
+async fn once(
+    config: &Config,
+    connection: &ConnectionConfig,
+    request: SyncRequest,
+) -> anyhow::Result<ExitCode> {
+    let stop = stop_on_signals();
+    let report = run_connection(config, connection, request.with_stop(stop)).await?;
+    let name = &connection.name;
+    print!("{}", render::run_summary(name, &report.run, &report.status));
+    if let Some(error) = &report.run.error {
+        eprintln!("error: {name}: {error}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let failed = report.run.summary.failed;
+    if failed > 0 {
+        eprintln!(
+            "error: {name}: {failed} user{} failed and will be retried at the next run (the log above says why)",
+            plural(failed)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the connection's state (refusing if another process syncs it), builds it and runs it.
+async fn run_connection(
+    config: &Config,
+    connection: &ConnectionConfig,
+    request: SyncRequest,
+) -> anyhow::Result<SyncReport> {
+    let store: Arc<dyn StateStore> = Arc::new(SledStateStore::open(&config.state_dir, &connection.name)?);
+    let built = build_connection(connection, config_folder(config))
+        .with_context(|| format!("cannot build connection `{}`", connection.name))?;
+    Ok(enrich_core::sync(&built, store, request).await?)
+}
+
+/// A token cancelled by the first Ctrl-C or SIGTERM; a second one exits at once.
+fn stop_on_signals() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return;
+        };
+        let signal = async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        };
+        signal.await;
+        tracing::warn!(
+            "stopping: no new lookups; finishing those in flight and writing what was fetched (again to quit at once)"
+        );
+        cancel.cancel();
+        let again = async {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        };
+        again.await;
+        eprintln!("error: stopped at once; lookups in flight are not recorded and will be made again");
+        std::process::exit(130);
+    });
+    stop
+}
+
+/// `enrich run`: every selected connection on its schedule, until stopped.
+pub async fn on_schedule(config: &Config, names: &[String]) -> anyhow::Result<ExitCode> {
+    let connections: Vec<&ConnectionConfig> = if names.is_empty() {
+        config.connections.iter().collect()
+    } else {
+        names
+            .iter()
+            .map(|name| config.connection(name))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?
+    };
+    let _lock = lock_runner(config)?;
+    let stop = stop_on_signals();
+    tracing::info!(
+        connections = connections.len(),
+        state = %config.state_dir.display(),
+        "running on schedule until stopped (Ctrl-C or SIGTERM)"
+    );
+    let runs = connections.into_iter().map(|connection| keep_on_schedule(config, connection, stop.clone()));
+    futures::future::join_all(runs).await;
+    tracing::info!("stopped; state saved");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long to wait before trying again when another process is syncing a connection.
+const BUSY_RETRY: Duration = Duration::from_secs(60);
+
+/// Runs one connection whenever it is due, one run at a time, until `stop`.
+async fn keep_on_schedule(config: &Config, connection: &ConnectionConfig, stop: CancellationToken) {
+    let name = connection.name.as_str();
+    let every = chrono::Duration::from_std(connection.schedule.every).unwrap_or(chrono::Duration::MAX);
+    let mut wait_until = None;
+    while !stop.is_cancelled() {
+        let due = match wait_until.take() {
+            Some(due) => due,
+            None => match read_connection_state(&config.state_dir, name) {
+                Ok(state) => state.last_run().map_or_else(Utc::now, |run| run.started_at + every),
+                Err(error) => {
+                    tracing::error!(connection = name, "{error}; not scheduling it");
+                    return;
+                }
+            },
+        };
+        let wait = (due - Utc::now()).to_std().unwrap_or_default();
+        if !wait.is_zero() {
+            tracing::info!(connection = name, next_run = %render::time(due), "next run due");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+        let request = SyncRequest::over_window(RunKind::Scheduled, &connection.schedule, Utc::now())
+            .with_stop(stop.clone());
+        match run_connection(config, connection, request).await {
+            Ok(report) => {
+                let summary = render::run_summary(name, &report.run, &report.status);
+                tracing::info!(connection = name, "{}", summary.trim_end());
+            }
+            Err(error) => {
+                tracing::error!(connection = name, "run failed: {error:#}; trying again in 1 minute");
+                wait_until = Some(Utc::now() + chrono::Duration::from_std(BUSY_RETRY).unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// Only one `enrich run` per state folder: a second would double every scheduled run.
+fn lock_runner(config: &Config) -> anyhow::Result<File> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("cannot create the state folder {}", config.state_dir.display()))?;
+    let path = config.state_dir.join("run.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        anyhow::bail!(
+            "another `enrich run` is already running on {} (process {})",
+            config.state_dir.display(),
+            holder.trim()
+        );
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
