@@ -73,3 +73,59 @@ async fn map_prints_the_heap_properties_of_a_response() {
     bad.failure();
     assert!(bad.stderr.contains("bad.json is not a JSON document"), "{bad}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn properties_lists_what_the_connection_writes_as_configured() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[]);
+    let all = workspace.enrich(&["properties", "main"]).await;
+    all.success();
+    assert!(all.stdout.contains("Company Website URL") && all.stdout.contains("Person Job Title"), "{all}");
+    let total: usize = all.stdout.lines().last().unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(total > 140, "every catalogued attribute and the two Clearbit: properties: {total}");
+
+    workspace.write_config(
+        "      properties:\n        include: [company.*]\n        rename: { company.metrics.employeesRange: Company Size }",
+    );
+    let json = workspace.enrich(&["properties", "main", "--format", "json"]).await;
+    json.success();
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&json.stdout).unwrap();
+    let names: Vec<&str> = listed.iter().map(|property| property["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"Company Size") && !names.contains(&"Company Employees Range"), "{names:?}");
+    assert!(!names.iter().any(|name| name.starts_with("Person ")), "company only: {names:?}");
+    assert!(listed.iter().all(|property| !property["description"].as_str().unwrap().is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_property_selection_is_a_validate_error() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[]);
+    workspace.write_config(
+        "      properties:\n        include: ['company.[']\n        rename: { company.name: ID }",
+    );
+    let run = workspace.enrich(&["validate"]).await;
+    run.failure();
+    assert!(run.stderr.contains("connections.main.source.properties.include[0]"), "{run}");
+    assert!(run.stderr.contains("connections.main.source.properties.rename.company.name"), "{run}");
+}
+
+/// The README's property reference is `enrich properties --format markdown` of a default connection;
+/// `cargo xtask docs` rewrites it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_property_reference_is_current() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[]);
+    let run = workspace.enrich(&["properties", "main", "--format", "markdown"]).await;
+    run.success();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start =
+        readme.find(README_START).expect("the README has the reference's start marker") + README_START.len();
+    let end = readme.find(README_END).expect("the README has the reference's end marker");
+    assert!(
+        readme[start..end].trim() == run.stdout.trim(),
+        "README.md's property reference differs from `enrich properties`: run `cargo xtask docs`"
+    );
+}
+
+const README_START: &str = "<!-- properties:start (cargo xtask docs) -->";
+const README_END: &str = "<!-- properties:end -->";

@@ -235,3 +235,18 @@ async fn bad_roster_rows_are_reported_by_line_and_skipped() {
     }
     assert_eq!(workspace.emulator.heap_users().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_company_only_connection_writes_no_personal_data() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace
+        .write_roster(&[row("chris", "bchris@calvinklein.com", 0), row("p", "someone.else@uber.com", 0)]);
+    workspace.write_config("      properties: { include: [company.*] }");
+    workspace.enrich(&["sync", "main"]).await.success();
+    let heap = workspace.emulator.heap_users();
+    assert_eq!(heap["chris"]["Company Website URL"], "http://calvinklein.us");
+    for (identity, properties) in &heap {
+        let personal: Vec<&String> = properties.keys().filter(|name| name.starts_with("Person ")).collect();
+        assert!(personal.is_empty(), "{identity} got {personal:?}");
+    }
+}

@@ -3,6 +3,7 @@
 //! - `demo`: the main job end to end on the emulator: starts emulated Clearbit and Heap on loopback,
 //!   writes a roster of a few hundred users, runs `enrich validate`, `enrich sync` (twice) and
 //!   `enrich status` on `config/demo.yaml` exactly as a user would, and shows what Heap received.
+//! - `docs`: rewrites the README's property reference from `enrich properties --format markdown`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,8 +20,12 @@ fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1);
     match task.as_deref() {
         Some("demo") => tokio::runtime::Runtime::new()?.block_on(demo()),
+        Some("docs") => docs(),
         _ => {
-            eprintln!("usage: cargo xtask demo\n\n  demo   run the main job end to end against the emulator");
+            eprintln!(
+                "usage: cargo xtask TASK\n\n  demo   run the main job end to end against the emulator\n  \
+                 docs   rewrite the README's property reference"
+            );
             std::process::exit(2)
         }
     }
@@ -105,6 +110,41 @@ async fn demo() -> anyhow::Result<()> {
     if !first.success() || !second.success() {
         bail!("a demo sync failed");
     }
+    Ok(())
+}
+
+const README_START: &str = "<!-- properties:start (cargo xtask docs) -->";
+const README_END: &str = "<!-- properties:end -->";
+
+/// Rewrites the README's property reference with what `enrich properties` lists for a connection
+/// with Clearbit's default selection.
+fn docs() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let enrich = build_enrich(&root)?;
+    let folder = root.join("target/docs");
+    std::fs::create_dir_all(&folder)?;
+    std::fs::write(folder.join("users.csv"), "identity,last_seen,email\n")?;
+    std::fs::write(
+        folder.join("enrich.yaml"),
+        "connections:\n  docs:\n    source: { type: clearbit, api_key: sk_docs }\n    \
+         sink: { type: heap, app_id: \"1\" }\n    users: { type: csv, path: users.csv, email_property: email }\n",
+    )?;
+    let output = Command::new(&enrich)
+        .current_dir(&folder)
+        .args(["properties", "docs", "--format", "markdown"])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        bail!("enrich properties failed");
+    }
+    let reference = String::from_utf8(output.stdout)?;
+    let path = root.join("README.md");
+    let readme = std::fs::read_to_string(&path)?;
+    let start = readme.find(README_START).context("README.md lacks the property reference's start marker")?;
+    let end = readme.find(README_END).context("README.md lacks the property reference's end marker")?;
+    let updated = format!("{}{README_START}\n{}\n{}", &readme[..start], reference.trim(), &readme[end..]);
+    std::fs::write(&path, updated)?;
+    println!("README.md: property reference rewritten ({} properties)", reference.lines().count() - 2);
     Ok(())
 }
 
