@@ -250,3 +250,64 @@ async fn a_company_only_connection_writes_no_personal_data() {
         assert!(personal.is_empty(), "{identity} got {personal:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forgotten_person_is_removed_and_never_looked_up_again() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[row("u1", "Private.Person@firm.io", 0), row("u2", "other@firm.io", 0)]);
+    workspace.write_config_with("", "    schedule: { refresh: 1s }\n");
+    workspace.enrich(&["sync", "main"]).await.success();
+    let forget = workspace.enrich(&["forget", "main", "private.person@FIRM.io"]).await;
+    forget.success();
+    assert!(forget.stdout.contains("1 user removed from the state (u1)"), "{forget}");
+    assert!(forget.stdout.contains("user_deletion"), "says what to do on Heap's side: {forget}");
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let next = workspace.enrich(&["sync", "main"]).await;
+    next.success();
+    assert_eq!(next.figure("skipped by the source"), 1);
+    let asked: Vec<String> = workspace.emulator.clearbit_requests().into_iter().map(|r| r.email).collect();
+    assert_eq!(
+        asked.iter().filter(|email| email.as_str() == "private.person@firm.io").count(),
+        1,
+        "{asked:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_mask_emails_unless_asked_and_the_key_never_shows() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.emulator.script_clearbit("private.person@firm.io", vec![Scripted::Status(500); 10]);
+    workspace.write_roster(&[row("u1", "private.person@firm.io", 0)]);
+    workspace.write_config("      max_retries: 1");
+    let masked = workspace.enrich(&["sync", "main"]).await;
+    assert!(masked.stderr.contains("p***@firm.io") && !masked.stderr.contains("private.person"), "{masked}");
+    let full = workspace.enrich(&["sync", "main", "--log-pii"]).await;
+    assert!(full.stderr.contains("private.person@firm.io"), "{full}");
+    // RUST_LOG works as ENRICH_LOG does; at trace level every crate logs, and still no key.
+    let mut command = workspace.command(&["sync", "main"]);
+    command.env("RUST_LOG", "trace");
+    let traced =
+        support::Run::from(tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap());
+    assert!(traced.stderr.contains("TRACE"), "trace logging is on: {traced}");
+    assert!(!traced.stderr.contains(KEY) && !traced.stdout.contains(KEY), "the key leaked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_readable_config_with_a_key_written_out_gets_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[]);
+    let path = workspace.path("enrich.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace("${CLEARBIT_API_KEY}", KEY);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = workspace.enrich(&["validate"]).await;
+    run.success();
+    assert!(run.stderr.contains("readable by other users") && run.stderr.contains("source.api_key"), "{run}");
+    assert!(!run.stderr.contains(KEY));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let private = workspace.enrich(&["validate"]).await;
+    assert!(!private.stderr.contains("readable by other users"), "{private}");
+}

@@ -32,13 +32,17 @@ pub struct Workspace {
 
 impl Workspace {
     pub async fn start(config: EmulatorConfig) -> Self {
-        let emulator = Emulator::start(EmulatorConfig {
+        // Unless a test enforces a limit, the emulator announces a budget the tests never exhaust, so
+        // that the source (which obeys the announced budget) runs at full speed.
+        let rate_limit_per_minute =
+            if config.enforce_rate_limit { config.rate_limit_per_minute } else { 1_000_000 };
+        let config = EmulatorConfig {
             clearbit_key: KEY.into(),
             heap_app_id: APP_ID.into(),
+            rate_limit_per_minute,
             ..config
-        })
-        .await
-        .expect("the emulator starts");
+        };
+        let emulator = Emulator::start(config).await.expect("the emulator starts");
         let workspace = Self { folder: tempfile::tempdir().unwrap(), emulator };
         workspace.write_config("");
         workspace
@@ -64,12 +68,14 @@ impl Workspace {
       base_url: {clearbit}
       retry_delay: 5ms
       pending_delay: 5ms
+      requests_per_minute: 1000000
 {extra_source}
     sink:
       type: heap
       app_id: \"{APP_ID}\"
       base_url: {heap}
       retry_delay: 5ms
+      requests_per_second: 1000
     users:
       type: csv
       path: users.csv

@@ -4,6 +4,9 @@
 //!   writes a roster of a few hundred users, runs `enrich validate`, `enrich sync` (twice) and
 //!   `enrich status` on `config/demo.yaml` exactly as a user would, and shows what Heap received.
 //! - `docs`: rewrites the README's property reference from `enrich properties --format markdown`.
+//! - `postgres start|stop`: a throwaway PostgreSQL server on loopback for the warehouse tests.
+
+mod postgres;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,17 +24,27 @@ fn main() -> anyhow::Result<()> {
     match task.as_deref() {
         Some("demo") => tokio::runtime::Runtime::new()?.block_on(demo()),
         Some("docs") => docs(),
+        Some("postgres") => match std::env::args().nth(2).as_deref() {
+            Some("start") => {
+                let url = postgres::start()?;
+                println!("export ENRICH_TEST_POSTGRES_URL={url}");
+                Ok(())
+            }
+            Some("stop") => postgres::stop(),
+            _ => bail!("usage: cargo xtask postgres start|stop"),
+        },
         _ => {
             eprintln!(
                 "usage: cargo xtask TASK\n\n  demo   run the main job end to end against the emulator\n  \
-                 docs   rewrite the README's property reference"
+                 docs   rewrite the README's property reference\n  \
+                 postgres start|stop   a PostgreSQL server on loopback for the warehouse tests"
             );
             std::process::exit(2)
         }
     }
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
 }
 
@@ -71,7 +84,13 @@ async fn demo() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&demo_dir)?;
 
-    let config = EmulatorConfig { clearbit_key: DEMO_KEY.into(), ..EmulatorConfig::default() };
+    let config = EmulatorConfig {
+        clearbit_key: DEMO_KEY.into(),
+        // About what Clearbit takes for a cached record, at ten times its rate limit.
+        latency: std::time::Duration::from_millis(50),
+        rate_limit_per_minute: 6000,
+        ..EmulatorConfig::default()
+    };
     let emulator = Emulator::start(config).await.context("cannot start the emulator")?;
     println!("emulated Clearbit at {}, emulated Heap at {}", emulator.clearbit_url(), emulator.heap_url());
 

@@ -30,6 +30,10 @@ impl Failure {
     pub(crate) fn is_retryable(&self) -> bool {
         matches!(self, Self::Retryable { .. })
     }
+
+    pub(crate) fn is_rate_limited(&self) -> bool {
+        matches!(self, Self::Retryable { rate_limited: true, .. })
+    }
 }
 
 /// Reads one answer. `email` is what was asked for: it is blanked out of anything Clearbit says, so

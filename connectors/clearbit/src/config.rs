@@ -13,22 +13,42 @@ use crate::selection::{PropertiesConfig, PropertySelection};
 /// Where Clearbit's Enrichment API answers person and combined lookups.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://person.clearbit.com";
 
+/// The shortest timeout of a streaming request: the streaming host holds a request up to 60 seconds
+/// while it fetches the record, and then needs time to send it.
+const STREAM_MIN_TIMEOUT: Duration = Duration::from_secs(65);
+
 /// The settings of one Clearbit source. Every field but `api_key` has a default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClearbitConfig {
     /// The secret key (`sk_…`) of the Clearbit account.
     pub api_key: SecretString,
-    /// Defaults to `https://person.clearbit.com`; another host serves tests and emulators.
+    /// Defaults to `https://person.clearbit.com`; another host serves tests and emulators. Must be
+    /// https, except on this machine (localhost, 127.0.0.0/8, ::1), where only an emulator answers.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// How long one request may take before it counts as failed (and is retried).
+    /// Whether lookups go to Clearbit's streaming host, which holds a request until the record is
+    /// fetched (up to 60 seconds) instead of answering 202. The host is `base_url`'s with `person.`
+    /// turned into `person-stream.`, as the official clients do it; a `base_url` whose host does not
+    /// start with `person.` (an emulator, which serves both ways) is used as it is. A 202 from it is
+    /// left for the next run at once. Clearbit leaves streaming requests out of its per-minute limit;
+    /// `requests_per_minute` still paces them.
+    #[serde(default)]
+    pub stream: bool,
+    /// How long one request may take before it counts as failed (and is retried); at least 65 seconds
+    /// with `stream`, whatever is set here.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Requests in flight at once: Clearbit's documented limit is 5.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
-    /// How often a queued lookup (202) is asked again before it is left for the next run.
+    /// Requests started per minute, retries and re-asks included: Clearbit allows 600 per key. Lower it
+    /// when other programs share the key; the source also slows down when Clearbit's rate-limit headers
+    /// say the minute's allowance is running out.
+    #[serde(default = "default_requests_per_minute")]
+    pub requests_per_minute: u32,
+    /// How often a queued lookup (202) is asked again before it is left for the next run (never with
+    /// `stream`).
     #[serde(default = "default_pending_retries")]
     pub pending_retries: u32,
     /// The pause before the first re-ask of a queued lookup; it doubles at each further one.
@@ -37,9 +57,19 @@ pub struct ClearbitConfig {
     /// How often a rate-limited, failed or timed-out request is retried.
     #[serde(default = "default_max_retries")]
     pub max_retries: usize,
-    /// The first pause between retries; it grows exponentially, with jitter, up to 30 seconds.
+    /// The first pause between retries; it grows exponentially, with jitter, up to 30 seconds. A 429
+    /// saying that Clearbit's rate-limit window is spent waits for the window's reset instead.
     #[serde(default = "default_retry_delay", with = "humantime_serde")]
     pub retry_delay: Duration,
+    /// How long one request is retried for, from its first failure: no retry starts after that, even
+    /// with retries left.
+    #[serde(default = "default_max_retry_time", with = "humantime_serde")]
+    pub max_retry_time: Duration,
+    /// Whether addresses at free and consumer mailbox providers (gmail.com, yahoo.co.uk, …; the list
+    /// is `src/free_email_domains.txt`) are left out of lookups: Clearbit finds no company behind them,
+    /// at best a person, and bills the lookup all the same.
+    #[serde(default)]
+    pub skip_free_email_domains: bool,
     /// Which attributes this connection writes, and under which names; by default every attribute,
     /// under the catalogue's names.
     #[serde(default)]
@@ -52,6 +82,10 @@ fn default_timeout() -> Duration {
 
 fn default_max_concurrency() -> usize {
     5
+}
+
+fn default_requests_per_minute() -> u32 {
+    600
 }
 
 fn default_pending_retries() -> u32 {
@@ -70,10 +104,32 @@ fn default_retry_delay() -> Duration {
     Duration::from_millis(500)
 }
 
+fn default_max_retry_time() -> Duration {
+    Duration::from_secs(120)
+}
+
 impl ClearbitConfig {
-    /// The API root requests go to, with no trailing slash.
-    pub(crate) fn base_url(&self) -> &str {
+    /// The API root as configured, with no trailing slash.
+    fn base_url(&self) -> &str {
         self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/')
+    }
+
+    /// The combined lookup's URL, without the query: on the streaming host with `stream`.
+    pub(crate) fn endpoint(&self) -> Result<Url, String> {
+        let mut url = Url::parse(self.base_url()).map_err(|error| error.to_string())?;
+        if self.stream
+            && let Some(domain) = url.host_str().and_then(|host| host.strip_prefix("person."))
+        {
+            let host = format!("person-stream.{domain}");
+            url.set_host(Some(&host)).map_err(|error| error.to_string())?;
+        }
+        url.set_path(&format!("{}/v2/combined/find", url.path().trim_end_matches('/')));
+        Ok(url)
+    }
+
+    /// How long one request may take.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        if self.stream { self.timeout.max(STREAM_MIN_TIMEOUT) } else { self.timeout }
     }
 
     /// Every problem in this config, all at once. Messages never quote the key.
@@ -93,8 +149,20 @@ impl ClearbitConfig {
         if self.max_concurrency == 0 {
             errors.push(FieldError::new("max_concurrency", "must be at least 1"));
         }
+        if self.requests_per_minute == 0 {
+            errors.push(FieldError::new(
+                "requests_per_minute",
+                "must be at least 1; Clearbit allows 600 a minute per key",
+            ));
+        }
         if self.timeout.is_zero() {
             errors.push(FieldError::new("timeout", "must be longer than zero, such as 20s"));
+        }
+        if self.max_retry_time.is_zero() {
+            errors.push(FieldError::new(
+                "max_retry_time",
+                "must be longer than zero, such as 2m (max_retries: 0 turns retries off)",
+            ));
         }
         match PropertySelection::new(&self.properties) {
             Ok(selection) if errors.is_empty() => return Ok(selection),
@@ -124,10 +192,19 @@ fn api_key_problem(key: &str) -> Option<&'static str> {
     }
 }
 
+/// The URL is never quoted: it may carry credentials for a proxy.
 fn base_url_problem(base_url: &str) -> Option<String> {
     match Url::parse(base_url) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => None,
-        Ok(_) => Some("must be an http or https URL, such as https://person.clearbit.com".to_owned()),
+        Ok(url) if !url.has_host() || !matches!(url.scheme(), "http" | "https") => {
+            Some("must be an https URL, such as https://person.clearbit.com".to_owned())
+        }
+        // Plain http would send the key in the clear, to anyone on the way.
+        Ok(url) if url.scheme() == "http" && !url.host_str().is_some_and(enrich_core::is_loopback_host) => Some(
+            "uses plain http, which would send the API key unencrypted: use https://; plain http is only \
+             allowed for a local emulator (localhost, 127.0.0.1, ::1)"
+                .to_owned(),
+        ),
+        Ok(_) => None,
         Err(error) => {
             Some(format!("is not an absolute URL ({error}): use one such as https://person.clearbit.com"))
         }
@@ -152,21 +229,45 @@ mod tests {
     fn defaults_fill_every_optional_field() {
         let config = config(json!({}));
         assert_eq!(config.base_url(), "https://person.clearbit.com");
+        assert_eq!(config.endpoint().unwrap().as_str(), "https://person.clearbit.com/v2/combined/find");
+        assert!(!config.stream);
         assert_eq!(config.timeout, Duration::from_secs(20));
+        assert_eq!(config.request_timeout(), Duration::from_secs(20));
         assert_eq!(config.max_concurrency, 5);
+        assert_eq!(config.requests_per_minute, 600);
         assert_eq!(config.pending_retries, 3);
         assert_eq!(config.pending_delay, Duration::from_secs(2));
         assert_eq!(config.max_retries, 5);
         assert_eq!(config.retry_delay, Duration::from_millis(500));
+        assert_eq!(config.max_retry_time, Duration::from_secs(120));
+        assert!(!config.skip_free_email_domains);
         assert_eq!(config.validate(), []);
     }
 
     #[test]
     fn durations_are_human_readable() {
-        let config = config(json!({ "timeout": "1m 30s", "pending_delay": "250ms", "retry_delay": "1ms" }));
+        let config = config(json!({
+            "timeout": "1m 30s", "pending_delay": "250ms", "retry_delay": "1ms", "max_retry_time": "5m",
+        }));
         assert_eq!(config.timeout, Duration::from_secs(90));
         assert_eq!(config.pending_delay, Duration::from_millis(250));
         assert_eq!(config.retry_delay, Duration::from_millis(1));
+        assert_eq!(config.max_retry_time, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn stream_asks_the_streaming_host_and_waits_longer() {
+        let streaming = config(json!({ "stream": true }));
+        assert_eq!(
+            streaming.endpoint().unwrap().as_str(),
+            "https://person-stream.clearbit.com/v2/combined/find"
+        );
+        assert_eq!(streaming.request_timeout(), Duration::from_secs(65));
+        let patient = config(json!({ "stream": true, "timeout": "90s" }));
+        assert_eq!(patient.request_timeout(), Duration::from_secs(90));
+        // A host of another shape (an emulator serves both ways) is asked as it is.
+        let emulator = config(json!({ "stream": true, "base_url": "http://127.0.0.1:9000/clearbit/" }));
+        assert_eq!(emulator.endpoint().unwrap().as_str(), "http://127.0.0.1:9000/clearbit/v2/combined/find");
     }
 
     #[test]
@@ -178,11 +279,20 @@ mod tests {
 
     #[test]
     fn reports_every_problem_at_once() {
-        let problems =
-            json!({ "api_key": "", "base_url": "clearbit.com", "max_concurrency": 0, "timeout": "0s" });
+        let problems = json!({
+            "api_key": "",
+            "base_url": "clearbit.com",
+            "max_concurrency": 0,
+            "requests_per_minute": 0,
+            "timeout": "0s",
+            "max_retry_time": "0s",
+        });
         let config = config(problems);
         let fields: Vec<_> = config.validate().into_iter().map(|error| error.field).collect();
-        assert_eq!(fields, ["api_key", "base_url", "max_concurrency", "timeout"]);
+        assert_eq!(
+            fields,
+            ["api_key", "base_url", "max_concurrency", "requests_per_minute", "timeout", "max_retry_time"]
+        );
     }
 
     #[test]
@@ -222,14 +332,41 @@ mod tests {
     }
 
     #[test]
-    fn base_url_must_be_absolute_http() {
+    fn base_url_must_be_absolute_https() {
         for bad in ["ftp://person.clearbit.com", "/v2", "mailto:alex@clearbit.com", "http//x"] {
             let errors = config(json!({ "base_url": bad })).validate();
             assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
             assert_eq!(errors[0].field, "base_url");
         }
-        for good in ["http://127.0.0.1:8080", "https://person.clearbit.com/", "http://localhost/clearbit"] {
+        for good in ["https://person.clearbit.com/", "https://10.0.0.7:8443/clearbit"] {
             assert_eq!(config(json!({ "base_url": good })).validate(), [], "{good}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_only_for_this_machine() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://localhost/clearbit",
+            "http://LOCALHOST:3000",
+            "http://[::1]:8080",
+        ] {
+            assert_eq!(config(json!({ "base_url": local })).validate(), [], "{local}");
+        }
+        for remote in [
+            "http://person.clearbit.com",
+            "http://10.0.0.7:8080",
+            "http://[::ffff:7f00:1]",
+            "http://localhost.example.com",
+            "http://user:sk_in_url@proxy.example.com",
+        ] {
+            let errors = config(json!({ "base_url": remote })).validate();
+            assert_eq!(errors.len(), 1, "{remote}: {errors:?}");
+            assert_eq!(errors[0].field, "base_url");
+            assert!(errors[0].message.contains("use https://"), "{}", errors[0]);
+            assert!(errors[0].message.contains("only allowed for a local emulator"), "{}", errors[0]);
+            assert!(!errors[0].message.contains("sk_in_url"), "{}", errors[0]);
         }
     }
 }

@@ -3,13 +3,16 @@
 //! named by its catalogue (or derived from the attribute's path when the catalogue does not know it),
 //! for the attributes each connection selects.
 //!
-//! It speaks Clearbit's HTTP API (status codes, error bodies, concurrency limit, queued lookups,
-//! retries with backoff) and implements [`enrich_core::Source`]. It must not depend on the CLI, on YAML
-//! or on the emulator: the config is any serde format, and the base URL is whatever host answers.
+//! It speaks Clearbit's HTTP API (status codes, error bodies, concurrency and rate limits with the
+//! rate-limit headers, queued lookups, the streaming host, retries with backoff) and implements
+//! [`enrich_core::Source`]. It must not depend on the CLI, on YAML or on the emulator (its tests may):
+//! the config is any serde format, and the base URL is whatever host answers.
 
 mod answer;
 mod catalogue;
 mod config;
+mod free_email;
+mod limits;
 mod mapping;
 mod naming;
 mod selection;

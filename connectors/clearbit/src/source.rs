@@ -1,18 +1,21 @@
-//! The Clearbit source: one combined lookup per email, within Clearbit's concurrency limit, retried
-//! with backoff, with queued (202) lookups asked again a few times before they are left for next run.
+//! The Clearbit source: one combined lookup per email, within Clearbit's concurrency and rate limits,
+//! retried with backoff, with queued (202) lookups asked again a few times before they are left for the
+//! next run (or, on the streaming host, left at once).
 
-use std::time::Duration;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, PropertyInfo, Source};
 use reqwest::{Client, Url};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
 
 use crate::answer::{Answer, Failure, interpret};
 use crate::catalogue::DATE_LAST_CHECKED;
 use crate::config::ClearbitConfig;
+use crate::free_email::is_free_email;
+use crate::limits::Limits;
 use crate::mapping::{map_combined, not_found};
 use crate::selection::PropertySelection;
 
@@ -35,15 +38,25 @@ pub struct ClearbitSource {
     /// `…/v2/combined/find`, without the query.
     endpoint: Url,
     api_key: SecretString,
-    /// One permit per request in flight, held only while it is.
-    requests: Semaphore,
+    limits: Limits,
     max_concurrency: usize,
     timeout: Duration,
     retries: ExponentialBuilder,
-    max_retries: usize,
+    max_retry_time: Duration,
+    /// Whether `endpoint` is on the streaming host, where a 202 is not worth asking again.
+    stream: bool,
     pending_retries: u32,
     pending_delay: Duration,
+    skip_free_email_domains: bool,
     selection: PropertySelection,
+}
+
+/// How a request's retries ended, for the message of a request that never succeeded.
+#[derive(Debug, Default)]
+struct RetryTally {
+    retries: usize,
+    first_failure: Option<Instant>,
+    out_of_time: bool,
 }
 
 impl ClearbitSource {
@@ -53,11 +66,19 @@ impl ClearbitSource {
         let selection = config.selection().map_err(|problems| {
             enrich_core::ensure_valid("Clearbit", &problems).expect_err("a config with problems is refused")
         })?;
-        let endpoint = Url::parse(&format!("{}/v2/combined/find", config.base_url()))
+        let endpoint = config
+            .endpoint()
             .map_err(|error| ConnectorError::Fatal(format!("invalid Clearbit base_url: {error}")))?;
+        // Both are at least 1 once the config is valid.
+        let at_least_one = |number: u32| NonZeroU32::new(number).unwrap_or(NonZeroU32::MIN);
+        let limits = Limits::new(
+            at_least_one(config.requests_per_minute),
+            at_least_one(u32::try_from(config.max_concurrency).unwrap_or(u32::MAX)),
+        );
+        let timeout = config.request_timeout();
         let client = Client::builder()
             .user_agent(USER_AGENT)
-            .timeout(config.timeout)
+            .timeout(timeout)
             .build()
             .map_err(|error| ConnectorError::Fatal(format!("cannot set up the HTTP client: {error}")))?;
         let retries = ExponentialBuilder::new()
@@ -69,20 +90,22 @@ impl ClearbitSource {
             client,
             endpoint,
             api_key: config.api_key.clone(),
-            requests: Semaphore::new(config.max_concurrency),
+            limits,
             max_concurrency: config.max_concurrency,
-            timeout: config.timeout,
+            timeout,
             retries,
-            max_retries: config.max_retries,
+            max_retry_time: config.max_retry_time,
+            stream: config.stream,
             pending_retries: config.pending_retries,
             pending_delay: config.pending_delay,
+            skip_free_email_domains: config.skip_free_email_domains,
             selection,
         })
     }
 
-    /// One request, made while holding a permit.
+    /// One request, started within the limits and in flight while it holds their permit.
     async fn ask_once(&self, email: &str) -> Result<Answer, Failure> {
-        let _permit = self.requests.acquire().await.expect("the request semaphore is never closed");
+        let _in_flight = self.limits.admit().await;
         let response = self
             .client
             .get(self.endpoint.clone())
@@ -92,15 +115,34 @@ impl ClearbitSource {
             .await
             .map_err(|error| self.transport_failure(error))?;
         let status = response.status();
+        self.limits.observe(status, response.headers());
         let body = response.bytes().await.map_err(|error| self.transport_failure(error))?;
         interpret(status, &body, email)
     }
 
-    /// One request, retried with backoff while it fails in a way that may pass.
+    /// One request, retried with backoff while it fails in a way that may pass, as often as
+    /// `max_retries` and for as long as `max_retry_time` allow.
     async fn ask(&self, email: &str) -> Result<Answer, ConnectorError> {
+        let mut tally = RetryTally::default();
         let answer = (|| self.ask_once(email))
             .retry(self.retries)
             .when(Failure::is_retryable)
+            .adjust(|failure, backoff| {
+                let first_failure = *tally.first_failure.get_or_insert_with(Instant::now);
+                let mut delay = backoff?;
+                // Once Clearbit said when its window resets, no request starts before then anyway.
+                if failure.is_rate_limited()
+                    && let Some(pause) = self.limits.pause_left()
+                {
+                    delay = pause;
+                }
+                if first_failure.elapsed() + delay > self.max_retry_time {
+                    tally.out_of_time = true;
+                    return None;
+                }
+                tally.retries += 1;
+                Some(delay)
+            })
             .notify(|failure, delay| {
                 if let Failure::Retryable { reason, rate_limited } = failure {
                     if *rate_limited {
@@ -112,8 +154,12 @@ impl ClearbitSource {
             })
             .await;
         answer.map_err(|failure| match failure {
+            Failure::Retryable { reason, .. } if tally.out_of_time => ConnectorError::Transient(format!(
+                "{reason}; gave up after {} retries, as max_retry_time ({:?}) ran out",
+                tally.retries, self.max_retry_time
+            )),
             Failure::Retryable { reason, .. } => {
-                ConnectorError::Transient(format!("{reason}; gave up after {} retries", self.max_retries))
+                ConnectorError::Transient(format!("{reason}; gave up after {} retries", tally.retries))
             }
             Failure::Final(error) => error,
         })
@@ -129,7 +175,9 @@ impl ClearbitSource {
                 }
                 Answer::NotFound => return Ok(Lookup::NotFound(not_found())),
                 Answer::Invalid(reason) => return Ok(Lookup::Invalid(reason)),
-                Answer::Queued if re_asks_left == 0 => return Ok(Lookup::Pending),
+                // The streaming host held the request as long as it would: asking again now costs
+                // another minute of a request slot for little chance.
+                Answer::Queued if self.stream || re_asks_left == 0 => return Ok(Lookup::Pending),
                 Answer::Queued => {
                     tracing::debug!(?delay, "Clearbit is still fetching a record; asking again");
                     tokio::time::sleep(delay).await;
@@ -178,6 +226,15 @@ impl Source for ClearbitSource {
 
     fn max_in_flight(&self) -> usize {
         self.max_concurrency.saturating_mul(LOOKUPS_PER_PERMIT)
+    }
+
+    fn declines(&self, key: &LookupKey) -> Option<&'static str> {
+        match key {
+            LookupKey::Email(email) if self.skip_free_email_domains && is_free_email(email) => {
+                Some("free email domain")
+            }
+            _ => None,
+        }
     }
 
     async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError> {

@@ -1,9 +1,12 @@
-//! The source against a local HTTP server answering as Clearbit does, status by status.
+//! The source against a local HTTP server answering as Clearbit does, status by status, and against
+//! the emulator enforcing Clearbit's limits.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use enrich_clearbit::{ClearbitConfig, ClearbitSource, PropertySelection, map_combined};
 use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, PropertyKind, PropertyValue, Record, Source};
+use enrich_emulator::{Emulator, EmulatorConfig};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
@@ -20,6 +23,8 @@ fn config(server_uri: &str, overrides: Value) -> ClearbitConfig {
         "retry_delay": "1ms",
         "pending_delay": "1ms",
         "max_retries": MAX_RETRIES,
+        // Fast enough that no test but those about the pace waits for it.
+        "requests_per_minute": 60_000,
     });
     if let (Some(fields), Value::Object(overrides)) = (fields.as_object_mut(), overrides) {
         fields.extend(overrides);
@@ -49,6 +54,15 @@ fn find(email: &str) -> MockBuilder {
 
 fn clearbit_error(status: u16, kind: &str, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({ "error": { "type": kind, "message": message } }))
+}
+
+/// An answer carrying Clearbit's rate-limit headers, the window ending `reset_in_seconds` from now.
+fn with_rate_limit(answer: ResponseTemplate, remaining: u32, reset_in_seconds: u64) -> ResponseTemplate {
+    let reset = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + reset_in_seconds;
+    answer
+        .insert_header("x-ratelimit-limit", "600")
+        .insert_header("x-ratelimit-remaining", remaining.to_string())
+        .insert_header("x-ratelimit-reset", reset.to_string())
 }
 
 fn calvinklein() -> Value {
@@ -339,6 +353,166 @@ async fn a_lookup_waiting_on_a_202_holds_no_request_permit() {
     assert_eq!(queued_result, Ok(Lookup::Pending));
     assert_eq!(found_result, Ok(not_found()));
     assert!(found_done < queued_done, "the second lookup waited for the first one's pauses");
+}
+
+#[tokio::test]
+async fn a_429_with_a_reset_waits_for_the_reset_instead_of_backing_off() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(with_rate_limit(clearbit_error(429, "rate_limit", "Rate limit exceeded"), 0, 2))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    find(EMAIL).respond_with(ResponseTemplate::new(404)).expect(1).mount(&server).await;
+
+    // With a 1 ms backoff, a blind retry would come at once and spend the retries on more 429s.
+    let started = Instant::now();
+    assert_eq!(lookup(&source(&server), EMAIL).await, Ok(not_found()));
+    // The reset is the Unix second two from now: between one and two seconds away.
+    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_spent_window_holds_every_lookup_until_it_resets() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(with_rate_limit(ResponseTemplate::new(404), 0, 2)).mount(&server).await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    let source = source(&server);
+
+    let started = Instant::now();
+    lookup(&source, EMAIL).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    lookup(&source, "someone.else@example.com").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_low_remainder_is_spread_until_the_reset() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(with_rate_limit(ResponseTemplate::new(404), 2, 3))
+        .mount(&server)
+        .await;
+    let source = source(&server);
+    lookup(&source, EMAIL).await.unwrap();
+
+    // Two requests left for two to three seconds: the first now, the second after about half of it,
+    // and the third only once the window is over.
+    let started = Instant::now();
+    let emails = ["a@example.com", "b@example.com", "c@example.com"];
+    let mut finished: Vec<Duration> = futures::future::join_all(emails.map(|email| {
+        let source = &source;
+        async move {
+            lookup(source, email).await.unwrap();
+            started.elapsed()
+        }
+    }))
+    .await;
+    finished.sort();
+    assert!(finished[0] < Duration::from_millis(500), "{finished:?}");
+    assert!(finished[1] >= Duration::from_millis(900), "{finished:?}");
+    assert!(finished[2] >= Duration::from_millis(1900), "{finished:?}");
+}
+
+#[tokio::test]
+async fn retries_stop_once_max_retry_time_runs_out() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+    let source = source_with(
+        &server,
+        json!({ "max_retries": 100, "retry_delay": "100ms", "max_retry_time": "300ms" }),
+    );
+
+    let started = Instant::now();
+    let error = lookup(&source, EMAIL).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(matches!(error, ConnectorError::Transient(_)), "{error:?}");
+    let message = message(&error);
+    assert!(message.ends_with("retries, as max_retry_time (300ms) ran out"), "{message}");
+    let requests = server.received_requests().await.unwrap().len();
+    assert!((2..10).contains(&requests), "{requests} requests");
+}
+
+#[tokio::test]
+async fn requests_keep_to_requests_per_minute() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    // One request every 50 ms, after a burst of max_concurrency.
+    let source = source_with(&server, json!({ "requests_per_minute": 1200, "max_concurrency": 2 }));
+
+    let started = Instant::now();
+    let emails: Vec<String> = (0..8).map(|n| format!("user{n}@example.com")).collect();
+    futures::future::join_all(emails.iter().map(|email| lookup(&source, email))).await;
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn on_the_streaming_host_a_202_is_pending_without_asking_again() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
+    let source = source_with(&server, json!({ "stream": true, "pending_retries": 3 }));
+    assert_eq!(lookup(&source, EMAIL).await, Ok(Lookup::Pending));
+}
+
+#[tokio::test]
+async fn free_email_domains_are_declined_only_when_the_connection_says_so() {
+    let server = MockServer::start().await;
+    let key = |email: &str| LookupKey::Email(email.to_owned());
+    let skipping = source_with(&server, json!({ "skip_free_email_domains": true }));
+    assert_eq!(skipping.declines(&key("jane@gmail.com")), Some("free email domain"));
+    assert_eq!(skipping.declines(&key("jane@GMX.de")), Some("free email domain"));
+    assert_eq!(skipping.declines(&key(EMAIL)), None);
+    assert_eq!(skipping.declines(&LookupKey::Ip("192.0.2.1".parse().unwrap())), None);
+    assert_eq!(source(&server).declines(&key("jane@gmail.com")), None);
+}
+
+/// Against the emulator enforcing Clearbit's limits (scaled up tenfold to keep the test short): no
+/// lookup is refused, and the run takes about the time the limit allows.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_hundred_lookups_meet_neither_the_rate_nor_the_concurrency_limit() {
+    const LOOKUPS: usize = 300;
+    const PER_MINUTE: u32 = 6000;
+    let emulator = Emulator::start(EmulatorConfig {
+        clearbit_key: KEY.to_owned(),
+        enforce_rate_limit: true,
+        rate_limit_per_minute: PER_MINUTE,
+        max_concurrent_requests: Some(5),
+        latency: Duration::from_millis(15),
+        latency_jitter: Duration::from_millis(20),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let source = ClearbitSource::new(&config(
+        &emulator.clearbit_url(),
+        json!({ "requests_per_minute": PER_MINUTE, "max_concurrency": 5 }),
+    ))
+    .unwrap();
+
+    let started = Instant::now();
+    let emails: Vec<String> = (0..LOOKUPS).map(|n| format!("person{n}@firm{}.io", n % 20)).collect();
+    // As the engine does: at most max_in_flight lookups at once.
+    let results: Vec<_> = futures::stream::iter(&emails)
+        .map(|email| lookup(&source, email))
+        .buffer_unordered(source.max_in_flight())
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+
+    let failures: Vec<_> = results.iter().filter(|result| result.is_err()).collect();
+    assert!(failures.is_empty(), "{failures:?}");
+    let counts = emulator.fault_counts();
+    assert_eq!((counts.rate_limited, counts.concurrency_limited), (0, 0), "{counts:?}");
+    let requests = emulator.clearbit_requests();
+    assert_eq!(requests.len(), LOOKUPS, "every lookup asked once, no retry");
+    let allowed = Duration::from_secs(60) * LOOKUPS as u32 / PER_MINUTE;
+    println!(
+        "{LOOKUPS} lookups at {PER_MINUTE}/min with 5 concurrent: {elapsed:?}, {:.2}× the {allowed:?} the \
+         limit allows; no 429, no concurrency 400",
+        elapsed.as_secs_f64() / allowed.as_secs_f64()
+    );
+    emulator.shutdown().await;
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
 //! The Heap sink: user properties written through the bulk form of Heap's Add User Properties API.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use enrich_core::{ConnectorError, FieldError, PropertyValue, Sink, UserUpdate};
+use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -28,6 +30,8 @@ pub struct HeapSinkConfig {
     #[serde(deserialize_with = "app_id_digits")]
     pub app_id: String,
     /// Where Heap's API lives; `https://heapanalytics.com` unless the account is hosted elsewhere.
+    /// Must be https, except on this machine (localhost, 127.0.0.0/8, ::1), where only an emulator
+    /// answers.
     pub base_url: Option<String>,
     /// How long one request may take, answer included.
     #[serde(default = "default_timeout", with = "humantime_serde")]
@@ -38,6 +42,10 @@ pub struct HeapSinkConfig {
     /// The wait before the first retry; later waits grow exponentially, with jitter.
     #[serde(default = "default_retry_delay", with = "humantime_serde")]
     pub retry_delay: Duration,
+    /// Requests started per second, retries included. Heap documents only 30 requests per 30 seconds
+    /// per identity; one bulk request every 100 ms keeps well clear of whatever else it enforces.
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: u32,
 }
 
 fn default_timeout() -> Duration {
@@ -50,6 +58,10 @@ fn default_max_retries() -> usize {
 
 fn default_retry_delay() -> Duration {
     Duration::from_millis(500)
+}
+
+fn default_requests_per_second() -> u32 {
+    10
 }
 
 /// YAML reads `app_id: 1234567890` as a number, while Heap wants those digits as a string.
@@ -85,6 +97,9 @@ impl HeapSinkConfig {
         if self.timeout.is_zero() {
             problems.push(FieldError::new("timeout", "must be longer than zero, such as 30s"));
         }
+        if self.requests_per_second == 0 {
+            problems.push(FieldError::new("requests_per_second", "must be at least 1, such as 10"));
+        }
         problems
     }
 
@@ -95,6 +110,12 @@ impl HeapSinkConfig {
             .map_err(|error| format!("must be an absolute http(s) URL, got {base:?} ({error})"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(format!("must be an absolute http(s) URL, got {base:?}"));
+        }
+        // Plain http would hand users' properties to anyone on the way.
+        if url.scheme() == "http" && !url.host_str().is_some_and(enrich_core::is_loopback_host) {
+            return Err("uses plain http: use https://; plain http is only allowed for a local emulator \
+                 (localhost, 127.0.0.1, ::1)"
+                .to_owned());
         }
         // Without a trailing slash, joining would replace the last segment of a path prefix.
         if !url.path().ends_with('/') {
@@ -110,6 +131,8 @@ pub struct HeapSink {
     client: reqwest::Client,
     endpoint: Url,
     app_id: String,
+    /// `requests_per_second`, one request at a time: no burst.
+    pace: DefaultDirectRateLimiter,
     backoff: ExponentialBuilder,
     /// Tries per request, for messages.
     attempts: usize,
@@ -130,10 +153,16 @@ impl HeapSink {
             .with_min_delay(config.retry_delay)
             .with_max_delay(MAX_RETRY_DELAY)
             .with_max_times(config.max_retries);
+        // At least 1 once the config is valid.
+        let requests_per_second = NonZeroU32::new(config.requests_per_second).unwrap_or(NonZeroU32::MIN);
+        let pace = DefaultDirectRateLimiter::direct(
+            Quota::per_second(requests_per_second).allow_burst(NonZeroU32::MIN),
+        );
         Ok(Self {
             client,
             endpoint,
             app_id: config.app_id.clone(),
+            pace,
             backoff,
             attempts: config.max_retries.saturating_add(1),
         })
@@ -155,6 +184,7 @@ impl HeapSink {
     }
 
     async fn post(&self, request: &AddUserProperties<'_>) -> Result<(), Failure> {
+        self.pace.until_ready().await;
         let response = self
             .client
             .post(self.endpoint.clone())

@@ -1,6 +1,6 @@
 //! The Heap sink against a mock Heap: request shape, batching, retries and how failures are classified.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use enrich_core::{ConnectorError, PropertyValue, Sink, UserUpdate};
 use enrich_heap::{HeapSink, HeapSinkConfig};
@@ -300,6 +300,7 @@ fn config_defaults_and_a_numeric_app_id() {
     assert_eq!(config.timeout, Duration::from_secs(30));
     assert_eq!(config.max_retries, 5);
     assert_eq!(config.retry_delay, Duration::from_millis(500));
+    assert_eq!(config.requests_per_second, 10);
     assert!(config.validate().is_empty());
     assert!(HeapSink::new(&config).is_ok());
 }
@@ -317,6 +318,7 @@ fn validate_lists_every_problem() {
     let mut config = config("ftp://heap.example");
     config.app_id = "prod".into();
     config.timeout = Duration::ZERO;
+    config.requests_per_second = 0;
 
     let problems: Vec<String> = config.validate().iter().map(ToString::to_string).collect();
 
@@ -326,6 +328,7 @@ fn validate_lists_every_problem() {
             r#"app_id: must be the numeric environment id from Heap's Projects page, got "prod""#,
             r#"base_url: must be an absolute http(s) URL, got "ftp://heap.example""#,
             "timeout: must be longer than zero, such as 30s",
+            "requests_per_second: must be at least 1, such as 10",
         ]
     );
     assert!(matches!(HeapSink::new(&config), Err(ConnectorError::Fatal(_))));
@@ -337,4 +340,50 @@ fn validate_lists_every_problem() {
     let mut empty = self::config("https://heapanalytics.com");
     empty.app_id = String::new();
     assert_eq!(empty.validate()[0].field, "app_id");
+}
+
+#[test]
+fn plain_http_is_only_for_this_machine() {
+    for local in
+        ["http://127.0.0.1:8080", "http://127.1.2.3/heap", "http://localhost:3000", "http://[::1]:80"]
+    {
+        assert!(config(local).validate().is_empty(), "{local}");
+    }
+    for remote in ["http://heapanalytics.com", "http://10.1.2.3:8080", "http://localhost.example.com"] {
+        let problems: Vec<String> = config(remote).validate().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            ["base_url: uses plain http: use https://; plain http is only allowed for a local emulator \
+              (localhost, 127.0.0.1, ::1)"],
+            "{remote}"
+        );
+        assert!(matches!(HeapSink::new(&config(remote)), Err(ConnectorError::Fatal(_))));
+    }
+}
+
+#[tokio::test]
+async fn requests_keep_to_requests_per_second_retries_included() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(ENDPOINT))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(ENDPOINT))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let mut config = config(&server.uri());
+    config.requests_per_second = 20;
+    let heap = HeapSink::new(&config).unwrap();
+
+    // Two retried requests, then three more: six requests, one every 50 ms.
+    let started = Instant::now();
+    for n in 0..4 {
+        heap.write(&[update(&format!("u-{n}"), &[])]).await.unwrap();
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 6);
+    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
 }

@@ -20,13 +20,17 @@ pub struct Cli {
     #[arg(short, long, global = true, env = "ENRICH_CONFIG", default_value = "enrich.yaml")]
     pub config: PathBuf,
 
-    /// Log more (-v: debug, -vv: trace). ENRICH_LOG takes tracing filter directives instead.
+    /// Log more (-v: debug, -vv: trace). ENRICH_LOG (or RUST_LOG) takes tracing filter directives instead.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Log only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Show emails and IP addresses in logs in full (masked as a***@example.com by default).
+    #[arg(long, global = true)]
+    pub log_pii: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -103,6 +107,18 @@ pub enum Command {
         name: String,
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
+    },
+
+    /// Forget a person: remove them from a connection's state and never look their email up again.
+    ///
+    /// For privacy requests. Removes every user of the connection looked up by this email, and any
+    /// result fetched for them but not yet written; later runs skip the email. Prints the identities
+    /// removed and how to delete the users on Heap's side, which enrich does not do for you.
+    Forget {
+        /// The connection's name in the config file.
+        name: String,
+        /// The person's email address.
+        email: String,
     },
 
     /// Show how a source response maps to properties, without any network or config.

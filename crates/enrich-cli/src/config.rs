@@ -58,6 +58,8 @@ pub struct Config {
     /// Resolved against the config file's folder.
     pub state_dir: PathBuf,
     pub connections: Vec<ConnectionConfig>,
+    /// Fields holding a secret written literally in the file rather than as `${VAR}`.
+    pub literal_secrets: Vec<String>,
 }
 
 /// One connection: where users come from, where they are looked up, where properties go.
@@ -156,7 +158,55 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         };
         one_error(path, None, format!("cannot read the config file: {error}{hint}"))
     })?;
-    parse(path, &text, &|name| std::env::var(name).ok())
+    let config = parse(path, &text, &|name| std::env::var(name).ok())?;
+    warn_if_secrets_are_exposed(&config);
+    Ok(config)
+}
+
+/// A file that others can read must not hold a key: say so, without refusing to run.
+fn warn_if_secrets_are_exposed(config: &Config) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let Ok(metadata) = std::fs::metadata(&config.path) else { return };
+    if metadata.permissions().mode() & 0o077 != 0 && !config.literal_secrets.is_empty() {
+        tracing::warn!(
+            "{} is readable by other users and holds a secret written out at {}: \
+             use ${{VAR}} references (e.g. api_key: ${{CLEARBIT_API_KEY}}) or `chmod 600` the file",
+            config.path.display(),
+            config.literal_secrets.join(", ")
+        );
+    }
+}
+
+/// Fields that hold a secret: API keys, and URLs with a password in them.
+fn literal_secrets(value: &Value, at: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Mapping(mapping) => {
+            for (key, child) in mapping {
+                let Some(key) = key.as_str() else { continue };
+                let child_at = if at.is_empty() { key.to_owned() } else { format!("{at}.{key}") };
+                let secret = match (key, child.as_str()) {
+                    ("api_key", Some(text)) => !text.contains("${"),
+                    ("url", Some(text)) => {
+                        !text.contains("${")
+                            && text.split_once("://").is_some_and(|(_, rest)| {
+                                rest.split('@').next().is_some_and(|credentials| {
+                                    rest.contains('@') && credentials.contains(':')
+                                })
+                            })
+                    }
+                    _ => false,
+                };
+                if secret {
+                    found.push(child_at);
+                } else {
+                    literal_secrets(child, &child_at, found);
+                }
+            }
+        }
+        Value::Tagged(tagged) => literal_secrets(&tagged.value, at, found),
+        _ => {}
+    }
 }
 
 /// Parses config text; `env` looks up `${VAR}` references.
@@ -172,6 +222,8 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         one_error(path, location, format!("invalid YAML: {message}"))
     })?;
+    let mut secrets_written_out = Vec::new();
+    literal_secrets(&document, "", &mut secrets_written_out);
     for problem in substitute_env(&mut document, "", env) {
         error(Some(problem.field), problem.message);
     }
@@ -208,7 +260,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         }
     }
     if errors.is_empty() {
-        Ok(Config { path: path.to_owned(), state_dir, connections })
+        Ok(Config { path: path.to_owned(), state_dir, connections, literal_secrets: secrets_written_out })
     } else {
         Err(ConfigErrors(errors))
     }

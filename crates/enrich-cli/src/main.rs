@@ -17,6 +17,7 @@ use crate::cli::Cli;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    enrich_core::events::log_pii(cli.log_pii);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -43,7 +44,9 @@ fn init_logging(cli: &Cli) {
     };
     let default =
         format!("warn,enrich={level},enrich_core={level},enrich_clearbit={level},enrich_heap={level}");
-    let filter = EnvFilter::try_from_env("ENRICH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = EnvFilter::try_from_env("ENRICH_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+        .unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

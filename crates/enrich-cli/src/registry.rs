@@ -7,6 +7,7 @@ use std::sync::Arc;
 use enrich_clearbit::{ClearbitConfig, ClearbitSource};
 use enrich_core::{Connection, ConnectorError, FieldError, Sink, Source, UserDirectory};
 use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
+use enrich_postgres::{HeapConnectConfig, HeapConnectDirectory, PostgresQueryConfig, PostgresQueryDirectory};
 use serde::Deserialize;
 
 use crate::config::{ConnectionConfig, Typed};
@@ -27,6 +28,8 @@ pub enum SinkConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UsersConfig {
     Csv(CsvUsersConfig),
+    HeapConnect(HeapConnectConfig),
+    Postgres(PostgresQueryConfig),
 }
 
 impl Typed for SourceConfig {
@@ -38,7 +41,7 @@ impl Typed for SinkConfig {
 }
 
 impl Typed for UsersConfig {
-    const TYPES: &'static [&'static str] = &["csv"];
+    const TYPES: &'static [&'static str] = &["csv", "heap_connect", "postgres"];
 }
 
 impl SourceConfig {
@@ -78,15 +81,19 @@ impl UsersConfig {
                 problems.extend(config.validate_path(&resolve(folder, &config.path)));
                 problems
             }
+            Self::HeapConnect(config) => config.validate(),
+            Self::Postgres(config) => config.validate(),
         }
     }
 
-    pub fn build(&self, folder: &Path) -> Arc<dyn UserDirectory> {
-        match self {
+    pub fn build(&self, folder: &Path) -> Result<Arc<dyn UserDirectory>, ConnectorError> {
+        Ok(match self {
             Self::Csv(config) => {
                 Arc::new(CsvDirectory::new(resolve(folder, &config.path), &config.email_property))
             }
-        }
+            Self::HeapConnect(config) => Arc::new(HeapConnectDirectory::new(config)?),
+            Self::Postgres(config) => Arc::new(PostgresQueryDirectory::new(config)?),
+        })
     }
 }
 
@@ -100,7 +107,7 @@ pub fn build_connection(config: &ConnectionConfig, folder: &Path) -> Result<Conn
         name: config.name.clone(),
         source: config.source.build()?,
         sink: config.sink.build()?,
-        users: config.users.build(folder),
+        users: config.users.build(folder)?,
         schedule: config.schedule,
     })
 }

@@ -19,6 +19,10 @@ pub fn connection_line(connection: &ConnectionConfig) -> String {
     };
     let users = match &connection.users {
         UsersConfig::Csv(csv) => format!("users from {}", csv.path.display()),
+        UsersConfig::HeapConnect(heap_connect) => {
+            format!("users from Heap Connect schema {}", heap_connect.schema)
+        }
+        UsersConfig::Postgres(_) => "users from a PostgreSQL query".to_owned(),
     };
     let schedule = connection.schedule;
     format!(

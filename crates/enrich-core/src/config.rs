@@ -33,3 +33,27 @@ pub fn ensure_valid(component: &str, problems: &[FieldError]) -> Result<(), Conn
     let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
     Err(ConnectorError::Fatal(format!("invalid {component} config: {}", problems.join("; "))))
 }
+
+/// Whether a host name or address (`localhost`, `127.0.0.1`, `[::1]`) is only reachable on this
+/// machine: the one place plain http or an unencrypted database connection is acceptable.
+pub fn is_loopback_host(host: &str) -> bool {
+    // IPv6 hosts come in brackets in URLs: `[::1]`.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.8.9.10", "[::1]", "::1"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["example.com", "10.0.0.1", "192.168.1.2", "[2001:db8::1]", "localhost.example.com"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}

@@ -137,20 +137,13 @@ pub async fn sync(
         }
     }
 
+    let suppressed = store.connection()?.suppressed;
     let mut fatal = None;
     let plan = if stop.is_cancelled() {
         Vec::new()
     } else {
-        match read_due_users(
-            connection,
-            store.as_ref(),
-            &request,
-            &resumed_identities,
-            started_at,
-            &mut summary,
-        )
-        .await?
-        {
+        let skip = Skip { resumed: &resumed_identities, suppressed: &suppressed };
+        match read_due_users(connection, store.as_ref(), &request, &skip, started_at, &mut summary).await? {
             Ok(plan) => plan,
             Err(error) => {
                 fatal = Some(error);
@@ -191,7 +184,7 @@ pub async fn sync(
         processed_users += users.len() as u64;
         summary.lookups += 1;
         let now = Utc::now();
-        let key_hash = key_hash(&key);
+        let key_hash = key.digest();
         match result {
             Ok(lookup @ (Lookup::Found(_) | Lookup::NotFound(_))) => {
                 let (outcome, record) = match lookup {
@@ -251,7 +244,7 @@ pub async fn sync(
             }
             Err(error @ (ConnectorError::Transient(_) | ConnectorError::Rejected(_))) => {
                 let message = error.to_string();
-                LookupFailed { connection: name, users: users.len(), error: &message }.emit();
+                LookupFailed { connection: name, key: &key, users: users.len(), error: &message }.emit();
                 summary.failed += users.len() as u64;
                 record(store.as_ref(), &users, key_hash, |previous| UserState {
                     outcome: Outcome::Failed,
@@ -314,12 +307,20 @@ struct DueUser {
 /// The lookups of a run, in the order they should happen.
 type Plan = Vec<(LookupKey, Vec<DueUser>)>;
 
+/// Users the reading phase passes over.
+struct Skip<'a> {
+    /// Identities whose check an interrupted run fetched: written without a lookup.
+    resumed: &'a HashSet<String>,
+    /// Digests of keys forgotten on request.
+    suppressed: &'a std::collections::BTreeSet<u64>,
+}
+
 /// Reads the roster and plans the lookups. The inner `Err` is a fatal roster error.
 async fn read_due_users(
     connection: &Connection,
     store: &dyn StateStore,
     request: &SyncRequest,
-    resumed: &HashSet<String>,
+    skip: &Skip<'_>,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
 ) -> Result<Result<Plan, String>, StateError> {
@@ -364,17 +365,17 @@ async fn read_due_users(
             summary.duplicate_identities += 1;
             continue;
         }
-        if resumed.contains(&user.identity) {
+        if skip.resumed.contains(&user.identity) {
             continue;
         }
-        if source.declines(&key).is_some() {
+        if source.declines(&key).is_some() || skip.suppressed.contains(&key.digest()) {
             summary.skipped += 1;
             continue;
         }
         let previous = store.user(&user.identity)?;
         let is_due = previous
             .as_ref()
-            .is_none_or(|state| state.is_due(key_hash(&key), now, connection.schedule.refresh));
+            .is_none_or(|state| state.is_due(key.digest(), now, connection.schedule.refresh));
         if is_due {
             summary.due += 1;
             due_identities.insert(user.identity.clone());
@@ -402,11 +403,6 @@ fn priority(user: &DueUser) -> (u8, Option<DateTime<Utc>>) {
         None => (1, None),
         Some(state) => (2, state.checked_at),
     }
-}
-
-fn key_hash(key: &LookupKey) -> u64 {
-    let text = key.to_string();
-    stable_hash([text.as_bytes()])
 }
 
 fn properties_hash(properties: &Properties) -> u64 {

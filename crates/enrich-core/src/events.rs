@@ -1,9 +1,48 @@
 //! Every log line the engine produces comes from one of these small typed events, so that what is
 //! logged (and what is never logged, such as emails) is decided in one place.
 
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use chrono::{DateTime, Utc};
 
-use crate::RunSummary;
+use crate::{LookupKey, RunSummary};
+
+/// Whether logs may show emails and IP addresses in full (`--log-pii`); off by default.
+static LOG_PII: AtomicBool = AtomicBool::new(false);
+
+/// Lets logs show personal data in full, for debugging a single user.
+pub fn log_pii(enabled: bool) {
+    LOG_PII.store(enabled, Ordering::Relaxed);
+}
+
+/// A lookup key as logs show it: `a***@example.com` and `203.0.113.x` unless `--log-pii`.
+#[derive(Debug)]
+pub struct Masked<'a>(pub &'a LookupKey);
+
+impl fmt::Display for Masked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if LOG_PII.load(Ordering::Relaxed) {
+            return self.0.fmt(f);
+        }
+        match self.0 {
+            LookupKey::Email(email) => {
+                let (local, domain) = email.split_once('@').unwrap_or((email, ""));
+                let first = local.chars().next().map(String::from).unwrap_or_default();
+                write!(f, "{first}***@{domain}")
+            }
+            LookupKey::Ip(IpAddr::V4(ip)) => {
+                let [a, b, c, _] = ip.octets();
+                write!(f, "{a}.{b}.{c}.x")
+            }
+            LookupKey::Ip(IpAddr::V6(ip)) => {
+                let segments = ip.segments();
+                write!(f, "{:x}:{:x}:{:x}::x", segments[0], segments[1], segments[2])
+            }
+        }
+    }
+}
 
 /// Something worth telling the operator about.
 pub trait InternalEvent {
@@ -38,6 +77,7 @@ impl InternalEvent for RowSkipped<'_> {
 #[derive(Debug)]
 pub struct LookupFailed<'a> {
     pub connection: &'a str,
+    pub key: &'a LookupKey,
     pub users: usize,
     pub error: &'a str,
 }
@@ -46,6 +86,7 @@ impl InternalEvent for LookupFailed<'_> {
     fn emit(self) {
         tracing::warn!(
             connection = self.connection,
+            key = %Masked(self.key),
             users = self.users,
             "lookup failed, due again next run: {}",
             self.error
@@ -133,5 +174,21 @@ impl InternalEvent for RunFinished<'_> {
             written = s.written,
             "sync finished"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn personal_data_is_masked_unless_asked_for() {
+        let email = LookupKey::Email("alex@clearbit.com".into());
+        let ip = LookupKey::Ip("203.0.113.7".parse().unwrap());
+        assert_eq!(Masked(&email).to_string(), "a***@clearbit.com");
+        assert_eq!(Masked(&ip).to_string(), "203.0.113.x");
+        log_pii(true);
+        assert_eq!(Masked(&email).to_string(), "alex@clearbit.com");
+        log_pii(false);
     }
 }

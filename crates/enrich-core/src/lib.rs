@@ -16,7 +16,7 @@ pub mod source;
 pub mod state;
 pub mod user;
 
-pub use config::{FieldError, ensure_valid};
+pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Schedule, SyncReport, SyncRequest, sync};
 pub use error::ConnectorError;

@@ -116,7 +116,7 @@ pub struct RunSummary {
     /// Checked recently enough: not due.
     pub up_to_date: u64,
     pub due: u64,
-    /// Due users the source declined to look up (e.g. free email domains).
+    /// Users the source declined to look up (e.g. free email domains), or forgotten on request.
     pub skipped: u64,
     /// Due users left for the next run by `max_lookups_per_run`.
     pub deferred: u64,
@@ -170,6 +170,8 @@ pub struct ConnectionState {
     /// Properties written under a name derived from an attribute the source's catalogue does not know
     /// (property name → attribute path), so listings can show them.
     pub derived_properties: std::collections::BTreeMap<String, String>,
+    /// Digests of lookup keys forgotten on request (`enrich forget`): never looked up again.
+    pub suppressed: std::collections::BTreeSet<u64>,
     /// The latest runs, oldest first, at most [`RUN_HISTORY`].
     pub runs: Vec<RunRecord>,
 }
@@ -214,6 +216,9 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError>;
     /// Every check whose write was never acknowledged (an interrupted run's).
     fn pending(&self) -> Result<Vec<PendingWrite>, StateError>;
+    /// Removes every user looked up by the key with this digest, and their pending writes (a privacy
+    /// request); returns their identities.
+    fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError>;
     fn connection(&self) -> Result<ConnectionState, StateError>;
     fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError>;
     /// Makes everything written so far durable.
@@ -264,6 +269,29 @@ impl StateStore for MemoryStateStore {
 
     fn pending(&self) -> Result<Vec<PendingWrite>, StateError> {
         Ok(locked(&self.pending).values().cloned().collect())
+    }
+
+    fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError> {
+        let mut users = locked(&self.users);
+        let mut pending = locked(&self.pending);
+        let mut forgotten: Vec<String> = users
+            .iter()
+            .filter(|(_, state)| state.key_hash == key_hash)
+            .map(|(identity, _)| identity.clone())
+            .collect();
+        forgotten.extend(
+            pending
+                .values()
+                .filter(|write| write.acknowledged.key_hash == key_hash)
+                .map(|w| w.update.identity.clone()),
+        );
+        forgotten.sort();
+        forgotten.dedup();
+        for identity in &forgotten {
+            users.remove(identity);
+            pending.remove(identity);
+        }
+        Ok(forgotten)
     }
 
     fn connection(&self) -> Result<ConnectionState, StateError> {

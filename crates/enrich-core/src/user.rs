@@ -33,6 +33,15 @@ pub enum LookupKey {
     Ip(IpAddr),
 }
 
+impl LookupKey {
+    /// A stable hash of the key, kept in state instead of the key itself: it tells a changed email
+    /// apart, and lets a person be found and forgotten on request, without storing the email.
+    pub fn digest(&self) -> u64 {
+        let text = self.to_string();
+        crate::digest::stable_hash([text.as_bytes()])
+    }
+}
+
 impl fmt::Display for LookupKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -171,6 +171,33 @@ impl StateStore for SledStateStore {
             .collect()
     }
 
+    /// Scans every user: a privacy request is rare, and the state deliberately has no index by email.
+    fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError> {
+        let mut forgotten = Vec::new();
+        let mut batch = sled::Batch::default();
+        for entry in self.db.scan_prefix(USER) {
+            let (key, bytes) = entry.map_err(|error| self.error(&error))?;
+            let state: UserState = self.decode("a user", &bytes)?;
+            if state.key_hash == key_hash {
+                forgotten.push(String::from_utf8_lossy(&key[USER.len()..]).into_owned());
+            }
+        }
+        for write in self.pending()? {
+            if write.acknowledged.key_hash == key_hash {
+                forgotten.push(write.update.identity);
+            }
+        }
+        forgotten.sort();
+        forgotten.dedup();
+        for identity in &forgotten {
+            batch.remove(key(USER, identity));
+            batch.remove(key(PENDING, identity));
+        }
+        self.db.apply_batch(batch).map_err(|error| self.error(&error))?;
+        self.db.flush().map_err(|error| self.error(&error))?;
+        Ok(forgotten)
+    }
+
     fn connection(&self) -> Result<ConnectionState, StateError> {
         let state_dir = self.folder.parent().unwrap_or(Path::new(""));
         let name = self.folder.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();

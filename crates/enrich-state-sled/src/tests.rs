@@ -96,3 +96,17 @@ fn refuses_another_format() {
     let error = SledStateStore::open(state_dir.path(), "a").unwrap_err();
     assert!(error.0.contains("state format 99"), "{}", error.0);
 }
+
+#[test]
+fn forget_removes_every_user_of_a_key_and_their_pending_writes() {
+    let state_dir = tempfile::tempdir().unwrap();
+    let store = SledStateStore::open(state_dir.path(), "a").unwrap();
+    let other = UserState { key_hash: 99, ..user_state(Outcome::Found) };
+    store.put_users(&[("u1".into(), user_state(Outcome::Found)), ("u2".into(), other)]).unwrap();
+    store.put_pending(&[pending("u3")]).unwrap();
+    assert_eq!(store.forget(42).unwrap(), ["u1", "u3"]);
+    assert_eq!(store.user("u1").unwrap(), None);
+    assert!(store.user("u2").unwrap().is_some(), "another person stays");
+    assert!(store.pending().unwrap().is_empty());
+    assert!(store.forget(42).unwrap().is_empty());
+}

@@ -35,6 +35,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { names } => sync::on_schedule(&config, &names).await,
         Command::Status { name, format, history } => status::show(&config, name.as_deref(), format, history),
         Command::Properties { name, format } => properties::list(&config, &name, format),
+        Command::Forget { name, email } => forget(&config, &name, &email),
         Command::Map { .. } => unreachable!("handled before loading the config"),
     }
 }
@@ -49,6 +50,41 @@ fn validate(config: &Config) -> anyhow::Result<ExitCode> {
     writeln!(out, "{}: valid, {count} connection{}", config.path.display(), plural(count as u64))?;
     for connection in &config.connections {
         writeln!(out, "  {}", render::connection_line(connection))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `enrich forget NAME EMAIL`.
+fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> {
+    use enrich_core::StateStore;
+
+    let connection = config.connection(name).map_err(anyhow::Error::msg)?;
+    let Some(normalized) = enrich_core::user::normalize_email(email) else {
+        anyhow::bail!("{email:?} is not an email address");
+    };
+    let key = enrich_core::LookupKey::Email(normalized);
+    let store = enrich_state_sled::SledStateStore::open(&config.state_dir, &connection.name)?;
+    let forgotten = store.forget(key.digest())?;
+    let mut state = store.connection()?;
+    state.suppressed.insert(key.digest());
+    store.put_connection(&state)?;
+    store.flush()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{name}: forgot {key}: {} user{} removed from the state{}",
+        forgotten.len(),
+        plural(forgotten.len() as u64),
+        if forgotten.is_empty() { String::new() } else { format!(" ({})", forgotten.join(", ")) }
+    )?;
+    writeln!(out, "{name}: this email will not be looked up again; remove it from the roster too")?;
+    if !forgotten.is_empty() {
+        writeln!(
+            out,
+            "Heap still holds their properties. To delete the users there, use Heap's User Deletion API:\n  \
+             POST /api/public/v0/auth_token (HTTP Basic app_id:api_key) for a token, then\n  \
+             POST /api/public/v0/user_deletion with {{\"users\": [{{\"identity\": …}}]}} for each identity above"
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -178,3 +178,20 @@ fn environment_references_expand_inside_strings() {
     assert!(expand("${NOPE}", &lookup).unwrap_err().contains("NOPE is not set"));
     assert!(expand("${a-b}", &lookup).unwrap_err().contains("not a valid"));
 }
+
+#[test]
+fn secrets_written_out_are_found_and_references_are_not() {
+    let folder = folder();
+    let written_out = GOOD.replace("${CLEARBIT_API_KEY}", "sk_live_written_out");
+    let config = parse_in(folder.path(), &written_out).unwrap();
+    assert_eq!(config.literal_secrets, ["connections.clearbit-heap.source.api_key"]);
+    assert!(parse_in(folder.path(), GOOD).unwrap().literal_secrets.is_empty());
+
+    let mut found = Vec::new();
+    let urls: Value = serde_yaml::from_str(
+        "a: {url: 'postgres://enrich:hunter2@db:5432/x'}\nb: {url: 'postgres://enrich@db/x'}\nc: {url: '${URL}'}",
+    )
+    .unwrap();
+    literal_secrets(&urls, "", &mut found);
+    assert_eq!(found, ["a.url"], "only a URL with a password is a secret");
+}

@@ -1,0 +1,278 @@
+//! Keeping within Clearbit's limits: requests in flight, requests per minute at this source's own pace,
+//! and what Clearbit's rate-limit headers say is left of the current window.
+
+use std::num::NonZeroU32;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use governor::{DefaultDirectRateLimiter, Quota};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Clearbit counts requests per minute: a reset further away than that means the two clocks disagree,
+/// and waiting for it would stall every lookup for nothing.
+const LONGEST_WINDOW: Duration = Duration::from_secs(60);
+
+/// What every request of one source waits for before it starts.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    /// One permit per request in flight, held only while it is.
+    in_flight: Semaphore,
+    /// This source's own pace, `requests_per_minute`.
+    pace: DefaultDirectRateLimiter,
+    /// What Clearbit's headers said of its current window; `None` when unknown or over.
+    window: Mutex<Option<ServerWindow>>,
+}
+
+impl Limits {
+    pub(crate) fn new(requests_per_minute: NonZeroU32, max_concurrency: NonZeroU32) -> Self {
+        // A burst of a minute's worth would spend Clearbit's whole window in the first second of a run
+        // that starts late in it; one request per concurrency slot keeps the start quick and safe.
+        let quota =
+            Quota::per_minute(requests_per_minute).allow_burst(max_concurrency.min(requests_per_minute));
+        Self {
+            in_flight: Semaphore::new(max_concurrency.get() as usize),
+            pace: DefaultDirectRateLimiter::direct(quota),
+            window: Mutex::new(None),
+        }
+    }
+
+    /// Waits until a request may start; it is in flight until the permit is dropped.
+    ///
+    /// The concurrency permit comes first: a request holding a pace permit while it queued for a
+    /// concurrency slot would start late, in a burst with others that did the same.
+    pub(crate) async fn admit(&self) -> SemaphorePermit<'_> {
+        let permit = self.in_flight.acquire().await.expect("the request semaphore is never closed");
+        self.pace.until_ready().await;
+        loop {
+            let turn = {
+                let mut window = lock(&self.window);
+                let now = Instant::now();
+                match window.as_mut() {
+                    Some(current) if current.ends_at > now => current.book(now),
+                    _ => {
+                        *window = None;
+                        return permit;
+                    }
+                }
+            };
+            match turn {
+                Turn::StartAt(start) => {
+                    tokio::time::sleep_until(start.into()).await;
+                    return permit;
+                }
+                // Then the window is over, and the next answer tells of the new one.
+                Turn::WaitForReset(reset) => tokio::time::sleep_until(reset.into()).await,
+            }
+        }
+    }
+
+    /// Takes in the rate-limit headers of an answer. A 429 that does not say how many requests remain
+    /// means the window is spent; one that says some remain is about something else (a burst or
+    /// concurrency limit), which a backoff answers better than waiting up to a minute for the reset.
+    pub(crate) fn observe(&self, status: StatusCode, headers: &HeaderMap) {
+        let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+        let Some(reset) = number("x-ratelimit-reset") else { return };
+        let remaining = match number("x-ratelimit-remaining") {
+            Some(remaining) => u32::try_from(remaining).unwrap_or(u32::MAX),
+            None if status == StatusCode::TOO_MANY_REQUESTS => 0,
+            None => return,
+        };
+        let now = Instant::now();
+        let Some(ends_at) = reset_instant(reset, now) else { return };
+        let mut window = lock(&self.window);
+        let spent_before = match window.as_mut() {
+            Some(current) if current.reset == reset => {
+                let spent_before = current.remaining == 0;
+                // Answers overtake one another: the lowest count is the latest.
+                current.remaining = current.remaining.min(remaining);
+                spent_before
+            }
+            // The answer of a request admitted in a window already over.
+            Some(current) if current.reset > reset => return,
+            _ => {
+                *window = Some(ServerWindow { reset, ends_at, remaining, next_start: now });
+                false
+            }
+        };
+        if remaining == 0 && !spent_before {
+            tracing::info!(
+                resets_in = ?ends_at - now,
+                "Clearbit's rate limit for this window is spent: no lookup starts until it resets"
+            );
+        }
+    }
+
+    /// How long no request may start because Clearbit's window is spent.
+    pub(crate) fn pause_left(&self) -> Option<Duration> {
+        let window = lock(&self.window);
+        let window = window.as_ref().filter(|window| window.remaining == 0)?;
+        Some(window.ends_at.saturating_duration_since(Instant::now())).filter(|left| !left.is_zero())
+    }
+}
+
+/// Clearbit's current rate-limit window, as its headers last described it and as this source has
+/// spent it since.
+#[derive(Debug)]
+struct ServerWindow {
+    /// `X-RateLimit-Reset`, in Unix seconds: it tells one window from the next.
+    reset: u64,
+    /// When the window ends, on this machine's clock.
+    ends_at: Instant,
+    /// Requests it still admits: Clearbit's latest count, less the requests started since.
+    remaining: u32,
+    /// The earliest start of the next request, so that what remains is spread until `ends_at`.
+    next_start: Instant,
+}
+
+/// When a request may start.
+#[derive(Debug, PartialEq)]
+enum Turn {
+    StartAt(Instant),
+    /// The window is spent: no request starts before it resets.
+    WaitForReset(Instant),
+}
+
+impl ServerWindow {
+    /// Books one request. What remains of the window is spread evenly over the time left, so a low
+    /// remainder slows requests down instead of letting them run into a 429; a high one costs nothing,
+    /// as the pace is slower than the spread anyway.
+    fn book(&mut self, now: Instant) -> Turn {
+        if self.remaining == 0 {
+            return Turn::WaitForReset(self.ends_at);
+        }
+        let start = self.next_start.max(now);
+        self.next_start = start + self.ends_at.saturating_duration_since(start) / self.remaining;
+        self.remaining -= 1;
+        Turn::StartAt(start)
+    }
+}
+
+/// `reset` (Unix seconds) on this machine's monotonic clock, at most [`LONGEST_WINDOW`] away; `None`
+/// when it has passed.
+fn reset_instant(reset: u64, now: Instant) -> Option<Instant> {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let left = Duration::from_secs(reset).saturating_sub(since_epoch).min(LONGEST_WINDOW);
+    (!left.is_zero()).then(|| now + left)
+}
+
+/// The window stays usable even if a task panicked while holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    fn unix_now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    fn headers(remaining: u32, reset: u64) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-limit", HeaderValue::from(600));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+        headers
+    }
+
+    fn limits() -> Limits {
+        Limits::new(NonZeroU32::new(600).unwrap(), NonZeroU32::new(5).unwrap())
+    }
+
+    fn remaining(limits: &Limits) -> Option<u32> {
+        lock(&limits.window).as_ref().map(|window| window.remaining)
+    }
+
+    #[test]
+    fn spreads_what_remains_evenly_until_the_reset() {
+        let now = Instant::now();
+        let ends_at = now + Duration::from_secs(4);
+        let mut window = ServerWindow { reset: 0, ends_at, remaining: 4, next_start: now };
+        let second = now + Duration::from_secs(1);
+        assert_eq!(window.book(now), Turn::StartAt(now));
+        assert_eq!(window.book(now), Turn::StartAt(second));
+        // A request asking later than its turn starts at once, and the rest spread from there.
+        let late = now + Duration::from_millis(2500);
+        assert_eq!(window.book(late), Turn::StartAt(late));
+        assert_eq!(window.book(late), Turn::StartAt(late + Duration::from_millis(750)));
+        assert_eq!(window.book(late), Turn::WaitForReset(ends_at));
+    }
+
+    #[test]
+    fn a_plentiful_window_lets_requests_start_at_once() {
+        let now = Instant::now();
+        let mut window = ServerWindow {
+            reset: 0,
+            ends_at: now + Duration::from_secs(30),
+            remaining: 600,
+            next_start: now,
+        };
+        let starts: Vec<Turn> = (0..5).map(|_| window.book(now)).collect();
+        let spacing = Duration::from_secs(30) / 600;
+        assert!(
+            starts.iter().all(|turn| matches!(turn, Turn::StartAt(start) if *start <= now + spacing * 5))
+        );
+    }
+
+    #[test]
+    fn keeps_the_lowest_count_of_a_window_and_ignores_older_windows() {
+        let limits = limits();
+        let reset = unix_now() + 30;
+        limits.observe(StatusCode::OK, &headers(10, reset));
+        limits.observe(StatusCode::OK, &headers(12, reset));
+        assert_eq!(remaining(&limits), Some(10));
+        limits.observe(StatusCode::OK, &headers(500, reset + 60));
+        assert_eq!(remaining(&limits), Some(500), "a new window");
+        limits.observe(StatusCode::OK, &headers(3, reset));
+        assert_eq!(remaining(&limits), Some(500), "a late answer from the old window");
+    }
+
+    #[test]
+    fn a_spent_window_pauses_until_the_reset() {
+        let limits = limits();
+        assert_eq!(limits.pause_left(), None);
+        limits.observe(StatusCode::OK, &headers(0, unix_now() + 3));
+        let pause = limits.pause_left().unwrap();
+        assert!(pause > Duration::from_secs(1) && pause <= Duration::from_secs(3), "{pause:?}");
+    }
+
+    #[test]
+    fn a_429_pauses_until_the_reset_unless_it_says_requests_remain() {
+        let limits = limits();
+        let mut without_remaining = headers(0, unix_now() + 3);
+        without_remaining.remove("x-ratelimit-remaining");
+        limits.observe(StatusCode::TOO_MANY_REQUESTS, &without_remaining);
+        assert!(limits.pause_left().is_some());
+
+        let limits = self::limits();
+        limits.observe(StatusCode::TOO_MANY_REQUESTS, &headers(7, unix_now() + 3));
+        assert_eq!(limits.pause_left(), None);
+        assert_eq!(remaining(&limits), Some(7));
+    }
+
+    #[test]
+    fn answers_without_usable_headers_change_nothing() {
+        let limits = limits();
+        limits.observe(StatusCode::OK, &HeaderMap::new());
+        limits.observe(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new());
+        let mut garbled = headers(0, 0);
+        garbled.insert("x-ratelimit-reset", HeaderValue::from_static("soon"));
+        limits.observe(StatusCode::OK, &garbled);
+        limits.observe(StatusCode::OK, &headers(0, unix_now() - 5));
+        assert_eq!(remaining(&limits), None);
+        assert_eq!(limits.pause_left(), None);
+    }
+
+    #[test]
+    fn a_reset_far_away_is_taken_as_one_minute() {
+        let now = Instant::now();
+        let ends_at = reset_instant(unix_now() + 3600, now).unwrap();
+        assert_eq!(ends_at, now + LONGEST_WINDOW);
+        assert_eq!(reset_instant(unix_now().saturating_sub(1), now), None);
+    }
+}

@@ -1,0 +1,62 @@
+//! Whatever bytes a roster holds, the CSV reader never panics, never stops the run for one bad row,
+//! and only hands the engine users it can address.
+
+use chrono::{DateTime, Utc};
+use enrich_core::{DirectoryError, UserDirectory};
+use enrich_heap::CsvDirectory;
+use futures::StreamExt;
+use proptest::prelude::*;
+
+/// Rows built from pieces that trip CSV readers: quotes, separators, line breaks, bad UTF-8, BOMs.
+fn row_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b",".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\xff\xfe".to_vec()),
+        Just(b"\xef\xbb\xbf".to_vec()),
+        Just(b"2026-11-28".to_vec()),
+        Just(b"2026-11-28T10:00:00Z".to_vec()),
+        Just(b"a@b.io".to_vec()),
+        Just("é".repeat(200).into_bytes()),
+        "[a-z0-9 @.]{0,12}".prop_map(String::into_bytes),
+        proptest::collection::vec(any::<u8>(), 0..8),
+    ];
+    proptest::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_roster_is_read_row_by_row(rows in proptest::collection::vec(row_bytes(), 0..20)) {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("users.csv");
+        let mut contents = b"identity,last_seen,email\n".to_vec();
+        for row in &rows {
+            contents.extend_from_slice(row);
+            contents.push(b'\n');
+        }
+        std::fs::write(&path, &contents).unwrap();
+
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let items = runtime.block_on(async {
+            let directory = CsvDirectory::new(path.clone(), "email");
+            let stream = directory.users(DateTime::<Utc>::MIN_UTC).await.expect("the header is valid");
+            stream.collect::<Vec<_>>().await
+        });
+        for item in items {
+            match item {
+                Ok(user) => {
+                    prop_assert!(!user.identity.trim().is_empty());
+                    prop_assert!(user.identity.chars().count() <= 255);
+                }
+                Err(DirectoryError::BadRow { location, .. }) => {
+                    prop_assert!(location.starts_with("users.csv:"), "{location}");
+                }
+                Err(DirectoryError::Fatal(message)) => prop_assert!(false, "one bad row stopped the run: {message}"),
+            }
+        }
+    }
+}

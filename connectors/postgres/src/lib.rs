@@ -1,0 +1,24 @@
+//! User directories of enrich read from warehouses that speak the PostgreSQL protocol (PostgreSQL itself,
+//! Amazon Redshift): [`HeapConnectDirectory`] reads the `users` and `sessions` tables Heap Connect syncs,
+//! [`PostgresQueryDirectory`] runs a query of one's own.
+//!
+//! Both filter users to the window in SQL, stream the rows as the server sends them (memory does not
+//! grow with the roster), report a bad row and go on, and turn a schema that does not fit (a missing
+//! table or column, a column of the wrong type) into one fatal error that names the table and column.
+//! Connections use TLS through rustls (ring, the Mozilla roots); the password is never shown.
+//!
+//! This crate depends on `enrich-core` only: configs are plain serde types, and it knows nothing of the
+//! CLI, of YAML or of the other connectors.
+
+mod database;
+mod heap_connect;
+mod identifier;
+mod query;
+mod rows;
+
+pub use database::TlsMode;
+pub use heap_connect::{HeapConnectConfig, HeapConnectDirectory};
+pub use query::{PostgresQueryConfig, PostgresQueryDirectory};
+
+/// Heap's limit on the length of an identity, in characters: a longer one would be refused by the sink.
+const MAX_IDENTITY_CHARS: usize = 255;

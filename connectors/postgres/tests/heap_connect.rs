@@ -1,0 +1,280 @@
+//! The Heap Connect directory against a real PostgreSQL server holding Heap Connect's tables: which users
+//! come out (once each, with the right last seen), and what is said when the schema does not fit.
+
+mod support;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use enrich_core::{ConnectorError, UserDirectory, UserRecord};
+use enrich_postgres::{HeapConnectConfig, HeapConnectDirectory, TlsMode};
+use secrecy::SecretString;
+use support::{Scratch, collect, server_url, sort_users, user, with_password};
+use tokio_postgres::types::ToSql;
+
+fn directory(url: &str, schema: &str, email_property: &str) -> HeapConnectDirectory {
+    HeapConnectDirectory::new(&HeapConnectConfig {
+        url: SecretString::from(url.to_owned()),
+        schema: schema.to_owned(),
+        email_property: email_property.to_owned(),
+        tls: None,
+    })
+    .expect("a valid config")
+}
+
+async fn fatal(directory: &HeapConnectDirectory) -> String {
+    match directory.users(Utc::now() - Duration::days(7)).await {
+        Ok(_) => panic!("{} should not be readable", directory.describe()),
+        Err(ConnectorError::Fatal(message)) => message,
+        Err(other) => panic!("not fatal: {other:?}"),
+    }
+}
+
+/// Now, to the microsecond, as the server stores times.
+fn now() -> DateTime<Utc> {
+    Utc::now().duration_trunc(Duration::microseconds(1)).unwrap()
+}
+
+/// Fills Heap Connect's tables with users that exercise every rule, and returns those that must come out
+/// for a window starting at `since`, and the bad rows expected (location suffix, message).
+async fn heap_connect_roster(
+    scratch: &Scratch,
+    email_column: &str,
+    zoned_times: bool,
+    now: DateTime<Utc>,
+    since: DateTime<Utc>,
+) -> (Vec<UserRecord>, Vec<(String, &'static str)>) {
+    let days = |n: i64| now - Duration::days(n);
+    let long_identity = "x".repeat(300);
+    // (user_id, identity, email, last_modified)
+    let rows = [
+        // Duplicated by the sync: the latest row wins, email included.
+        (1_i64, Some("alice"), Some("old-alice@acme.com"), days(20)),
+        (1, Some("alice"), Some("alice@acme.com"), days(1)),
+        (1, Some("alice"), Some("older-alice@acme.com"), days(40)),
+        // Identities with quotes, unicode, commas and spaces; an exact duplicate row.
+        (2, Some("o'brien \"the\" user"), Some("ob@example.com"), days(3)),
+        (2, Some("o'brien \"the\" user"), Some("ob@example.com"), days(3)),
+        (3, Some("Zoë 北京 ✓"), Some("zoe@example.cn"), days(3)),
+        (4, Some(" with, comma  and spaces "), None, days(3)),
+        (5, Some("blank-email"), Some("  "), days(3)),
+        // Seen before the window only.
+        (6, Some("stale"), Some("stale@acme.com"), days(3)),
+        // Anonymous: no identity, left out.
+        (7, None, Some("anon@acme.com"), days(3)),
+        // Never had a session.
+        (8, Some("no-sessions"), Some("nobody@acme.com"), days(3)),
+        // Bad rows: reported, not read.
+        (9, Some(long_identity.as_str()), Some("long@acme.com"), days(3)),
+        (10, Some(""), Some("empty@acme.com"), days(3)),
+        // Seen exactly at the window's start: in.
+        (11, Some("boundary"), Some("edge@acme.com"), days(3)),
+        // Anonymous at first, identified later: the latest row counts.
+        (12, None, None, days(30)),
+        (12, Some("identified-later"), Some("later@acme.com"), days(2)),
+        // Identified at first, the latest row anonymous: left out.
+        (13, Some("was-identified"), Some("was@acme.com"), days(30)),
+        (13, None, None, days(2)),
+    ];
+    let insert_user = format!(
+        "INSERT INTO {} (user_id, identity, handle, {}, joindate, last_modified) \
+         VALUES ($1, $2, $2, $3, $4, $4)",
+        scratch.table("users"),
+        support::quoted(email_column)
+    );
+    for (user_id, identity, email, last_modified) in &rows {
+        scratch.execute(&insert_user, &[user_id, identity, email, &last_modified.naive_utc()]).await;
+    }
+    let sessions: Vec<(i64, DateTime<Utc>)> = vec![
+        (1, days(30)),
+        (1, now - Duration::hours(1)),
+        (1, days(3)),
+        (2, days(2)),
+        (3, days(6) + Duration::microseconds(123_457)),
+        (4, days(1)),
+        (5, days(5)),
+        (6, days(8)),
+        (6, days(30)),
+        (7, days(1)),
+        (9, days(1)),
+        (10, days(1)),
+        (11, since),
+        (11, since - Duration::microseconds(1)),
+        (12, days(4)),
+        (13, days(1)),
+    ];
+    let insert_session =
+        format!("INSERT INTO {} (user_id, session_id, time) VALUES ($1, $2, $3)", scratch.table("sessions"));
+    for (session_id, (user_id, time)) in (1_i64..).zip(&sessions) {
+        let naive = time.naive_utc();
+        let time: &(dyn ToSql + Sync) = if zoned_times { time } else { &naive };
+        scratch.execute(&insert_session, &[user_id, &session_id, time]).await;
+    }
+    let mut expected = vec![
+        user(1, "alice", Some("alice@acme.com"), now - Duration::hours(1)),
+        user(2, "o'brien \"the\" user", Some("ob@example.com"), days(2)),
+        user(3, "Zoë 北京 ✓", Some("zoe@example.cn"), days(6) + Duration::microseconds(123_457)),
+        user(4, " with, comma  and spaces ", None, days(1)),
+        user(5, "blank-email", None, days(5)),
+        user(11, "boundary", Some("edge@acme.com"), since),
+        user(12, "identified-later", Some("later@acme.com"), days(4)),
+    ];
+    sort_users(&mut expected);
+    let bad_rows = vec![
+        ("users user_id 9".to_owned(), "identity is 300 characters long, Heap takes at most 255"),
+        ("users user_id 10".to_owned(), "identity is empty"),
+    ];
+    (expected, bad_rows)
+}
+
+async fn reads_the_roster(test: &str, time_type: &str) {
+    let Some(url) = server_url(test) else { return };
+    let scratch = Scratch::new(&url, &format!("roster {time_type}")).await;
+    scratch.create_heap_connect_tables(time_type, "").await;
+    let now = now();
+    let since = now - Duration::days(7);
+    let (expected, expected_bad) =
+        heap_connect_roster(&scratch, "email", time_type == "TIMESTAMPTZ", now, since).await;
+
+    let directory = directory(&url, &scratch.name, "email");
+    let (users, bad_rows, fatal) =
+        collect(directory.users(since).await.expect("the roster is readable")).await;
+    assert_eq!(fatal, Vec::<String>::new());
+    assert_eq!(users, expected);
+    let (mut bad_rows, mut expected_bad) = (bad_rows, expected_bad);
+    bad_rows.sort();
+    expected_bad.sort();
+    assert_eq!(bad_rows.len(), expected_bad.len(), "{bad_rows:?}");
+    for ((location, message), (suffix, expected_message)) in bad_rows.iter().zip(&expected_bad) {
+        assert_eq!(location, &format!("{}.{suffix}", scratch.name));
+        assert_eq!(message, expected_message);
+    }
+}
+
+#[tokio::test]
+async fn reads_each_identified_user_seen_in_the_window_once_from_timestamp_sessions() {
+    reads_the_roster(
+        "reads_each_identified_user_seen_in_the_window_once_from_timestamp_sessions",
+        "TIMESTAMP",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn reads_each_identified_user_seen_in_the_window_once_from_timestamptz_sessions() {
+    reads_the_roster(
+        "reads_each_identified_user_seen_in_the_window_once_from_timestamptz_sessions",
+        "TIMESTAMPTZ",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn quotes_odd_schema_and_column_names_and_reads_emails_from_identities() {
+    let test = "quotes_odd_schema_and_column_names_and_reads_emails_from_identities";
+    let Some(url) = server_url(test) else { return };
+    let scratch = Scratch::new(&url, "odd \"schema\"; DROP SCHEMA public; --").await;
+    scratch.create_heap_connect_tables("TIMESTAMP", ", \"Work \"\"Email\"\"\" TEXT").await;
+    let now = now();
+    let since = now - Duration::days(7);
+    let (expected, _) = heap_connect_roster(&scratch, "Work \"Email\"", false, now, since).await;
+
+    let (users, _, fatal) =
+        collect(directory(&url, &scratch.name, "Work \"Email\"").users(since).await.unwrap()).await;
+    assert_eq!(fatal, Vec::<String>::new());
+    assert_eq!(users, expected, "the custom property column holds the emails");
+
+    let (users, _, _) = collect(directory(&url, &scratch.name, "identity").users(since).await.unwrap()).await;
+    let emails: Vec<(&str, Option<&str>)> =
+        users.iter().map(|user| (user.identity.as_str(), user.email.as_deref())).collect();
+    assert!(emails.iter().all(|(identity, email)| Some(*identity) == *email), "{emails:?}");
+    assert_eq!(users.len(), expected.len());
+}
+
+#[tokio::test]
+async fn a_missing_schema_or_table_is_named() {
+    let Some(url) = server_url("a_missing_schema_or_table_is_named") else { return };
+    let scratch = Scratch::new(&url, "Missing_Table").await;
+    scratch
+        .client
+        .batch_execute(&format!("CREATE TABLE {} (user_id BIGINT)", scratch.table("sessions")))
+        .await
+        .unwrap();
+
+    let message = fatal(&directory(&url, &scratch.name, "email")).await;
+    assert_eq!(
+        message,
+        format!(
+            "table {}.users does not exist (has Heap Connect synced this environment yet?)",
+            scratch.name
+        )
+    );
+    let message = fatal(&directory(&url, "no_such_schema_anywhere", "email")).await;
+    assert_eq!(message, "schema \"no_such_schema_anywhere\" does not exist, or user enrich may not see it");
+    let message = fatal(&directory(&url, &scratch.name.to_lowercase(), "email")).await;
+    assert!(
+        message
+            .ends_with(&format!("there is {} (names are matched exactly)", support::quoted(&scratch.name))),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn missing_and_mistyped_columns_are_all_named_with_their_table() {
+    let Some(url) = server_url("missing_and_mistyped_columns_are_all_named_with_their_table") else { return };
+    let scratch = Scratch::new(&url, "columns").await;
+    scratch
+        .client
+        .batch_execute(&format!(
+            "CREATE TABLE {} (user_id BIGINT, identity BIGINT, \"Work_Email\" TEXT);
+             CREATE TABLE {} (user_id BIGINT, time TEXT);",
+            scratch.table("users"),
+            scratch.table("sessions")
+        ))
+        .await
+        .unwrap();
+
+    let message = fatal(&directory(&url, &scratch.name, "work_email")).await;
+    let schema = &scratch.name;
+    assert_eq!(
+        message,
+        format!(
+            "{schema}.users.\"identity\" is int8, not text, varchar or char; \
+             {schema}.users has no column \"last_modified\"; \
+             {schema}.users has no column \"work_email\" (it has \"Work_Email\": names are matched exactly); \
+             {schema}.sessions.\"time\" is text, not timestamp or timestamptz"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_without_showing_it() {
+    let Some(url) = server_url("a_wrong_password_is_refused_without_showing_it") else { return };
+    let password = "not-the-password-7f3a9c";
+    let directory = directory(&with_password(&url, password), "main_production", "email");
+    let message = fatal(&directory).await;
+    assert!(
+        message.starts_with("cannot connect: password authentication failed for user \"enrich\""),
+        "{message} (the test server must ask for passwords, as .ci/postgres sets it up)"
+    );
+    for shown in [message, directory.describe(), format!("{directory:?}")] {
+        assert!(!shown.contains(password), "the password leaked: {shown}");
+    }
+    assert!(
+        directory
+            .describe()
+            .starts_with("Heap Connect schema main_production on postgres://enrich@127.0.0.1:")
+    );
+}
+
+#[tokio::test]
+async fn requiring_tls_of_a_server_without_it_fails_clearly() {
+    let Some(url) = server_url("requiring_tls_of_a_server_without_it_fails_clearly") else { return };
+    let directory = HeapConnectDirectory::new(&HeapConnectConfig {
+        url: SecretString::from(url),
+        schema: "main_production".to_owned(),
+        email_property: "email".to_owned(),
+        tls: Some(TlsMode::Require),
+    })
+    .unwrap();
+    let message = fatal(&directory).await;
+    assert_eq!(message, "cannot connect: error performing TLS handshake: server does not support TLS");
+}

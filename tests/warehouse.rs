@@ -1,0 +1,182 @@
+//! `enrich sync` with the roster in a Heap Connect warehouse: the real binary reads 100,000 users from a
+//! real PostgreSQL server laid out as Heap Connect lays out Redshift, and enriches exactly those seen this
+//! week that have an identity and an email, once per email.
+//!
+//! Needs `ENRICH_TEST_POSTGRES_URL` (`eval "$(.ci/postgres start)"`); without it the test says it was
+//! skipped and passes. The schema is built with `psql`, which comes with the server.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Instant;
+
+use enrich_emulator::EmulatorConfig;
+use support::{APP_ID, Run, Workspace};
+
+const USERS: u32 = 100_000;
+
+/// Runs SQL on the test server, stopping at the first error.
+fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let output = Command::new("psql")
+        .args(["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", url, "--command", sql])
+        .output()
+        .map_err(|error| format!("psql (it comes with the PostgreSQL server) cannot run: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("psql failed: {}", String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+/// A schema laid out as Heap Connect's, dropped when the test ends, passed or not.
+struct HeapConnectSchema {
+    url: String,
+    name: String,
+}
+
+impl HeapConnectSchema {
+    /// `USERS` users, in the categories of `n % 50` (n = user_id):
+    /// - 0: identified, with an email and sessions this week: the ones to enrich. Emails are shared in
+    ///   pairs (`p{n/100}`), and each has an older duplicate row with a stale email that must not win;
+    /// - 5: anonymous (no identity), with an email and a session this week;
+    /// - 10: identified, without an email, seen this week;
+    /// - 30: identified, with an email, never seen;
+    /// - others: identified, with an email, seen only before this week.
+    fn create(url: &str) -> Self {
+        let schema = Self { url: url.to_owned(), name: format!("e2e_heap_connect_{}", std::process::id()) };
+        let name = &schema.name;
+        psql(
+            url,
+            &format!(
+                "CREATE SCHEMA {name};
+                 CREATE TABLE {name}.users (user_id BIGINT, identity TEXT, handle TEXT, email TEXT,
+                     joindate TIMESTAMP, last_modified TIMESTAMP);
+                 CREATE TABLE {name}.sessions (user_id BIGINT, session_id BIGINT, time TIMESTAMP, ip TEXT);
+                 CREATE TEMP TABLE clock AS SELECT now() AT TIME ZONE 'UTC' AS now;
+                 INSERT INTO {name}.users
+                     SELECT n,
+                         CASE WHEN n % 50 = 5 THEN NULL ELSE 'user-' || n END,
+                         NULL,
+                         CASE WHEN n % 50 = 10 THEN NULL
+                              WHEN n % 50 = 0 THEN 'P' || (n / 100) || '@Firm' || (n / 100 % 13) || '.io'
+                              ELSE 'someone' || n || '@firm.io' END,
+                         now - interval '90 days',
+                         now - interval '1 day'
+                     FROM generate_series(1, {USERS}) AS n, clock;
+                 INSERT INTO {name}.users
+                     SELECT n, 'user-' || n, NULL, 'stale' || n || '@old.io', now - interval '90 days',
+                         now - interval '30 days'
+                     FROM generate_series(50, {USERS}, 50) AS n, clock;
+                 INSERT INTO {name}.sessions
+                     SELECT n, n * 10 + k, now - make_interval(hours => k * 20), '192.0.2.1'
+                     FROM generate_series(50, {USERS}, 50) AS n, generate_series(1, 3) AS k, clock;
+                 INSERT INTO {name}.sessions
+                     SELECT n, n * 10, now - interval '2 days', NULL
+                     FROM generate_series(1, {USERS}) AS n, clock WHERE n % 50 IN (5, 10);
+                 INSERT INTO {name}.sessions
+                     SELECT n, n * 10, now - make_interval(days => 8 + n % 20), NULL
+                     FROM generate_series(1, {USERS}) AS n, clock WHERE n % 50 NOT IN (0, 5, 10, 30);
+                 ANALYZE {name}.users;
+                 ANALYZE {name}.sessions;"
+            ),
+        )
+        .expect("the Heap Connect schema is created");
+        schema
+    }
+}
+
+impl Drop for HeapConnectSchema {
+    fn drop(&mut self) {
+        // Not a panic: this may run while a failed test unwinds.
+        if let Err(error) = psql(&self.url, &format!("DROP SCHEMA {} CASCADE", self.name)) {
+            eprintln!("the test schema {} was not dropped: {error}", self.name);
+        }
+    }
+}
+
+fn write_config(workspace: &Workspace, schema: &str) {
+    let config = format!(
+        "connections:
+  main:
+    source:
+      type: clearbit
+      api_key: ${{CLEARBIT_API_KEY}}
+      base_url: {clearbit}
+      retry_delay: 5ms
+      requests_per_minute: 1000000
+      pending_delay: 5ms
+    sink:
+      type: heap
+      app_id: \"{APP_ID}\"
+      base_url: {heap}
+      retry_delay: 5ms
+    users:
+      type: heap_connect
+      url: ${{HEAP_CONNECT_URL}}
+      schema: {schema}
+      email_property: email
+",
+        clearbit = workspace.emulator.clearbit_url(),
+        heap = workspace.emulator.heap_url(),
+    );
+    std::fs::write(workspace.path("enrich.yaml"), config).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enriches_the_heap_connect_users_seen_this_week_once_per_email() {
+    let Ok(url) = std::env::var("ENRICH_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "skipped: enriches_the_heap_connect_users_seen_this_week_once_per_email: \
+             ENRICH_TEST_POSTGRES_URL is not set"
+        );
+        return;
+    };
+    let created = Instant::now();
+    let schema = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || HeapConnectSchema::create(&url)
+    })
+    .await
+    .unwrap();
+    eprintln!("created {USERS} Heap Connect users in {:.1?}", created.elapsed());
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    write_config(&workspace, &schema.name);
+
+    let mut command = workspace.command(&["sync", "main"]);
+    command.env("HEAP_CONNECT_URL", &url).env("ENRICH_LOG", "debug");
+    let synced = Instant::now();
+    let run = Run::from(tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap());
+    eprintln!("enrich sync over {USERS} warehouse users took {:.1?}", synced.elapsed());
+    run.success();
+
+    let targets: Vec<u32> = (50..=USERS).step_by(50).collect();
+    let expected_emails: BTreeSet<String> =
+        targets.iter().map(|n| format!("p{}@firm{}.io", n / 100, n / 100 % 13)).collect();
+    let asked: Vec<String> = workspace.emulator.clearbit_requests().into_iter().map(|r| r.email).collect();
+    let asked_once: BTreeSet<String> = asked.iter().cloned().collect();
+    assert_eq!(asked.len(), asked_once.len(), "one lookup per email");
+    assert_eq!(asked_once, expected_emails, "exactly the emails of the users seen this week");
+
+    let written: BTreeSet<String> = workspace.emulator.heap_users().into_keys().collect();
+    let expected_identities: BTreeSet<String> = targets.iter().map(|n| format!("user-{n}")).collect();
+    assert_eq!(written, expected_identities, "exactly the identified users seen this week with an email");
+
+    // The warehouse filtered the window and the anonymous users: only categories 0 and 10 were read.
+    assert_eq!(run.figure("users read"), 2 * targets.len() as u64);
+    assert_eq!(run.figure("without email"), targets.len() as u64);
+    for zero in ["outside the window", "bad rows skipped", "duplicate identities"] {
+        assert!(!run.stdout.contains(zero), "the summary shows `{zero}` only when it is not zero:\n{run}");
+    }
+    assert_eq!(run.figure("looked up"), expected_emails.len() as u64);
+    assert_eq!(run.figure("written"), targets.len() as u64);
+
+    let password = url.rsplit_once('@').and_then(|(credentials, _)| credentials.rsplit_once(':')).unwrap().1;
+    assert!(!run.stdout.contains(password) && !run.stderr.contains(password), "the password leaked:\n{run}");
+    let state = workspace.state_bytes();
+    assert!(
+        !state.windows(password.len()).any(|window| window == password.as_bytes()),
+        "the password is in the state folder"
+    );
+    drop(schema);
+}
