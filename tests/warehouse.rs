@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use enrich_emulator::EmulatorConfig;
-use support::{APP_ID, Run, Workspace};
+use support::{Run, Workspace};
 
 const USERS: u32 = 100_000;
 
@@ -96,31 +96,11 @@ impl Drop for HeapConnectSchema {
 }
 
 fn write_config(workspace: &Workspace, schema: &str) {
-    let config = format!(
-        "connections:
-  main:
-    source:
-      type: clearbit
-      api_key: ${{CLEARBIT_API_KEY}}
-      base_url: {clearbit}
-      retry_delay: 5ms
-      requests_per_minute: 1000000
-      pending_delay: 5ms
-    sink:
-      type: heap
-      app_id: \"{APP_ID}\"
-      base_url: {heap}
-      retry_delay: 5ms
-    users:
-      type: heap_connect
-      url: ${{HEAP_CONNECT_URL}}
-      schema: {schema}
-      email_property: email
-",
-        clearbit = workspace.emulator.clearbit_url(),
-        heap = workspace.emulator.heap_url(),
+    let users = format!(
+        "    users:\n      type: heap_connect\n      url: ${{HEAP_CONNECT_URL}}\n      schema: {schema}\n      \
+         email_property: email\n"
     );
-    std::fs::write(workspace.path("enrich.yaml"), config).unwrap();
+    workspace.write_config_of("", &users, "");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -59,6 +59,12 @@ impl Workspace {
 
     /// Writes the config of connection `main` with extra `source:` lines and extra connection sections.
     pub fn write_config_with(&self, extra_source: &str, extra_sections: &str) {
+        let users = "    users:\n      type: csv\n      path: users.csv\n      email_property: email\n";
+        self.write_config_of(extra_source, users, extra_sections);
+    }
+
+    /// Writes the config of connection `main` with the given `users:` section.
+    pub fn write_config_of(&self, extra_source: &str, users: &str, extra_sections: &str) {
         let config = format!(
             "connections:
   main:
@@ -76,11 +82,7 @@ impl Workspace {
       base_url: {heap}
       retry_delay: 5ms
       requests_per_second: 1000
-    users:
-      type: csv
-      path: users.csv
-      email_property: email
-{extra_sections}",
+{users}{extra_sections}",
             clearbit = self.emulator.clearbit_url(),
             heap = self.emulator.heap_url(),
         );

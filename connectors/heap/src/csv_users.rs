@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::{MAX_IDENTITY_CHARS, shorten};
+use crate::shorten;
 
 /// The identity column; as `email_property`, it says that identities are the email addresses.
 const IDENTITY_COLUMN: &str = "identity";
@@ -255,14 +255,8 @@ fn user_from_row(row: &ByteRecord, columns: &Columns) -> Result<UserRecord, Stri
         })
     };
     let identity = text(columns.identity, IDENTITY_COLUMN)?;
-    if identity.trim().is_empty() {
-        return Err("identity is empty".to_owned());
-    }
-    let identity_chars = identity.chars().count();
-    if identity_chars > MAX_IDENTITY_CHARS {
-        return Err(format!(
-            "identity is {identity_chars} characters long, Heap takes at most {MAX_IDENTITY_CHARS}"
-        ));
+    if let Some(problem) = enrich_core::user::identity_problem(identity) {
+        return Err(problem);
     }
     let last_seen = parse_last_seen(text(columns.last_seen, LAST_SEEN_COLUMN)?)?;
     let email = match columns.email {

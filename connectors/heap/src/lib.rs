@@ -13,9 +13,6 @@ mod sink;
 pub use csv_users::{CsvDirectory, CsvUsersConfig};
 pub use sink::{HeapSink, HeapSinkConfig};
 
-/// Heap's limit on the length of an identity, in characters.
-const MAX_IDENTITY_CHARS: usize = 255;
-
 /// The start of `text`, at most `max_chars` characters, marked with `…` when cut: messages quote
 /// other parties' text without letting it run on.
 fn shorten(text: &str, max_chars: usize) -> String {

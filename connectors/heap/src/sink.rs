@@ -11,7 +11,9 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{MAX_IDENTITY_CHARS, shorten};
+use enrich_core::user::MAX_IDENTITY_CHARS;
+
+use crate::shorten;
 
 const DEFAULT_BASE_URL: &str = "https://heapanalytics.com";
 const ENDPOINT_PATH: &str = "api/add_user_properties";

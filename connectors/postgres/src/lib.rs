@@ -19,6 +19,3 @@ mod rows;
 pub use database::TlsMode;
 pub use heap_connect::{HeapConnectConfig, HeapConnectDirectory};
 pub use query::{PostgresQueryConfig, PostgresQueryDirectory};
-
-/// Heap's limit on the length of an identity, in characters: a longer one would be refused by the sink.
-const MAX_IDENTITY_CHARS: usize = 255;

@@ -11,7 +11,6 @@ use futures::StreamExt;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Row, RowStream, Statement};
 
-use crate::MAX_IDENTITY_CHARS;
 use crate::database::{ConnectionTask, error_message};
 
 type DecodeError = Box<dyn StdError + Sync + Send>;
@@ -172,14 +171,8 @@ fn value<'a, T: FromSql<'a>>(row: &'a Row, at: usize) -> Result<Option<T>, Strin
 /// (personal data).
 fn user_from_row(row: &Row, columns: &UserColumns) -> Result<UserRecord, String> {
     let identity: String = value(row, columns.identity)?.ok_or("identity is NULL")?;
-    if identity.trim().is_empty() {
-        return Err("identity is empty".to_owned());
-    }
-    let identity_chars = identity.chars().count();
-    if identity_chars > MAX_IDENTITY_CHARS {
-        return Err(format!(
-            "identity is {identity_chars} characters long, Heap takes at most {MAX_IDENTITY_CHARS}"
-        ));
+    if let Some(problem) = enrich_core::user::identity_problem(&identity) {
+        return Err(problem);
     }
     let UtcTime(last_seen) = value(row, columns.last_seen)?.ok_or("last_seen is NULL")?;
     let email = match columns.email {

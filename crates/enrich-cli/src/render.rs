@@ -120,8 +120,8 @@ pub fn status_text(states: &[(&ConnectionConfig, ConnectionState)], history: boo
         for run in runs {
             let _ = writeln!(
                 out,
-                "  {} run   {} → {}, {}",
-                if history { "  " } else { "last" },
+                "  {:<10}  {} → {}, {}",
+                if history { "run" } else { "last run" },
                 time(run.started_at),
                 time(run.finished_at),
                 kind(run)

@@ -19,6 +19,20 @@ pub struct UserRecord {
     pub last_seen: DateTime<Utc>,
 }
 
+/// The longest identity analytics tools take (Heap's limit).
+pub const MAX_IDENTITY_CHARS: usize = 255;
+
+/// Why an identity cannot address a user, if it cannot; directories report such rows instead of
+/// passing them on. The message does not quote the identity (it may be an email).
+pub fn identity_problem(identity: &str) -> Option<String> {
+    if identity.trim().is_empty() {
+        return Some("identity is empty".to_owned());
+    }
+    let length = identity.chars().count();
+    (length > MAX_IDENTITY_CHARS)
+        .then(|| format!("identity is {length} characters long, Heap takes at most {MAX_IDENTITY_CHARS}"))
+}
+
 /// What a source looks users up by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
