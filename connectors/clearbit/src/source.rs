@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, PropertyInfo, Source};
+use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, PropertyInfo, Segment, Source};
 use reqwest::{Client, Url};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::answer::{Answer, Failure, interpret};
-use crate::catalogue::DATE_LAST_CHECKED;
+use crate::catalogue::{DATE_LAST_CHECKED, MATCH};
 use crate::config::ClearbitConfig;
 use crate::free_email::is_free_email;
 use crate::limits::Limits;
@@ -222,6 +222,23 @@ impl Source for ClearbitSource {
 
     fn properties(&self) -> Vec<PropertyInfo> {
         self.selection.properties()
+    }
+
+    /// The breakdowns the integration exists for: match rate, industry, company size, technologies.
+    fn segments(&self) -> Vec<Segment> {
+        let match_segment = Segment { title: "Match".into(), property: MATCH.into(), list: false };
+        let catalogued = [
+            ("Company Industry", "company.category.industry", false),
+            ("Company Employees Range", "company.metrics.employeesRange", false),
+            ("Company Tech", "company.tech", true),
+        ];
+        let named = catalogued.into_iter().filter(|(_, path, _)| self.selection.includes(path)).filter_map(
+            |(title, path, list)| {
+                let property = self.selection.name_of(path)?.to_owned();
+                Some(Segment { title: title.into(), property, list })
+            },
+        );
+        std::iter::once(match_segment).chain(named).collect()
     }
 
     fn max_in_flight(&self) -> usize {

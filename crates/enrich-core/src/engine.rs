@@ -26,8 +26,8 @@ use crate::events::{
 };
 use crate::{
     ConnectionStatus, ConnectorError, DirectoryError, Lookup, LookupKey, Outcome, PendingWrite, Properties,
-    PropertyValue, Record, RunKind, RunRecord, RunSummary, Sink, SkipReason, Source, StateError, StateStore,
-    UserDirectory, UserRecord, UserState, UserUpdate,
+    PropertyValue, Record, RunKind, RunRecord, RunSummary, Segment, Sink, SkipReason, Source, StateError,
+    StateStore, UserDirectory, UserRecord, UserState, UserUpdate,
 };
 
 /// When a connection runs, which users it covers, and how much one run may spend.
@@ -172,6 +172,7 @@ pub async fn sync(
     };
     tokio::pin!(abandon);
 
+    let segments = source.segments();
     let mut processed_users = 0;
     let mut derived = BTreeMap::new();
     loop {
@@ -201,8 +202,14 @@ pub async fn sync(
                 }
                 let Record { properties, derived: new_names, .. } = record;
                 derived.extend(new_names.into_iter().map(|(path, property)| (property, path)));
-                let check =
-                    Check { outcome, key_hash, properties, checked_property: source.checked_property(), now };
+                let check = Check {
+                    outcome,
+                    key_hash,
+                    properties,
+                    checked_property: source.checked_property(),
+                    segments: &segments,
+                    now,
+                };
                 let mut pending = Vec::with_capacity(users.len());
                 for user in users {
                     let (write, unchanged) = check.pending_write(user);
@@ -421,6 +428,7 @@ fn fresh_state(key_hash: u64, now: DateTime<Utc>) -> UserState {
         written_at: None,
         properties_hash: None,
         properties_written: 0,
+        segments: BTreeMap::new(),
     }
 }
 
@@ -449,6 +457,8 @@ struct Check<'a> {
     key_hash: u64,
     properties: Properties,
     checked_property: &'a str,
+    /// The source's report segments, whose values the state keeps.
+    segments: &'a [Segment],
     now: DateTime<Utc>,
 }
 
@@ -477,6 +487,14 @@ impl Check<'_> {
             written_at: Some(self.now),
             properties_hash: Some(properties_hash),
             properties_written: self.properties.len() + 1,
+            segments: self
+                .segments
+                .iter()
+                .filter_map(|segment| {
+                    let value = self.properties.get(&segment.property)?;
+                    Some((segment.property.clone(), value.to_string()))
+                })
+                .collect(),
         };
         let write = PendingWrite {
             update: UserUpdate { identity: user.record.identity, user_id: user.record.user_id, properties },

@@ -65,6 +65,17 @@ pub struct PropertyInfo {
     pub derived: bool,
 }
 
+/// A property worth breaking users down by in reports: the match rate, industry, company size, tech.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    /// What the breakdown is called, whatever the property's configured name: `Company Industry`.
+    pub title: String,
+    /// The property as this connection names it.
+    pub property: String,
+    /// The value is a `, `-joined list whose items are counted one by one (`Company Tech`).
+    pub list: bool,
+}
+
 /// One property value: a number or a string, nothing else.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]

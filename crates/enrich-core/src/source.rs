@@ -4,7 +4,7 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use crate::{ConnectorError, KeyKind, LookupKey, PropertyInfo, Record};
+use crate::{ConnectorError, KeyKind, LookupKey, PropertyInfo, Record, Segment};
 
 /// What a source answered for one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +31,10 @@ pub trait Source: Send + Sync + Debug {
     fn checked_property(&self) -> &str;
     /// Every property this source, as configured, can write: its catalogue.
     fn properties(&self) -> Vec<PropertyInfo>;
+    /// The properties reports break users down by; the state keeps their values for each user.
+    fn segments(&self) -> Vec<Segment> {
+        Vec::new()
+    }
     /// How many lookups the engine may have in flight at once; the source enforces its own request
     /// concurrency and rate limits underneath.
     fn max_in_flight(&self) -> usize;

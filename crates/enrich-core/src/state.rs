@@ -40,6 +40,9 @@ pub struct UserState {
     pub properties_hash: Option<u64>,
     /// How many properties the last acknowledged write carried.
     pub properties_written: usize,
+    /// The values of the source's report segments (property name → value) as last written.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub segments: std::collections::BTreeMap<String, String>,
 }
 
 impl UserState {
@@ -210,6 +213,8 @@ pub struct PendingWrite {
 /// Durable memory of one connection: its users and its own state. Writes of one call are atomic.
 pub trait StateStore: Send + Sync + fmt::Debug {
     fn user(&self, identity: &str) -> Result<Option<UserState>, StateError>;
+    /// Every user's state, for reports; streamed so a million users need not fit in memory.
+    fn users(&self) -> Box<dyn Iterator<Item = Result<(String, UserState), StateError>> + '_>;
     /// Commits users' states and forgets their pending writes.
     fn put_users(&self, users: &[(String, UserState)]) -> Result<(), StateError>;
     /// Remembers checks whose write is not acknowledged yet.
@@ -239,7 +244,7 @@ fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl MemoryStateStore {
     /// Every user state, for assertions.
-    pub fn users(&self) -> HashMap<String, UserState> {
+    pub fn user_states(&self) -> HashMap<String, UserState> {
         locked(&self.users).clone()
     }
 }
@@ -247,6 +252,10 @@ impl MemoryStateStore {
 impl StateStore for MemoryStateStore {
     fn user(&self, identity: &str) -> Result<Option<UserState>, StateError> {
         Ok(locked(&self.users).get(identity).cloned())
+    }
+
+    fn users(&self) -> Box<dyn Iterator<Item = Result<(String, UserState), StateError>> + '_> {
+        Box::new(self.user_states().into_iter().map(Ok))
     }
 
     fn put_users(&self, updates: &[(String, UserState)]) -> Result<(), StateError> {
@@ -322,6 +331,7 @@ mod tests {
             written_at: None,
             properties_hash: None,
             properties_written: 0,
+            segments: Default::default(),
         }
     }
 

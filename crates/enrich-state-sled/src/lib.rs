@@ -144,6 +144,15 @@ impl StateStore for SledStateStore {
         bytes.map(|bytes| self.decode(&format!("user {identity:?}"), &bytes)).transpose()
     }
 
+    fn users(&self) -> Box<dyn Iterator<Item = Result<(String, UserState), StateError>> + '_> {
+        Box::new(self.db.scan_prefix(USER).map(|entry| {
+            let (key, bytes) = entry.map_err(|error| self.error(&error))?;
+            let identity = String::from_utf8_lossy(&key[USER.len()..]).into_owned();
+            let state = self.decode("a user", &bytes)?;
+            Ok((identity, state))
+        }))
+    }
+
     fn put_users(&self, users: &[(String, UserState)]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
         for (identity, state) in users {
@@ -175,11 +184,10 @@ impl StateStore for SledStateStore {
     fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError> {
         let mut forgotten = Vec::new();
         let mut batch = sled::Batch::default();
-        for entry in self.db.scan_prefix(USER) {
-            let (key, bytes) = entry.map_err(|error| self.error(&error))?;
-            let state: UserState = self.decode("a user", &bytes)?;
+        for user in self.users() {
+            let (identity, state) = user?;
             if state.key_hash == key_hash {
-                forgotten.push(String::from_utf8_lossy(&key[USER.len()..]).into_owned());
+                forgotten.push(identity);
             }
         }
         for write in self.pending()? {

@@ -15,6 +15,7 @@ fn user_state(outcome: Outcome) -> UserState {
         written_at: None,
         properties_hash: Some(7),
         properties_written: 12,
+        segments: [("Company Industry".to_owned(), "Banks".to_owned())].into(),
     }
 }
 
@@ -46,6 +47,9 @@ fn users_pending_writes_and_connection_state_survive_reopening() {
     assert_eq!(store.user("odd\0id").unwrap().unwrap().outcome, Outcome::Invalid);
     assert_eq!(store.user("nobody").unwrap(), None);
     assert_eq!(store.user_count(), 3);
+    let identities: Vec<String> = store.users().map(|user| user.unwrap().0).collect();
+    assert_eq!(identities, ["odd\0id", "u1", "u3"]);
+    assert_eq!(store.user("u1").unwrap().unwrap().segments["Company Industry"], "Banks");
     let pending: Vec<String> =
         store.pending().unwrap().into_iter().map(|write| write.update.identity).collect();
     assert_eq!(pending, ["u2"]);

@@ -224,7 +224,7 @@ async fn enriches_due_users_once_per_email_and_then_is_connected() {
     );
     assert!(h.sink.batches.lock().unwrap().iter().all(|batch| batch.len() <= 2));
 
-    let states = h.store.users();
+    let states = h.store.user_states();
     assert_eq!(states["u1"].outcome, Outcome::Found);
     assert!(states["u1"].written_at.is_some());
     assert_eq!(h.store.connection().unwrap().users_enriched, 2);
@@ -258,7 +258,7 @@ async fn pending_invalid_and_failed_users_are_recorded_and_only_some_come_back()
     let report = h.run().await;
     let s = &report.run.summary;
     assert_eq!((s.pending, s.invalid, s.failed, s.written), (1, 1, 1, 0));
-    let states = h.store.users();
+    let states = h.store.user_states();
     assert_eq!(states["f"].detail.as_deref(), Some("503 after 5 retries"));
     assert_eq!(states["i"].outcome, Outcome::Invalid);
 
@@ -279,7 +279,7 @@ async fn a_fatal_lookup_stops_the_run_and_sets_the_error_status() {
     assert!(h.source.asked().len() < 40, "lookups stop after a fatal error");
     assert_eq!(s.written + s.aborted, 40, "every user is either written or left due: {s:?}");
     // Users left over are due again at the next run.
-    let states = h.store.users();
+    let states = h.store.user_states();
     assert_eq!(states.len() as u64, s.written);
 }
 
@@ -291,7 +291,8 @@ async fn a_rejected_batch_marks_its_users_failed_and_others_go_on() {
     let report = h.run().await;
     let s = &report.run.summary;
     assert_eq!((s.failed, s.written), (2, 3));
-    let failed: Vec<_> = h.store.users().into_values().filter(|u| u.outcome == Outcome::Failed).collect();
+    let failed: Vec<_> =
+        h.store.user_states().into_values().filter(|u| u.outcome == Outcome::Failed).collect();
     assert_eq!(failed.len(), 2);
     assert!(failed.iter().all(|u| u.detail.as_deref() == Some("400: bad") && u.written_at.is_none()));
     let again = h.run().await;
@@ -346,7 +347,11 @@ async fn unchanged_properties_are_not_written_again_but_the_check_date_is() {
         PropertyValue::Text("Bolt Inc".into()),
         "changed: written in full"
     );
-    assert_eq!(h.store.users()["u0"].properties_written, 2, "the state still knows what the user carries");
+    assert_eq!(
+        h.store.user_states()["u0"].properties_written,
+        2,
+        "the state still knows what the user carries"
+    );
 }
 
 #[tokio::test]
@@ -423,6 +428,6 @@ async fn a_stopped_run_writes_what_it_fetched_and_abandons_the_rest_unrecorded()
     let s = &report.run.summary;
     assert!(report.run.stopped_early);
     assert_eq!((s.lookups, s.written, s.aborted), (2, 2, 1), "{s:?}");
-    assert!(!h.store.users().contains_key("u0"), "the abandoned lookup is not recorded");
+    assert!(!h.store.user_states().contains_key("u0"), "the abandoned lookup is not recorded");
     assert_eq!(report.status, ConnectionStatus::WaitingForData, "stopping is not an error");
 }
