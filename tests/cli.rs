@@ -129,3 +129,42 @@ async fn the_readme_property_reference_is_current() {
 
 const README_START: &str = "<!-- properties:start (cargo xtask docs) -->";
 const README_END: &str = "<!-- properties:end -->";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_proves_each_part_and_names_what_is_wrong() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    workspace.write_roster(&[
+        support::row("u1", "a@firm.io", 1),
+        support::row("u2", "", 2),
+        support::row("u3", "old@firm.io", 30),
+    ]);
+    let good = workspace.enrich(&["check", "main"]).await;
+    good.success();
+    let lines: Vec<&str> = good.stdout.lines().collect();
+    assert!(lines.iter().take(4).all(|line| line.starts_with('✓')), "{good}");
+    assert!(good.stdout.contains("billed as one"), "the check says it costs a lookup: {good}");
+    assert!(
+        good.stdout.contains("3 users read, 2 seen within the backfill window, 1 of them with a valid email"),
+        "{good}"
+    );
+    assert_eq!(workspace.emulator.clearbit_requests().len(), 1);
+    assert!(workspace.emulator.heap_requests().is_empty(), "the sink check writes nothing");
+
+    let bad = workspace.enrich_with(&["check", "main"], "sk_wrong_key_000000000000", None).await;
+    bad.failure();
+    let source_line = bad.stdout.lines().nth(1).unwrap();
+    assert!(source_line.starts_with("✗ clearbit:") && source_line.contains("401"), "{bad}");
+    assert!(bad.stdout.contains("1 of 4 checks failed"), "{bad}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_and_the_manual_come_from_the_command_line_definition() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let bash = workspace.enrich(&["completions", "bash"]).await;
+    bash.success();
+    assert!(bash.stdout.contains("complete") && bash.stdout.contains("backfill"), "{bash}");
+    let man = workspace.enrich(&["man"]).await;
+    man.success();
+    assert!(man.stdout.starts_with(".ie") || man.stdout.contains(".TH"), "{man}");
+    assert!(man.stdout.contains("enrich"), "{man}");
+}

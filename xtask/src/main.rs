@@ -4,8 +4,10 @@
 //!   writes a roster of a few hundred users, runs `enrich validate`, `enrich sync` (twice) and
 //!   `enrich status` on `config/demo.yaml` exactly as a user would, and shows what Heap received.
 //! - `docs`: rewrites the README's property reference from `enrich properties --format markdown`.
+//! - `bench`: measures the release-built binary against the emulator and writes `BENCHMARKS.md`.
 //! - `postgres start|stop`: a throwaway PostgreSQL server on loopback for the warehouse tests.
 
+mod bench;
 mod postgres;
 
 use std::collections::BTreeMap;
@@ -24,6 +26,7 @@ fn main() -> anyhow::Result<()> {
     match task.as_deref() {
         Some("demo") => tokio::runtime::Runtime::new()?.block_on(demo()),
         Some("docs") => docs(),
+        Some("bench") => tokio::runtime::Runtime::new()?.block_on(bench::bench()),
         Some("postgres") => match std::env::args().nth(2).as_deref() {
             Some("start") => {
                 let url = postgres::start()?;
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "usage: cargo xtask TASK\n\n  demo   run the main job end to end against the emulator\n  \
                  docs   rewrite the README's property reference\n  \
+                 bench  measure the release binary against the emulator; writes BENCHMARKS.md\n  \
                  postgres start|stop   a PostgreSQL server on loopback for the warehouse tests"
             );
             std::process::exit(2)
@@ -48,8 +52,17 @@ pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
 }
 
-/// Builds the `enrich` binary and returns its path, as cargo reports it.
-fn build_enrich(root: &Path) -> anyhow::Result<PathBuf> {
+/// The cargo profile a task builds `enrich` with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// Quick to build: for the demo and the docs.
+    Dev,
+    /// What users run: for the benchmarks.
+    Release,
+}
+
+/// Builds the `enrich` binary with `profile` and returns its path, as cargo reports it.
+pub(crate) fn build_enrich(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
@@ -61,6 +74,7 @@ fn build_enrich(root: &Path) -> anyhow::Result<PathBuf> {
             "enrich",
             "--message-format=json-render-diagnostics",
         ])
+        .args((profile == Profile::Release).then_some("--release"))
         .stderr(Stdio::inherit())
         .output()
         .context("cannot run cargo")?;
@@ -77,7 +91,7 @@ fn build_enrich(root: &Path) -> anyhow::Result<PathBuf> {
 
 async fn demo() -> anyhow::Result<()> {
     let root = workspace_root();
-    let enrich = build_enrich(&root)?;
+    let enrich = build_enrich(&root, Profile::Dev)?;
     let demo_dir = root.join("target/demo");
     if demo_dir.exists() {
         std::fs::remove_dir_all(&demo_dir).context("cannot clear target/demo")?;
@@ -139,7 +153,7 @@ const README_END: &str = "<!-- properties:end -->";
 /// with Clearbit's default selection.
 fn docs() -> anyhow::Result<()> {
     let root = workspace_root();
-    let enrich = build_enrich(&root)?;
+    let enrich = build_enrich(&root, Profile::Dev)?;
     let folder = root.join("target/docs");
     std::fs::create_dir_all(&folder)?;
     std::fs::write(folder.join("users.csv"), "identity,last_seen,email\n")?;

@@ -1,8 +1,10 @@
 //! The command line, as clap sees it. The help text is the manual: keep it exact.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Keeps analytics users enriched with company and person data.
 ///
@@ -32,6 +34,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log_pii: bool,
 
+    /// How log lines on standard error look: `human`, one line of text per event, or `json`, one
+    /// JSON object per event (`timestamp`, `level`, `message` and the event's fields), for log
+    /// collectors. Results on standard output, and the `error:` lines a command ends with, stay text.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,6 +52,17 @@ pub enum Command {
     /// unknown fields or types, publishable Clearbit keys, non-numeric Heap app ids and missing
     /// user files are all reported. Exits 1 if there is any problem.
     Validate,
+
+    /// Prove a connection works before any sync: keys, destination, roster.
+    ///
+    /// Checks the config; looks up one fixed address with the source's key (billed as one lookup,
+    /// and said so); sends the sink an empty write to prove it accepts the app id; reads the roster
+    /// and counts the users in the backfill window and those with an email. One line per part,
+    /// ✓ or ✗ with what to do; exits 1 if any part fails.
+    Check {
+        /// The connection's name in the config file.
+        name: String,
+    },
 
     /// Run one sync of a connection now.
     ///
@@ -76,9 +95,22 @@ pub enum Command {
     /// Ctrl-C or SIGTERM stops gracefully: no new lookup starts, lookups in flight finish (or are
     /// abandoned unrecorded after 10 s), fetched results are written, state is saved, exit 0.
     /// Only one `enrich run` works on a state folder at a time.
+    ///
+    /// With `--metrics`, serves Prometheus metrics on http://ADDRESS/metrics (`/health` answers
+    /// `200 ok`), per connection: counters of the runs since it started (runs, lookups, users by the
+    /// outcome of their lookup, users written), and gauges of the last run's duration and end and of
+    /// the status (1 for the current one). The log says the address it listens on (port 0 picks a
+    /// free one).
     Run {
         /// Only these connections.
         names: Vec<String>,
+        /// Serve Prometheus metrics on this address, such as 127.0.0.1:9464.
+        #[arg(long, value_name = "ADDRESS")]
+        metrics: Option<SocketAddr>,
+        /// Allow a `--metrics` address other than loopback. The endpoint has no authentication and
+        /// no TLS: anyone who reaches it reads connection names, statuses and figures.
+        #[arg(long, requires = "metrics")]
+        metrics_public: bool,
     },
 
     /// Show each connection's status and its last run.
@@ -94,6 +126,31 @@ pub enum Command {
         /// List every run kept (the latest 100) instead of the last one.
         #[arg(long)]
         history: bool,
+    },
+
+    /// Show how a connection's users break down: match rate, industry, company size, technologies.
+    ///
+    /// Counts the connection's state, not the sink: each user by the values last written for the
+    /// properties the source reports on. The match rate (`Clearbit: Match`) counts the users whose
+    /// last check completed, found or not found; users never checked, pending, invalid or failed are
+    /// not counted. The other breakdowns count found users: every value of `Company Industry` and
+    /// `Company Employees Range`, and the 15 most common entries of a list such as `Company Tech`,
+    /// where a user counts once for each entry. Users last checked by a version of enrich that kept
+    /// no report values count as `(no value)` until their next check.
+    ///
+    /// The state is locked while the connection syncs (`enrich sync`, `backfill`, or a run of `enrich
+    /// run`): then the report fails with "already syncing"; try again once the run has finished.
+    Report {
+        /// The connection's name in the config file.
+        name: String,
+        /// `table`: aligned tables; `json`: one document; `csv`: one row per value
+        /// (segment,value,users,share, share from 0 to 1, an empty value for users without one).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Also write the report as a self-contained HTML page with a bar chart per breakdown (no
+        /// scripts, fonts or images from the network).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
 
     /// List every property a connection writes, with what it means.
@@ -120,6 +177,15 @@ pub enum Command {
         /// The person's email address.
         email: String,
     },
+
+    /// Print a shell completion script: `enrich completions bash > /etc/bash_completion.d/enrich`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff): `enrich man > enrich.1 && man ./enrich.1`.
+    Man,
 
     /// Show how a source response maps to properties, without any network or config.
     Map {
@@ -149,6 +215,40 @@ pub enum ListFormat {
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl Cli {
+    /// Parses the command line, exiting with a usage error (status 2) on what clap cannot check alone.
+    pub fn parse_checked() -> Self {
+        let cli = Self::parse();
+        if let Command::Run { metrics: Some(address), metrics_public: false, .. } = &cli.command
+            && !address.ip().is_loopback()
+        {
+            Self::command()
+                .error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--metrics {address} is not a loopback address; the metrics endpoint has no \
+                         authentication, so serving it to other machines takes --metrics-public"
+                    ),
+                )
+                .exit();
+        }
+        cli
+    }
 }
 
 /// `30d` (that long ago) or a date or time: the start of a backfill window.

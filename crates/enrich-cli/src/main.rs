@@ -4,18 +4,20 @@
 mod cli;
 mod commands;
 mod config;
+mod metrics;
+mod progress;
 mod registry;
 mod render;
+mod report;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     init_logging(&cli);
     enrich_core::events::log_pii(cli.log_pii);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -47,10 +49,14 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_env("ENRICH_LOG")
         .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
         .unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+    let logs =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match cli.log_format {
+        LogFormat::Human => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        // The event's fields at the top level, beside `message`, as log collectors index them.
+        LogFormat::Json => {
+            progress::log_lines_only();
+            logs.json().flatten_event(true).init()
+        }
+    }
 }

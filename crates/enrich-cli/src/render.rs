@@ -1,5 +1,7 @@
 //! How results look on a terminal and in JSON.
 
+pub mod report;
+
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
@@ -77,11 +79,21 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
     all.into_iter().filter(|(label, value)| *value > 0 || ALWAYS.contains(label)).collect()
 }
 
+/// How many reasons a run summary lists.
+const TOP_REASONS: usize = 5;
+
 pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> String {
     let elapsed = format!("{:.1}s", (run.finished_at - run.started_at).num_milliseconds() as f64 / 1000.0);
     let mut out = format!("{name}: {} finished in {elapsed}; status {status}\n", kind(run));
     for (label, value) in figures(&run.summary) {
         let _ = writeln!(out, "  {label:<22}{value:>8}");
+    }
+    let reasons = run.summary.top_reasons(TOP_REASONS);
+    if !reasons.is_empty() {
+        let _ = writeln!(out, "  why users were skipped, invalid or failed (most first):");
+        for (reason, users) in reasons {
+            let _ = writeln!(out, "  {users:>8}  {reason}");
+        }
     }
     out
 }

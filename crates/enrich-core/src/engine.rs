@@ -68,23 +68,56 @@ pub struct SyncRequest {
     /// Cancelled to stop the run: no new lookup starts, lookups in flight get [`STOP_GRACE`] to finish
     /// (later ones are abandoned unrecorded), and every result already fetched is written.
     pub stop: CancellationToken,
+    /// Told how the run advances.
+    pub progress: Arc<dyn Progress>,
 }
+
+/// Told how a run advances, for progress bars and periodic log lines. Every method has a default that
+/// ignores the news.
+pub trait Progress: Send + Sync + std::fmt::Debug {
+    /// Roster rows read so far (told every [`PROGRESS_EVERY`] rows and at the end).
+    fn read(&self, _rows: u64) {}
+    /// The lookups this run will make, for that many users.
+    fn planned(&self, _lookups: u64, _users: u64) {}
+    /// One lookup finished, for that many users.
+    fn looked_up(&self, _users: u64) {}
+    /// The sink acknowledged that many more users.
+    fn written(&self, _users: u64) {}
+}
+
+/// Progress nobody watches.
+#[derive(Debug)]
+pub struct Unobserved;
+
+impl Progress for Unobserved {}
+
+/// How many roster rows pass between two reports of reading progress.
+pub const PROGRESS_EVERY: u64 = 10_000;
 
 impl SyncRequest {
     /// A scheduled or manual run over the connection's backfill window.
     pub fn over_window(kind: RunKind, schedule: &Schedule, now: DateTime<Utc>) -> Self {
         let window = chrono::Duration::from_std(schedule.backfill).unwrap_or(chrono::Duration::MAX);
         let seen_since = now.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC);
-        Self { kind, seen_since, stop: CancellationToken::new() }
+        Self { kind, seen_since, stop: CancellationToken::new(), progress: Arc::new(Unobserved) }
     }
 
     /// A one-off run over users seen since the given time.
     pub fn backfill(since: DateTime<Utc>) -> Self {
-        Self { kind: RunKind::Backfill { since }, seen_since: since, stop: CancellationToken::new() }
+        Self {
+            kind: RunKind::Backfill { since },
+            seen_since: since,
+            stop: CancellationToken::new(),
+            progress: Arc::new(Unobserved),
+        }
     }
 
     pub fn with_stop(self, stop: CancellationToken) -> Self {
         Self { stop, ..self }
+    }
+
+    pub fn with_progress(self, progress: Arc<dyn Progress>) -> Self {
+        Self { progress, ..self }
     }
 }
 
@@ -124,6 +157,7 @@ pub async fn sync(
         sink: Arc::clone(&connection.sink),
         store: Arc::clone(&store),
         stop: stop.clone(),
+        progress: Arc::clone(&request.progress),
         receiver,
     }));
 
@@ -152,6 +186,7 @@ pub async fn sync(
         }
     };
     let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum();
+    request.progress.planned(plan.len() as u64, planned_users);
 
     let source = connection.source.as_ref();
     let mut lookups = futures::stream::iter(plan)
@@ -183,6 +218,7 @@ pub async fn sync(
         let Some((key, users, result)) = next else { break };
         let Some(result) = result else { continue };
         processed_users += users.len() as u64;
+        request.progress.looked_up(users.len() as u64);
         summary.lookups += 1;
         let now = Utc::now();
         let key_hash = key.digest();
@@ -235,6 +271,7 @@ pub async fn sync(
             }
             Ok(Lookup::Invalid(reason)) => {
                 summary.invalid += users.len() as u64;
+                summary.note(&format!("invalid: {reason}"), users.len() as u64);
                 record(store.as_ref(), &users, key_hash, |previous| UserState {
                     outcome: Outcome::Invalid,
                     checked_at: Some(now),
@@ -253,6 +290,7 @@ pub async fn sync(
                 let message = error.to_string();
                 LookupFailed { connection: name, key: &key, users: users.len(), error: &message }.emit();
                 summary.failed += users.len() as u64;
+                summary.note(&message, users.len() as u64);
                 record(store.as_ref(), &users, key_hash, |previous| UserState {
                     outcome: Outcome::Failed,
                     detail: Some(message.clone()),
@@ -272,6 +310,9 @@ pub async fn sync(
     summary.batches = written.batches;
     summary.failed += written.failed;
     summary.aborted += written.aborted;
+    for (reason, users) in &written.reasons {
+        summary.note(reason, *users);
+    }
     let fatal = fatal.or(written.fatal);
 
     let mut state = store.connection()?;
@@ -332,6 +373,7 @@ async fn read_due_users(
     summary: &mut RunSummary,
 ) -> Result<Result<Plan, String>, StateError> {
     let name = connection.name.as_str();
+    let progress = request.progress.as_ref();
     let mut users = match connection.users.users(request.seen_since).await {
         Ok(users) => users,
         Err(error) => return Ok(Err(format!("{}: {error}", connection.users.describe()))),
@@ -345,6 +387,7 @@ async fn read_due_users(
             Ok(user) => user,
             Err(DirectoryError::BadRow { location, message }) => {
                 summary.bad_rows += 1;
+                summary.note(&format!("bad row: {message}"), 1);
                 RowSkipped { connection: name, reason: &format!("{location}: {message}") }.emit();
                 continue;
             }
@@ -353,6 +396,9 @@ async fn read_due_users(
             }
         };
         summary.read += 1;
+        if summary.read.is_multiple_of(PROGRESS_EVERY) {
+            progress.read(summary.read);
+        }
         if user.last_seen < request.seen_since {
             summary.outside_window += 1;
             continue;
@@ -375,8 +421,14 @@ async fn read_due_users(
         if skip.resumed.contains(&user.identity) {
             continue;
         }
-        if source.declines(&key).is_some() || skip.suppressed.contains(&key.digest()) {
+        let declined = if skip.suppressed.contains(&key.digest()) {
+            Some("forgotten on request")
+        } else {
+            source.declines(&key)
+        };
+        if let Some(reason) = declined {
             summary.skipped += 1;
+            summary.note(&format!("skipped: {reason}"), 1);
             continue;
         }
         let previous = store.user(&user.identity)?;
@@ -391,6 +443,7 @@ async fn read_due_users(
             summary.up_to_date += 1;
         }
     }
+    progress.read(summary.read);
     let mut plan: Plan = due.into_iter().collect();
     // Pending lookups first (Clearbit is fetching them), then never checked, then the oldest checks.
     plan.sort_by_cached_key(|(_, users)| users.iter().map(priority).min());
@@ -511,6 +564,7 @@ struct WriteContext {
     sink: Arc<dyn Sink>,
     store: Arc<dyn StateStore>,
     stop: CancellationToken,
+    progress: Arc<dyn Progress>,
     receiver: mpsc::Receiver<PendingWrite>,
 }
 
@@ -524,6 +578,8 @@ struct WriteReport {
     /// Found properties were acknowledged by the sink in this run.
     data_reached: bool,
     fatal: Option<String>,
+    /// Why writes failed, with how many users each time.
+    reasons: Vec<(String, u64)>,
 }
 
 /// Batches pending writes for the sink and commits each user's state once its batch is acknowledged.
@@ -587,6 +643,7 @@ async fn write_batch(
             context.store.put_users(&states)?;
             report.written += states.len() as u64;
             report.batches += 1;
+            context.progress.written(states.len() as u64);
             BatchWritten { connection: name, users: states.len() }.emit();
         }
         Err(ConnectorError::Fatal(message)) => {
@@ -598,6 +655,7 @@ async fn write_batch(
             // The checks stay pending: the next run writes them without looking them up again.
             BatchFailed { connection: name, users: batch.len(), error: &message }.emit();
             report.failed += batch.len() as u64;
+            report.reasons.push((message, batch.len() as u64));
         }
         Err(ConnectorError::Rejected(message)) => {
             BatchFailed { connection: name, users: batch.len(), error: &message }.emit();
@@ -615,6 +673,7 @@ async fn write_batch(
                 })
                 .collect();
             report.failed += states.len() as u64;
+            report.reasons.push((message, states.len() as u64));
             context.store.put_users(&states)?;
         }
     }

@@ -18,7 +18,7 @@ pub mod user;
 
 pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
-pub use engine::{Connection, Schedule, SyncReport, SyncRequest, sync};
+pub use engine::{Connection, Progress, Schedule, SyncReport, SyncRequest, sync};
 pub use error::ConnectorError;
 pub use property::{Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
 pub use sink::{Sink, UserUpdate};

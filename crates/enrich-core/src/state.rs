@@ -1,7 +1,7 @@
 //! What enrich remembers between runs: per user, the last check and what was written; per
 //! connection, its status and run history. Storage engines implement [`StateStore`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -41,8 +41,8 @@ pub struct UserState {
     /// How many properties the last acknowledged write carried.
     pub properties_written: usize,
     /// The values of the source's report segments (property name → value) as last written.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub segments: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub segments: BTreeMap<String, String>,
 }
 
 impl UserState {
@@ -141,6 +141,33 @@ pub struct RunSummary {
     /// Users whose properties had not changed since the last write: only the check date was written.
     pub unchanged: u64,
     pub batches: u64,
+    /// Why users were skipped, invalid or failed, with how many users each reason concerned.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// How many distinct reasons a run keeps; the rest are counted together.
+const MAX_REASONS: usize = 50;
+const OTHER_REASONS: &str = "other reasons";
+
+impl RunSummary {
+    /// Counts `users` under `reason`.
+    pub fn note(&mut self, reason: &str, users: u64) {
+        let reason = if self.reasons.contains_key(reason) || self.reasons.len() < MAX_REASONS {
+            reason
+        } else {
+            OTHER_REASONS
+        };
+        *self.reasons.entry(reason.to_owned()).or_default() += users;
+    }
+
+    /// The most frequent reasons, most users first.
+    pub fn top_reasons(&self, count: usize) -> Vec<(&str, u64)> {
+        let mut reasons: Vec<(&str, u64)> =
+            self.reasons.iter().map(|(reason, users)| (reason.as_str(), *users)).collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        reasons.truncate(count);
+        reasons
+    }
 }
 
 /// One run of a connection, kept in its history.
@@ -172,9 +199,9 @@ pub struct ConnectionState {
     pub users_enriched: u64,
     /// Properties written under a name derived from an attribute the source's catalogue does not know
     /// (property name → attribute path), so listings can show them.
-    pub derived_properties: std::collections::BTreeMap<String, String>,
+    pub derived_properties: BTreeMap<String, String>,
     /// Digests of lookup keys forgotten on request (`enrich forget`): never looked up again.
-    pub suppressed: std::collections::BTreeSet<u64>,
+    pub suppressed: BTreeSet<u64>,
     /// The latest runs, oldest first, at most [`RUN_HISTORY`].
     pub runs: Vec<RunRecord>,
 }

@@ -71,6 +71,10 @@ impl Heap {
             Ok(request) => request,
             Err(problem) => return (StatusCode::BAD_REQUEST, problem).into_response(),
         };
+        // An empty bulk request (how `enrich check` proves the app_id) changes nothing: not recorded.
+        if request.users.is_empty() {
+            return StatusCode::OK.into_response();
+        }
         let mut book = lock(&self.book);
         for user in &request.users {
             book.users.entry(user.identity.clone()).or_default().extend(user.properties.clone());
@@ -162,7 +166,6 @@ fn parse_request(body: &[u8], app_id: &str) -> Result<HeapRequest, String> {
     }
     let users = match request.remove("users") {
         None => vec![parse_user(Value::Object(request))?],
-        Some(Value::Array(users)) if users.is_empty() => return Err("users must not be empty".to_owned()),
         Some(Value::Array(users)) if users.len() > MAX_USERS_PER_REQUEST => {
             return Err(format!(
                 "Too many users: {} in one request, at most {MAX_USERS_PER_REQUEST} are allowed",

@@ -1,7 +1,9 @@
 //! What each subcommand does. Results go to standard output, problems to standard error.
 
+mod check;
 mod map;
 mod properties;
+mod report;
 mod status;
 mod sync;
 
@@ -9,13 +11,24 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use clap::CommandFactory;
+
 use crate::cli::{Cli, Command, MapSource};
 use crate::config::{self, Config};
 use crate::render;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Map { source: MapSource::Clearbit { file } } = &cli.command {
-        return map::clearbit(file.as_deref());
+    match &cli.command {
+        Command::Map { source: MapSource::Clearbit { file } } => return map::clearbit(file.as_deref()),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "enrich", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let config = match config::load(&cli.config) {
         Ok(config) => config,
@@ -32,11 +45,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate => validate(&config),
         Command::Sync { name } => sync::manual(&config, &name).await,
         Command::Backfill { name, since } => sync::backfill(&config, &name, since).await,
-        Command::Run { names } => sync::on_schedule(&config, &names).await,
+        Command::Run { names, metrics, .. } => sync::on_schedule(&config, &names, metrics).await,
         Command::Status { name, format, history } => status::show(&config, name.as_deref(), format, history),
+        Command::Report { name, format, html } => report::show(&config, &name, format, html.as_deref()),
         Command::Properties { name, format } => properties::list(&config, &name, format),
         Command::Forget { name, email } => forget(&config, &name, &email),
-        Command::Map { .. } => unreachable!("handled before loading the config"),
+        Command::Check { name } => check::run(&config, &name).await,
+        Command::Map { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before loading the config")
+        }
     }
 }
 

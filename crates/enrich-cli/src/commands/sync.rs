@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use enrich_state_sled::{SledStateStore, read_connection_state};
 
 use super::{config_folder, plural};
 use crate::config::{Config, ConnectionConfig};
+use crate::metrics::{self, Metrics};
 use crate::registry::build_connection;
 use crate::render;
 
@@ -36,7 +38,8 @@ async fn once(
     request: SyncRequest,
 ) -> anyhow::Result<ExitCode> {
     let stop = stop_on_signals();
-    let report = run_connection(config, connection, request.with_stop(stop)).await?;
+    let request = request.with_stop(stop).with_progress(crate::progress::for_stderr());
+    let report = run_connection(config, connection, request).await?;
     let name = &connection.name;
     print!("{}", render::run_summary(name, &report.run, &report.status));
     if let Some(error) = &report.run.error {
@@ -99,8 +102,13 @@ fn stop_on_signals() -> CancellationToken {
     stop
 }
 
-/// `enrich run`: every selected connection on its schedule, until stopped.
-pub async fn on_schedule(config: &Config, names: &[String]) -> anyhow::Result<ExitCode> {
+/// `enrich run`: every selected connection on its schedule, until stopped; with `metrics_on`, serves
+/// the metrics of its runs there.
+pub async fn on_schedule(
+    config: &Config,
+    names: &[String],
+    metrics_on: Option<SocketAddr>,
+) -> anyhow::Result<ExitCode> {
     let connections: Vec<&ConnectionConfig> = if names.is_empty() {
         config.connections.iter().collect()
     } else {
@@ -111,14 +119,36 @@ pub async fn on_schedule(config: &Config, names: &[String]) -> anyhow::Result<Ex
             .map_err(anyhow::Error::msg)?
     };
     let _lock = lock_runner(config)?;
+    let metrics = Arc::new(Metrics::new(connections.iter().map(|connection| connection.name.as_str())));
     let stop = stop_on_signals();
+    // Stopped with the runs, also when every connection gave up on its own.
+    let stop_serving = stop.child_token();
+    let server = match metrics_on {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot serve metrics on {address}"))?;
+            let url = format!("http://{}/metrics", listener.local_addr()?);
+            tracing::info!(%url, "serving Prometheus metrics");
+            Some(tokio::spawn(metrics::serve(listener, Arc::clone(&metrics), stop_serving.clone())))
+        }
+        None => None,
+    };
     tracing::info!(
         connections = connections.len(),
         state = %config.state_dir.display(),
         "running on schedule until stopped (Ctrl-C or SIGTERM)"
     );
-    let runs = connections.into_iter().map(|connection| keep_on_schedule(config, connection, stop.clone()));
+    let runs = connections
+        .into_iter()
+        .map(|connection| keep_on_schedule(config, connection, &metrics, stop.clone()));
     futures::future::join_all(runs).await;
+    stop_serving.cancel();
+    if let Some(server) = server
+        && let Err(error) = server.await?
+    {
+        tracing::error!("the metrics server stopped: {error}");
+    }
     tracing::info!("stopped; state saved");
     Ok(ExitCode::SUCCESS)
 }
@@ -127,7 +157,12 @@ pub async fn on_schedule(config: &Config, names: &[String]) -> anyhow::Result<Ex
 const BUSY_RETRY: Duration = Duration::from_secs(60);
 
 /// Runs one connection whenever it is due, one run at a time, until `stop`.
-async fn keep_on_schedule(config: &Config, connection: &ConnectionConfig, stop: CancellationToken) {
+async fn keep_on_schedule(
+    config: &Config,
+    connection: &ConnectionConfig,
+    metrics: &Metrics,
+    stop: CancellationToken,
+) {
     let name = connection.name.as_str();
     let every = chrono::Duration::from_std(connection.schedule.every).unwrap_or(chrono::Duration::MAX);
     let mut wait_until = None;
@@ -135,7 +170,10 @@ async fn keep_on_schedule(config: &Config, connection: &ConnectionConfig, stop: 
         let due = match wait_until.take() {
             Some(due) => due,
             None => match read_connection_state(&config.state_dir, name) {
-                Ok(state) => state.last_run().map_or_else(Utc::now, |run| run.started_at + every),
+                Ok(state) => {
+                    metrics.observe(name, &state);
+                    state.last_run().map_or_else(Utc::now, |run| run.started_at + every)
+                }
                 Err(error) => {
                     tracing::error!(connection = name, "{error}; not scheduling it");
                     return;
@@ -154,6 +192,7 @@ async fn keep_on_schedule(config: &Config, connection: &ConnectionConfig, stop: 
             .with_stop(stop.clone());
         match run_connection(config, connection, request).await {
             Ok(report) => {
+                metrics.record(name, &report);
                 let summary = render::run_summary(name, &report.run, &report.status);
                 tracing::info!(connection = name, "{}", summary.trim_end());
             }

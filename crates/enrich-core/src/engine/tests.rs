@@ -258,6 +258,10 @@ async fn pending_invalid_and_failed_users_are_recorded_and_only_some_come_back()
     let report = h.run().await;
     let s = &report.run.summary;
     assert_eq!((s.pending, s.invalid, s.failed, s.written), (1, 1, 1, 0));
+    let reasons = s.top_reasons(5);
+    assert!(
+        reasons.contains(&("503 after 5 retries", 1)) && reasons.contains(&("invalid: email_invalid", 1))
+    );
     let states = h.store.user_states();
     assert_eq!(states["f"].detail.as_deref(), Some("503 after 5 retries"));
     assert_eq!(states["i"].outcome, Outcome::Invalid);
@@ -430,4 +434,40 @@ async fn a_stopped_run_writes_what_it_fetched_and_abandons_the_rest_unrecorded()
     assert_eq!((s.lookups, s.written, s.aborted), (2, 2, 1), "{s:?}");
     assert!(!h.store.user_states().contains_key("u0"), "the abandoned lookup is not recorded");
     assert_eq!(report.status, ConnectionStatus::WaitingForData, "stopping is not an error");
+}
+
+#[derive(Debug, Default)]
+struct CountedProgress {
+    planned: Mutex<(u64, u64)>,
+    looked_up: Mutex<u64>,
+    written: Mutex<u64>,
+}
+
+impl Progress for CountedProgress {
+    fn planned(&self, lookups: u64, users: u64) {
+        *self.planned.lock().unwrap() = (lookups, users);
+    }
+    fn looked_up(&self, users: u64) {
+        *self.looked_up.lock().unwrap() += users;
+    }
+    fn written(&self, users: u64) {
+        *self.written.lock().unwrap() += users;
+    }
+}
+
+#[tokio::test]
+async fn progress_is_told_what_the_summary_says() {
+    let rows = vec![
+        user("a", Some("same@x.com"), 0),
+        user("b", Some("same@x.com"), 0),
+        user("c", Some("c@x.com"), 0),
+    ];
+    let h = harness(FakeSource::default(), FakeSink::new(2), rows);
+    let progress = Arc::new(CountedProgress::default());
+    let request = SyncRequest::over_window(RunKind::Manual, &h.connection.schedule, Utc::now())
+        .with_progress(progress.clone());
+    let report = sync(&h.connection, h.store.clone(), request).await.unwrap();
+    assert_eq!(*progress.planned.lock().unwrap(), (2, 3));
+    assert_eq!(*progress.looked_up.lock().unwrap(), 3);
+    assert_eq!(*progress.written.lock().unwrap(), report.run.summary.written);
 }
