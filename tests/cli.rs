@@ -168,3 +168,26 @@ async fn completions_and_the_manual_come_from_the_command_line_definition() {
     assert!(man.stdout.starts_with(".ie") || man.stdout.contains(".TH"), "{man}");
     assert!(man.stdout.contains("enrich"), "{man}");
 }
+
+/// What a person sees, as snapshots: a sync's summary, the status after it, and a check.
+#[tokio::test(flavor = "multi_thread")]
+async fn terminal_output_of_sync_status_and_check() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let domains = ["northwind.io", "pinecrest.health", "acme-industries.com"];
+    let mut rows: Vec<_> = (0..12)
+        .map(|i| support::row(&format!("u{i:02}"), &format!("person{i}@{}", domains[i % 3]), 1))
+        .collect();
+    rows.push(support::row("role", "info@northwind.io", 1));
+    rows.push(support::row("anonymous", "", 1));
+    rows.push(support::row("stale", "stale@northwind.io", 30));
+    workspace.write_roster(&rows);
+
+    let sync = workspace.enrich(&["sync", "main"]).await;
+    sync.success();
+    insta::assert_snapshot!("sync_summary", support::redact_times(&sync.stdout));
+    let status = workspace.enrich(&["status"]).await;
+    insta::assert_snapshot!("status", support::redact_times(&status.stdout));
+    let check = workspace.enrich(&["check", "main"]).await;
+    let check = check.stdout.replace(&workspace.emulator.heap_url(), "<heap>");
+    insta::assert_snapshot!("check", check);
+}

@@ -311,3 +311,35 @@ async fn a_readable_config_with_a_key_written_out_gets_a_warning() {
     let private = workspace.enrich(&["validate"]).await;
     assert!(!private.stderr.contains("readable by other users"), "{private}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_later_is_reported_exactly_and_loses_nothing_recorded_before() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let rows = [row("u1", "a@firm.io", 0), row("u2", "b@firm.io", 0)];
+    workspace.write_roster(&rows);
+    workspace.enrich(&["sync", "main"]).await.success();
+    let config = std::fs::read_to_string(workspace.path("enrich.yaml")).unwrap();
+
+    std::fs::write(workspace.path("enrich.yaml"), config.replace("    sink:", "    sink: [unclosed"))
+        .unwrap();
+    let broken_yaml = workspace.enrich(&["sync", "main"]).await;
+    broken_yaml.failure();
+    assert!(
+        broken_yaml.stderr.contains("error: enrich.yaml:") && broken_yaml.stderr.contains("invalid YAML"),
+        "{broken_yaml}"
+    );
+    std::fs::write(workspace.path("enrich.yaml"), &config).unwrap();
+
+    std::fs::write(workspace.path("users.csv"), "identity,email\nu1,a@firm.io\n").unwrap();
+    let no_column = workspace.enrich(&["sync", "main"]).await;
+    no_column.failure();
+    assert!(no_column.stderr.contains("last_seen"), "names the missing column: {no_column}");
+    let status = workspace.enrich(&["status"]).await;
+    assert!(status.stdout.starts_with("main: Error: users.csv"), "{status}");
+
+    workspace.write_roster(&rows);
+    let again = workspace.enrich(&["sync", "main"]).await;
+    again.success();
+    assert_eq!(again.figure("looked up"), 0, "both users are still known as checked");
+    assert!(workspace.enrich(&["status"]).await.stdout.starts_with("main: Connected"));
+}

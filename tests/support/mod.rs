@@ -191,3 +191,35 @@ impl std::fmt::Display for Run {
         write!(f, "exit {:?}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
 }
+
+/// The text with every `YYYY-MM-DD HH:MM:SS UTC` time and every `finished in 1.2s` duration replaced,
+/// so terminal output can be snapshot-tested.
+pub fn redact_times(text: &str) -> String {
+    const TIME: &str = "0000-00-00 00:00:00 UTC";
+    let shape_matches = |candidate: &[u8]| {
+        candidate.len() == TIME.len()
+            && candidate.iter().zip(TIME.as_bytes()).all(|(byte, shape)| match shape {
+                b'0' => byte.is_ascii_digit(),
+                other => byte == other,
+            })
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes.get(at..at + TIME.len()).is_some_and(shape_matches) {
+            out.push_str("<time>");
+            at += TIME.len();
+        } else if let Some(rest) = text[at..].strip_prefix("finished in ") {
+            let start = text.len() - rest.len();
+            let end = rest.find('s').map_or(text.len(), |seconds| start + seconds + 1);
+            out.push_str("finished in <elapsed>");
+            at = end;
+        } else {
+            let next = text[at..].chars().next().expect("in bounds");
+            out.push(next);
+            at += next.len_utf8();
+        }
+    }
+    out
+}
