@@ -29,7 +29,16 @@ fn only(kind: &str, share: f64) -> Faults {
 }
 
 async fn survive(label: &str, clearbit_faults: Faults, heap_faults: Faults) {
-    let config = EmulatorConfig { clearbit_faults, heap_faults, seed: 7, ..EmulatorConfig::default() };
+    // A small body limit makes Heap refuse big requests (413), so the sink splits a run's writes into
+    // many requests, each of which can meet a fault.
+    let heap_body_limit = 64 * 1024;
+    let config = EmulatorConfig {
+        clearbit_faults,
+        heap_faults,
+        seed: 7,
+        heap_body_limit,
+        ..EmulatorConfig::default()
+    };
     let workspace = Workspace::start(config).await;
     // 100 distinct emails, some shared by several users.
     let rows: Vec<_> =
@@ -78,6 +87,7 @@ async fn survive(label: &str, clearbit_faults: Faults, heap_faults: Faults) {
         faults.heap.total()
     );
     assert!(lookups <= bound, "{label}: {lookups} lookups for 100 emails");
+    assert!(faults.clearbit.total() + faults.heap.total() > 0, "{label}: no fault was injected");
 }
 
 #[tokio::test(flavor = "multi_thread")]
