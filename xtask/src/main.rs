@@ -52,7 +52,7 @@ pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
 }
 
-/// The cargo profile a task builds `enrich` with.
+/// The cargo profile a task builds with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Profile {
     /// Quick to build: for the demo and the docs.
@@ -61,37 +61,71 @@ pub(crate) enum Profile {
     Release,
 }
 
-/// Builds the `enrich` binary with `profile` and returns its path, as cargo reports it.
-pub(crate) fn build_enrich(root: &Path, profile: Profile) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "build",
-            "--package",
-            "enrich-cli",
-            "--bin",
-            "enrich",
-            "--message-format=json-render-diagnostics",
-        ])
-        .args((profile == Profile::Release).then_some("--release"))
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cannot run cargo")?;
-    if !output.status.success() {
-        bail!("building enrich failed");
+/// An executable for cargo to build.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    package: &'static str,
+    /// `bin` or `bench`: both cargo's option and the kind its messages report.
+    kind: &'static str,
+    name: &'static str,
+}
+
+impl Target {
+    pub(crate) const ENRICH: Target = Target::bin("enrich-cli", "enrich");
+
+    pub(crate) const fn bin(package: &'static str, name: &'static str) -> Target {
+        Target { package, kind: "bin", name }
     }
-    String::from_utf8_lossy(&output.stdout)
+
+    pub(crate) const fn bench(package: &'static str, name: &'static str) -> Target {
+        Target { package, kind: "bench", name }
+    }
+}
+
+/// Builds `targets` with `profile` in one cargo invocation, which compiles what they share once, and
+/// returns their executables in the same order, as cargo reports them.
+pub(crate) fn build<const N: usize>(
+    root: &Path,
+    profile: Profile,
+    targets: [Target; N],
+) -> anyhow::Result<[PathBuf; N]> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(root).args(["build", "--message-format=json-render-diagnostics"]);
+    if profile == Profile::Release {
+        command.arg("--release");
+    }
+    for target in &targets {
+        command.args(["--package", target.package, &format!("--{}", target.kind), target.name]);
+    }
+    let output = command.stderr(Stdio::inherit()).output().context("cannot run cargo")?;
+    let names: Vec<&str> = targets.iter().map(|target| target.name).collect();
+    if !output.status.success() {
+        bail!("building {} failed", names.join(", "));
+    }
+    let messages: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["target"]["name"] == "enrich")
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .context("cargo did not report the enrich executable")
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let executable = |target: &Target| {
+        messages
+            .iter()
+            .filter(|message| {
+                message["target"]["name"] == target.name
+                    && message["target"]["kind"]
+                        .as_array()
+                        .is_some_and(|kinds| kinds.contains(&target.kind.into()))
+            })
+            .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+            .with_context(|| format!("cargo did not report the {} executable", target.name))
+    };
+    let executables = targets.iter().map(executable).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(executables.try_into().expect("one executable per target"))
 }
 
 async fn demo() -> anyhow::Result<()> {
     let root = workspace_root();
-    let enrich = build_enrich(&root, Profile::Dev)?;
+    let [enrich] = build(&root, Profile::Dev, [Target::ENRICH])?;
     let demo_dir = root.join("target/demo");
     if demo_dir.exists() {
         std::fs::remove_dir_all(&demo_dir).context("cannot clear target/demo")?;
@@ -153,7 +187,7 @@ const README_END: &str = "<!-- properties:end -->";
 /// with Clearbit's default selection.
 fn docs() -> anyhow::Result<()> {
     let root = workspace_root();
-    let enrich = build_enrich(&root, Profile::Dev)?;
+    let [enrich] = build(&root, Profile::Dev, [Target::ENRICH])?;
     let folder = root.join("target/docs");
     std::fs::create_dir_all(&folder)?;
     std::fs::write(folder.join("users.csv"), "identity,last_seen,email\n")?;
