@@ -559,6 +559,13 @@ impl Check<'_> {
     }
 }
 
+/// What a pending write commits, once its update has gone to the sink.
+struct StatesOfWrite {
+    acknowledged: UserState,
+    previous: UserState,
+    first_enrichment: bool,
+}
+
 struct WriteContext {
     connection: String,
     sink: Arc<dyn Sink>,
@@ -626,18 +633,30 @@ async fn write_batch(
         report.aborted += batch.len() as u64;
         return Ok(());
     }
-    let updates: Vec<UserUpdate> = batch.iter().map(|pending| pending.update.clone()).collect();
+    // The updates move out of the batch rather than being copied: a batch of rich users is megabytes.
+    let (updates, states): (Vec<UserUpdate>, Vec<StatesOfWrite>) = batch
+        .into_iter()
+        .map(|pending| {
+            let states = StatesOfWrite {
+                acknowledged: pending.acknowledged,
+                previous: pending.previous,
+                first_enrichment: pending.first_enrichment,
+            };
+            (pending.update, states)
+        })
+        .unzip();
+    let identities = updates.iter().map(|update| update.identity.clone());
     let name = context.connection.as_str();
     match context.sink.write(&updates).await {
         Ok(()) => {
-            let states: Vec<(String, UserState)> = batch
-                .into_iter()
-                .map(|pending| {
-                    if pending.first_enrichment {
+            let states: Vec<(String, UserState)> = identities
+                .zip(states)
+                .map(|(identity, states)| {
+                    if states.first_enrichment {
                         report.newly_enriched += 1;
                     }
-                    report.data_reached |= pending.acknowledged.outcome == Outcome::Found;
-                    (pending.update.identity, pending.acknowledged)
+                    report.data_reached |= states.acknowledged.outcome == Outcome::Found;
+                    (identity, states.acknowledged)
                 })
                 .collect();
             context.store.put_users(&states)?;
@@ -648,28 +667,28 @@ async fn write_batch(
         }
         Err(ConnectorError::Fatal(message)) => {
             context.stop.cancel();
-            report.aborted += batch.len() as u64;
+            report.aborted += updates.len() as u64;
             report.fatal = Some(message);
         }
         Err(ConnectorError::Transient(message)) => {
             // The checks stay pending: the next run writes them without looking them up again.
-            BatchFailed { connection: name, users: batch.len(), error: &message }.emit();
-            report.failed += batch.len() as u64;
-            report.reasons.push((message, batch.len() as u64));
+            BatchFailed { connection: name, users: updates.len(), error: &message }.emit();
+            report.failed += updates.len() as u64;
+            report.reasons.push((message, updates.len() as u64));
         }
         Err(ConnectorError::Rejected(message)) => {
-            BatchFailed { connection: name, users: batch.len(), error: &message }.emit();
+            BatchFailed { connection: name, users: updates.len(), error: &message }.emit();
             let now = Utc::now();
-            let states: Vec<(String, UserState)> = batch
-                .into_iter()
-                .map(|pending| {
+            let states: Vec<(String, UserState)> = identities
+                .zip(states)
+                .map(|(identity, pending)| {
                     let state = UserState {
                         outcome: Outcome::Failed,
                         detail: Some(message.clone()),
                         attempted_at: now,
                         ..pending.previous
                     };
-                    (pending.update.identity, state)
+                    (identity, state)
                 })
                 .collect();
             report.failed += states.len() as u64;
