@@ -2,7 +2,8 @@
 //!
 //! - `demo`: the main job end to end on the emulator: starts emulated Clearbit and Heap on loopback,
 //!   writes a roster of a few hundred users, runs `enrich validate`, `enrich sync` (twice) and
-//!   `enrich status` on `config/demo.yaml` exactly as a user would, and shows what Heap received.
+//!   `enrich status` on `config/demo.yaml` exactly as a user would, and shows what Heap received;
+//!   `demo --warehouse` does the same with the roster in PostgreSQL as Heap Connect's schema.
 //! - `docs`: rewrites the README's property reference from `enrich properties --format markdown`.
 //! - `bench`: measures the release-built binary against the emulator and writes `BENCHMARKS.md`.
 //! - `postgres start|stop`: a throwaway PostgreSQL server on loopback for the warehouse tests.
@@ -24,7 +25,10 @@ const DEMO_KEY: &str = "sk_demo_4c1e2f7a9b3d5e6f8a0b1c2d3e4f5a6b";
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1);
     match task.as_deref() {
-        Some("demo") => tokio::runtime::Runtime::new()?.block_on(demo()),
+        Some("demo") => {
+            let warehouse = std::env::args().nth(2).as_deref() == Some("--warehouse");
+            tokio::runtime::Runtime::new()?.block_on(demo(warehouse))
+        }
         Some("docs") => docs(),
         Some("bench") => tokio::runtime::Runtime::new()?.block_on(bench::bench()),
         Some("postgres") => match std::env::args().nth(2).as_deref() {
@@ -38,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask TASK\n\n  demo   run the main job end to end against the emulator\n  \
+                "usage: cargo xtask TASK\n\n  demo [--warehouse]   run the main job end to end against the emulator\n  \
                  docs   rewrite the README's property reference\n  \
                  bench  measure the release binary against the emulator; writes BENCHMARKS.md\n  \
                  postgres start|stop   a PostgreSQL server on loopback for the warehouse tests"
@@ -123,7 +127,9 @@ pub(crate) fn build<const N: usize>(
     Ok(executables.try_into().expect("one executable per target"))
 }
 
-async fn demo() -> anyhow::Result<()> {
+/// The demo; with `warehouse`, the roster lives in a Heap Connect-shaped schema in PostgreSQL (started
+/// on loopback for the demo and stopped after it) instead of a CSV file.
+async fn demo(warehouse: bool) -> anyhow::Result<()> {
     let root = workspace_root();
     let [enrich] = build(&root, Profile::Dev, [Target::ENRICH])?;
     let demo_dir = root.join("target/demo");
@@ -144,6 +150,14 @@ async fn demo() -> anyhow::Result<()> {
 
     let roster = demo_roster();
     std::fs::write(demo_dir.join("users.csv"), &roster.csv)?;
+    let (config_file, warehouse_url) = if warehouse {
+        let url = postgres::start()?;
+        load_heap_connect_schema(&url, &roster.csv)?;
+        println!("loaded the roster into PostgreSQL as Heap Connect's schema demo_heap (users, sessions)");
+        ("config/demo-warehouse.yaml", Some(url))
+    } else {
+        ("config/demo.yaml", None)
+    };
     println!(
         "wrote target/demo/users.csv: {} users, {} seen in the past week, {} without an email\n",
         roster.users, roster.recent, roster.without_email
@@ -153,12 +167,13 @@ async fn demo() -> anyhow::Result<()> {
         let mut command = Command::new(&enrich);
         command
             .current_dir(&root)
-            .args(["--config", "config/demo.yaml"])
+            .args(["--config", config_file])
             .args(args)
             .env("CLEARBIT_API_KEY", DEMO_KEY)
             .env("EMULATOR_CLEARBIT_URL", emulator.clearbit_url())
-            .env("EMULATOR_HEAP_URL", emulator.heap_url());
-        let shown = format!("$ enrich --config config/demo.yaml {}", args.join(" "));
+            .env("EMULATOR_HEAP_URL", emulator.heap_url())
+            .env("HEAP_CONNECT_URL", warehouse_url.clone().unwrap_or_default());
+        let shown = format!("$ enrich --config {config_file} {}", args.join(" "));
         async move {
             println!("{shown}");
             let status = tokio::task::spawn_blocking(move || command.status()).await??;
@@ -167,13 +182,16 @@ async fn demo() -> anyhow::Result<()> {
         }
     };
     if !run(&["validate"]).await?.success() {
-        bail!("config/demo.yaml is not valid");
+        bail!("{config_file} is not valid");
     }
     let first = run(&["sync", "demo"]).await?;
     print!("{}", heap_table(&emulator));
     let second = run(&["sync", "demo"]).await?;
     run(&["status"]).await?;
     emulator.shutdown().await;
+    if warehouse {
+        postgres::stop()?;
+    }
     if !first.success() || !second.success() {
         bail!("a demo sync failed");
     }
@@ -212,6 +230,36 @@ fn docs() -> anyhow::Result<()> {
     let updated = format!("{}{README_START}\n{}\n{}", &readme[..start], reference.trim(), &readme[end..]);
     std::fs::write(&path, updated)?;
     println!("README.md: property reference rewritten ({} properties)", reference.lines().count() - 2);
+    Ok(())
+}
+
+/// Loads the demo roster (CSV with identity, last_seen, email, plan) into a schema shaped like Heap
+/// Connect's: `users` (one row per user, a `user_id`, the email as a column) and `sessions` (the
+/// latest session of each user at its last-seen time).
+fn load_heap_connect_schema(url: &str, roster_csv: &str) -> anyhow::Result<()> {
+    let script = format!(
+        "SET client_min_messages TO warning;\n\
+         DROP SCHEMA IF EXISTS demo_heap CASCADE;\n\
+         CREATE SCHEMA demo_heap;\n\
+         CREATE TABLE demo_heap.roster (identity text, last_seen timestamptz, email text, plan text);\n\
+         COPY demo_heap.roster FROM STDIN WITH (FORMAT csv, HEADER true);\n{roster_csv}\\.\n\
+         CREATE TABLE demo_heap.users AS SELECT row_number() OVER (ORDER BY identity) AS user_id, identity, \
+         NULLIF(email, '') AS email, plan, now() AS last_modified FROM demo_heap.roster;\n\
+         CREATE TABLE demo_heap.sessions AS SELECT u.user_id, 1 AS session_id, r.last_seen AS time \
+         FROM demo_heap.users u JOIN demo_heap.roster r USING (identity);\n\
+         DROP TABLE demo_heap.roster;\n"
+    );
+    let mut psql = Command::new("psql")
+        .args([url, "--quiet", "--no-psqlrc", "--set", "ON_ERROR_STOP=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot run psql (it comes with PostgreSQL: see .ci/postgres)")?;
+    std::io::Write::write_all(psql.stdin.as_mut().context("psql has no input")?, script.as_bytes())?;
+    drop(psql.stdin.take());
+    if !psql.wait()?.success() {
+        bail!("psql could not load the demo roster");
+    }
     Ok(())
 }
 
