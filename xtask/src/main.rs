@@ -2,7 +2,8 @@
 //!
 //! - `demo`: the main job end to end on the emulator: starts emulated Clearbit and Heap on loopback,
 //!   writes a roster of a few hundred users, runs `enrich validate`, `enrich sync` (twice) and
-//!   `enrich status` on `config/demo.yaml` exactly as a user would, and shows what Heap received;
+//!   `enrich status` and `enrich report` on `config/demo.yaml` exactly as a user would, and shows what
+//!   Heap received;
 //!   `demo --warehouse` does the same with the roster in PostgreSQL as Heap Connect's schema.
 //! - `docs`: rewrites the README's property reference from `enrich properties --format markdown`.
 //! - `bench`: measures the release-built binary against the emulator and writes `BENCHMARKS.md`.
@@ -188,6 +189,7 @@ async fn demo(warehouse: bool) -> anyhow::Result<()> {
     print!("{}", heap_table(&emulator));
     let second = run(&["sync", "demo"]).await?;
     run(&["status"]).await?;
+    run(&["report", "demo"]).await?;
     emulator.shutdown().await;
     if warehouse {
         postgres::stop()?;
