@@ -217,6 +217,12 @@ pub async fn sync(
         };
         let Some((key, users, result)) = next else { break };
         let Some(result) = result else { continue };
+        if let Err(ConnectorError::Fatal(message)) = result {
+            // Not a completed lookup: its users stay due, counted as aborted below.
+            stop.cancel();
+            fatal.get_or_insert(message);
+            continue;
+        }
         processed_users += users.len() as u64;
         request.progress.looked_up(users.len() as u64);
         summary.lookups += 1;
@@ -238,14 +244,8 @@ pub async fn sync(
                 }
                 let Record { properties, derived: new_names, .. } = record;
                 derived.extend(new_names.into_iter().map(|(path, property)| (property, path)));
-                let check = Check {
-                    outcome,
-                    key_hash,
-                    properties,
-                    checked_property: source.checked_property(),
-                    segments: &segments,
-                    now,
-                };
+                let check =
+                    Check::new(outcome, key_hash, properties, source.checked_property(), &segments, now);
                 let mut pending = Vec::with_capacity(users.len());
                 for user in users {
                     let (write, unchanged) = check.pending_write(user);
@@ -280,13 +280,7 @@ pub async fn sync(
                     ..previous
                 })?;
             }
-            Err(ConnectorError::Fatal(message)) => {
-                stop.cancel();
-                summary.lookups -= 1;
-                processed_users -= users.len() as u64;
-                fatal.get_or_insert(message);
-            }
-            Err(error @ (ConnectorError::Transient(_) | ConnectorError::Rejected(_))) => {
+            Err(error) => {
                 let message = error.to_string();
                 LookupFailed { connection: name, key: &key, users: users.len(), error: &message }.emit();
                 summary.failed += users.len() as u64;
@@ -421,7 +415,8 @@ async fn read_due_users(
         if skip.resumed.contains(&user.identity) {
             continue;
         }
-        let declined = if skip.suppressed.contains(&key.digest()) {
+        let digest = key.digest();
+        let declined = if skip.suppressed.contains(&digest) {
             Some("forgotten on request")
         } else {
             source.declines(&key)
@@ -432,9 +427,8 @@ async fn read_due_users(
             continue;
         }
         let previous = store.user(&user.identity)?;
-        let is_due = previous
-            .as_ref()
-            .is_none_or(|state| state.is_due(key.digest(), now, connection.schedule.refresh));
+        let is_due =
+            previous.as_ref().is_none_or(|state| state.is_due(digest, now, connection.schedule.refresh));
         if is_due {
             summary.due += 1;
             due_identities.insert(user.identity.clone());
@@ -504,22 +498,43 @@ fn record(
     store.put_users(&states)
 }
 
-/// One completed check of one key, shared by every user with that key.
+/// One completed check of one key, shared by every user with that key: what depends only on the
+/// check is worked out once, not once per user.
 struct Check<'a> {
     outcome: Outcome,
     key_hash: u64,
     properties: Properties,
+    properties_hash: u64,
     checked_property: &'a str,
-    /// The source's report segments, whose values the state keeps.
-    segments: &'a [Segment],
+    /// The values of the source's report segments, which the state keeps.
+    segment_values: BTreeMap<String, String>,
     now: DateTime<Utc>,
 }
 
-impl Check<'_> {
+impl<'a> Check<'a> {
+    fn new(
+        outcome: Outcome,
+        key_hash: u64,
+        properties: Properties,
+        checked_property: &'a str,
+        segments: &[Segment],
+        now: DateTime<Utc>,
+    ) -> Self {
+        let segment_values = segments
+            .iter()
+            .filter_map(|segment| {
+                let value = properties.get(&segment.property)?;
+                Some((segment.property.clone(), value.to_string()))
+            })
+            .collect();
+        let properties_hash = properties_hash(&properties);
+        Self { outcome, key_hash, properties, properties_hash, checked_property, segment_values, now }
+    }
+
     /// What to write for one user: everything, or only the check date when nothing changed since the
     /// last acknowledged write (then the flag is true).
     fn pending_write(&self, user: DueUser) -> (PendingWrite, bool) {
-        let properties_hash = properties_hash(&self.properties);
+        let properties_hash = self.properties_hash;
         let previous = user.previous.unwrap_or_else(|| fresh_state(self.key_hash, self.now));
         let unchanged = previous.written_at.is_some()
             && previous.outcome == self.outcome
@@ -540,14 +555,7 @@ impl Check<'_> {
             written_at: Some(self.now),
             properties_hash: Some(properties_hash),
             properties_written: self.properties.len() + 1,
-            segments: self
-                .segments
-                .iter()
-                .filter_map(|segment| {
-                    let value = self.properties.get(&segment.property)?;
-                    Some((segment.property.clone(), value.to_string()))
-                })
-                .collect(),
+            segments: self.segment_values.clone(),
         };
         let write = PendingWrite {
             update: UserUpdate { identity: user.record.identity, user_id: user.record.user_id, properties },

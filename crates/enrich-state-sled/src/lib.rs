@@ -104,8 +104,13 @@ impl SledStateStore {
 /// A connection's state as last saved, read without taking the connection's lock, so that it can be
 /// shown while the connection syncs. A connection that never ran has the default state.
 pub fn read_connection_state(state_dir: &Path, connection: &str) -> Result<ConnectionState, StateError> {
-    let path = connection_folder(state_dir, connection).join("connection.json");
-    match std::fs::read(&path) {
+    read_connection_file(&connection_folder(state_dir, connection).join(CONNECTION_FILE))
+}
+
+const CONNECTION_FILE: &str = "connection.json";
+
+fn read_connection_file(path: &Path) -> Result<ConnectionState, StateError> {
+    match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|error| StateError(format!("{}: corrupt connection state: {error}", path.display()))),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(ConnectionState::default()),
@@ -207,14 +212,12 @@ impl StateStore for SledStateStore {
     }
 
     fn connection(&self) -> Result<ConnectionState, StateError> {
-        let state_dir = self.folder.parent().unwrap_or(Path::new(""));
-        let name = self.folder.file_name().map(|name| name.to_string_lossy()).unwrap_or_default();
-        read_connection_state(state_dir, &name)
+        read_connection_file(&self.folder.join(CONNECTION_FILE))
     }
 
     /// Written to a temporary file then renamed over the old one, so a reader never sees half a file.
     fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError> {
-        let path = self.folder.join("connection.json");
+        let path = self.folder.join(CONNECTION_FILE);
         let temporary = self.folder.join("connection.json.tmp");
         let bytes = serde_json::to_vec_pretty(state).map_err(|error| self.error(&error))?;
         let write = || -> std::io::Result<()> {
