@@ -3,12 +3,14 @@
 //! next run (or, on the streaming host, left at once).
 
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, PropertyInfo, Segment, Source};
-use reqwest::{Client, Url};
+use enrich_core::{ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment, Source};
+use reqwest::header::{HeaderMap, HeaderValue, LOCATION};
+use reqwest::{Client, StatusCode, Url, redirect};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::answer::{Answer, Failure, interpret};
@@ -37,6 +39,12 @@ pub struct ClearbitSource {
     client: Client,
     /// `…/v2/combined/find`, without the query.
     endpoint: Url,
+    /// The endpoint as messages name it: without credentials a proxy URL may carry.
+    endpoint_shown: String,
+    api_version: HeaderValue,
+    /// Whether Clearbit's `X-API-Warn` was logged already: once is enough.
+    api_warned: AtomicBool,
+    invalid_retry_after: Duration,
     api_key: SecretString,
     limits: Limits,
     max_concurrency: usize,
@@ -76,9 +84,11 @@ impl ClearbitSource {
             at_least_one(u32::try_from(config.max_concurrency).unwrap_or(u32::MAX)),
         );
         let timeout = config.request_timeout();
+        // A redirect would carry the key to wherever it points, over plain http too: never followed.
         let client = Client::builder()
             .user_agent(USER_AGENT)
             .timeout(timeout)
+            .redirect(redirect::Policy::none())
             .build()
             .map_err(|error| ConnectorError::Fatal(format!("cannot set up the HTTP client: {error}")))?;
         let retries = ExponentialBuilder::new()
@@ -86,9 +96,20 @@ impl ClearbitSource {
             .with_min_delay(config.retry_delay)
             .with_max_delay(MAX_RETRY_DELAY)
             .with_max_times(config.max_retries);
+        let api_version = HeaderValue::from_str(&config.api_version).map_err(|_| {
+            ConnectorError::Fatal(format!("invalid Clearbit api_version {:?}", config.api_version))
+        })?;
+        let mut shown = endpoint.clone();
+        // Both only fail for URLs that cannot have credentials, which then have none to remove.
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
         Ok(Self {
             client,
+            endpoint_shown: shown.to_string(),
             endpoint,
+            api_version,
+            api_warned: AtomicBool::new(false),
+            invalid_retry_after: config.invalid_retry_after,
             api_key: config.api_key.clone(),
             limits,
             max_concurrency: config.max_concurrency,
@@ -104,27 +125,50 @@ impl ClearbitSource {
     }
 
     /// One request, started within the limits and in flight while it holds their permit.
-    async fn ask_once(&self, email: &str) -> Result<Answer, Failure> {
+    async fn ask_once(&self, email: &str, hints: &LookupHints) -> Result<Answer, Failure> {
         let _in_flight = self.limits.admit().await;
         let response = self
             .client
             .get(self.endpoint.clone())
-            .query(&[("email", email)])
+            .query(&lookup_query(email, hints))
             .bearer_auth(self.api_key.expose_secret())
+            .header("API-Version", self.api_version.clone())
             .send()
             .await
             .map_err(|error| self.transport_failure(error))?;
         let status = response.status();
         self.limits.observe(status, response.headers());
+        self.heed_api_warning(response.headers());
+        if status.is_redirection() {
+            return Err(Failure::Final(self.redirected(status, response.headers())));
+        }
         let body = response.bytes().await.map_err(|error| self.transport_failure(error))?;
-        interpret(status, &body, email)
+        interpret(status, &body, email, &self.endpoint_shown)
+    }
+
+    /// A redirect is a configuration problem: `base_url` points somewhere that sends requests on.
+    fn redirected(&self, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
+        let location = headers.get(LOCATION).and_then(|value| value.to_str().ok()).unwrap_or("nowhere");
+        ConnectorError::Fatal(format!(
+            "Clearbit answered {status} for {}, redirecting to {location}: redirects are not followed \
+             (they would carry the key elsewhere); check base_url",
+            self.endpoint_shown
+        ))
+    }
+
+    /// Logs Clearbit's warning about a deprecated API version, once per source.
+    fn heed_api_warning(&self, headers: &HeaderMap) {
+        let Some(warning) = headers.get("X-API-Warn").and_then(|value| value.to_str().ok()) else { return };
+        if !self.api_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(api_version = ?self.api_version, "Clearbit warns about the API version: {warning}");
+        }
     }
 
     /// One request, retried with backoff while it fails in a way that may pass, as often as
     /// `max_retries` and for as long as `max_retry_time` allow.
-    async fn ask(&self, email: &str) -> Result<Answer, ConnectorError> {
+    async fn ask(&self, email: &str, hints: &LookupHints) -> Result<Answer, ConnectorError> {
         let mut tally = RetryTally::default();
-        let answer = (|| self.ask_once(email))
+        let answer = (|| self.ask_once(email, hints))
             .retry(self.retries)
             .when(Failure::is_retryable)
             .adjust(|failure, backoff| {
@@ -165,11 +209,11 @@ impl ClearbitSource {
         })
     }
 
-    async fn lookup_email(&self, email: &str) -> Result<Lookup, ConnectorError> {
+    async fn lookup_email(&self, email: &str, hints: &LookupHints) -> Result<Lookup, ConnectorError> {
         let mut delay = self.pending_delay;
         let mut re_asks_left = self.pending_retries;
         loop {
-            match self.ask(email).await? {
+            match self.ask(email, hints).await? {
                 Answer::Record(response) => {
                     return Ok(Lookup::Found(map_combined(&response, &self.selection)));
                 }
@@ -204,6 +248,15 @@ impl ClearbitSource {
         };
         Failure::Retryable { reason, rate_limited: false }
     }
+}
+
+/// The lookup's query: the email, and the hints Clearbit says raise the match rate.
+fn lookup_query(email: &str, hints: &LookupHints) -> Vec<(&'static str, String)> {
+    let mut query = vec![("email", email.to_owned())];
+    query.extend(hints.given_name.clone().map(|name| ("given_name", name)));
+    query.extend(hints.family_name.clone().map(|name| ("family_name", name)));
+    query.extend(hints.ip.map(|ip| ("ip_address", ip.to_string())));
+    query
 }
 
 #[async_trait]
@@ -254,9 +307,13 @@ impl Source for ClearbitSource {
         }
     }
 
-    async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError> {
+    fn invalid_retry_after(&self) -> Option<Duration> {
+        Some(self.invalid_retry_after)
+    }
+
+    async fn lookup(&self, key: &LookupKey, hints: &LookupHints) -> Result<Lookup, ConnectorError> {
         match key {
-            LookupKey::Email(email) => self.lookup_email(email).await,
+            LookupKey::Email(email) => self.lookup_email(email, hints).await,
             LookupKey::Ip(_) => Err(ConnectorError::Fatal(
                 "Clearbit Enrichment looks users up by email, not by IP address".to_owned(),
             )),
@@ -266,7 +323,7 @@ impl Source for ClearbitSource {
     /// Any answer but a refusal of the key or the account proves the key works; a queued or refused
     /// address is no reason to ask again.
     async fn check(&self) -> Result<String, ConnectorError> {
-        let outcome = match self.ask(CHECK_EMAIL).await? {
+        let outcome = match self.ask(CHECK_EMAIL, &LookupHints::default()).await? {
             Answer::Record(_) => "record found, billed as one",
             Answer::NotFound => "no record, billed as one",
             Answer::Queued => "record queued, billed as one",

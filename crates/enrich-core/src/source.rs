@@ -4,7 +4,9 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use crate::{ConnectorError, KeyKind, LookupKey, PropertyInfo, Record, Segment};
+use std::time::Duration;
+
+use crate::{ConnectorError, KeyKind, LookupHints, LookupKey, PropertyInfo, Record, Segment};
 
 /// What a source answered for one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +18,8 @@ pub enum Lookup {
     NotFound(Record),
     /// The source is still fetching the record (Clearbit's 202); ask again at the next run.
     Pending,
-    /// The key can never be looked up (Clearbit's 422): it is not asked again.
+    /// The key cannot be looked up (Clearbit's 422): not asked again for
+    /// [`Source::invalid_retry_after`].
     Invalid(String),
 }
 
@@ -44,8 +47,12 @@ pub trait Source: Send + Sync + Debug {
     fn declines(&self, _key: &LookupKey) -> Option<&'static str> {
         None
     }
-    /// Looks one key up, already retried as the service's rules say.
-    async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError>;
+    /// How long an invalid key stays invalid before it is asked again (`None`: while it stays the same).
+    fn invalid_retry_after(&self) -> Option<Duration> {
+        None
+    }
+    /// Looks one key up, already retried as the service's rules say; `hints` may raise the match rate.
+    async fn lookup(&self, key: &LookupKey, hints: &LookupHints) -> Result<Lookup, ConnectorError>;
     /// One cheap live call proving the credentials work; describes what it did.
     async fn check(&self) -> Result<String, ConnectorError>;
 }
