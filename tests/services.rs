@@ -189,10 +189,13 @@ async fn an_account_or_configuration_problem_stops_at_once_and_nothing_is_paid_t
         assert!(status.stdout.starts_with(&format!("main: {expected}")), "{breakage:?}: {status}");
         assert!(workspace.emulator.heap_users().is_empty(), "{breakage:?}: Heap was written to");
         let asked = workspace.emulator.clearbit_requests().len();
-        if !matches!(breakage, Breakage::RefusedAppId) {
-            // One request at a time (max_concurrency 1): only the lookups already started may follow
-            // the first answer, at most the 4 the engine keeps in flight per request permit.
-            assert!(asked <= 4, "{breakage:?}: {asked} lookups after a fatal answer");
+        match breakage {
+            // Not a request to Clearbit's lookup route at all.
+            Breakage::WrongBaseUrl => assert_eq!(asked, 0),
+            // The first answer stops every lookup, those already waiting for a request permit too.
+            Breakage::PlanLapsed | Breakage::OverQuota => assert_eq!(asked, 1, "{breakage:?}"),
+            // Found out at the first write: what was fetched stays pending, written next run.
+            Breakage::RefusedAppId => {}
         }
 
         breakage.mend(&workspace);
@@ -272,4 +275,67 @@ async fn no_redirect_is_followed_so_the_key_and_the_data_stay_put() {
     mended.success();
     assert_eq!(mended.figure("looked up"), 0, "the fetched result was kept: {mended}");
     assert_eq!(workspace.emulator.heap_users().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identity_with_several_emails_is_enriched_from_its_latest_row_every_run() {
+    let workspace = Workspace::start(always_found()).await;
+    workspace.write_roster(&[
+        row("u1", "old.job@northwind-traders.com", 5),
+        row(" u1 ", "new.job@blue-harbor.io", 1),
+        row("u2", "person2@firm.io", 0),
+    ]);
+    write_good_config(&workspace, "", "    schedule:\n      refresh: 1ms\n");
+    for _ in 0..2 {
+        let run = workspace.enrich(&["sync", "main"]).await;
+        run.success();
+        assert_eq!(run.figure("looked up"), 2, "{run}");
+        assert_eq!(run.figure("with several emails"), 1, "{run}");
+        let warnings = run.stderr.matches("have several emails").count();
+        assert_eq!(warnings, 1, "one warning per run: {run}");
+    }
+    let asked: Vec<String> = workspace.emulator.clearbit_requests().into_iter().map(|r| r.email).collect();
+    assert_eq!(asked.iter().filter(|email| email.starts_with("old.job")).count(), 0, "{asked:?}");
+    assert_eq!(asked.iter().filter(|email| email.starts_with("new.job")).count(), 2, "{asked:?}");
+    let heap = workspace.emulator.heap_users();
+    assert_eq!(heap.keys().collect::<Vec<_>>(), ["u1", "u2"], "the identity is trimmed");
+    assert_eq!(heap["u1"]["Company Domain"], "blue-harbor.io");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookups_pin_the_api_version_and_send_the_rosters_match_hints() {
+    let workspace = Workspace::start(always_found()).await;
+    let today = chrono::Utc::now().to_rfc3339();
+    let csv = format!(
+        "identity,last_seen,email,given_name,family_name,ip_address\n\
+         u1,{today},ada@firm.io,Ada,Lovelace,203.0.113.7\n\
+         u2,{today},bo@firm.io,,,\n"
+    );
+    std::fs::write(workspace.path("users.csv"), csv).unwrap();
+    write_good_config(&workspace, "", "");
+    workspace.enrich(&["sync", "main"]).await.success();
+    let requests = workspace.emulator.clearbit_requests();
+    assert!(requests.iter().all(|request| request.api_version.as_deref() == Some("2022-12-15")));
+    let hints: BTreeMap<String, Vec<(String, String)>> =
+        requests.into_iter().map(|request| (request.email, request.hints)).collect();
+    let pair = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    assert_eq!(
+        hints["ada@firm.io"],
+        [pair("given_name", "Ada"), pair("family_name", "Lovelace"), pair("ip_address", "203.0.113.7")]
+    );
+    assert_eq!(hints["bo@firm.io"], []);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_201_is_written_as_found_and_an_invalid_email_is_asked_again_after_its_interval() {
+    let workspace = Workspace::start(always_found()).await;
+    workspace.write_roster(&[row("u1", "created@firm.io", 0), row("u2", "info@firm.io", 0)]);
+    workspace.emulator.script_clearbit("created@firm.io", vec![Scripted::Created]);
+    write_good_config(&workspace, "      invalid_retry_after: 1ms", "");
+    let first = workspace.enrich(&["sync", "main"]).await;
+    first.success();
+    assert_eq!((first.figure("found"), first.figure("invalid")), (1, 1), "{first}");
+    assert_eq!(workspace.emulator.heap_users()["u1"]["Company Domain"], "firm.io");
+    let second = workspace.enrich(&["sync", "main"]).await;
+    assert_eq!(second.figure("looked up"), 1, "only the invalid email, its interval over: {second}");
 }

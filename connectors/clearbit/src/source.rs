@@ -3,6 +3,7 @@
 //! next run (or, on the streaming host, left at once).
 
 use std::num::NonZeroU32;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,9 @@ pub struct ClearbitSource {
     api_version: HeaderValue,
     /// Whether Clearbit's `X-API-Warn` was logged already: once is enough.
     api_warned: AtomicBool,
+    /// The first answer that refused the account or the route (401, 402, 403, unknown_route, a
+    /// redirect): every lookup after it, those waiting for a permit included, fails with it unasked.
+    refused: OnceLock<ConnectorError>,
     invalid_retry_after: Duration,
     api_key: SecretString,
     limits: Limits,
@@ -109,6 +113,7 @@ impl ClearbitSource {
             endpoint,
             api_version,
             api_warned: AtomicBool::new(false),
+            refused: OnceLock::new(),
             invalid_retry_after: config.invalid_retry_after,
             api_key: config.api_key.clone(),
             limits,
@@ -127,6 +132,19 @@ impl ClearbitSource {
     /// One request, started within the limits and in flight while it holds their permit.
     async fn ask_once(&self, email: &str, hints: &LookupHints) -> Result<Answer, Failure> {
         let _in_flight = self.limits.admit().await;
+        if let Some(refusal) = self.refused.get() {
+            return Err(Failure::Final(refusal.clone()));
+        }
+        let answer = self.request(email, hints).await;
+        if let Err(Failure::Final(refusal @ ConnectorError::Fatal(_))) = &answer {
+            // A fatal answer holds for every email: nobody else is asked (nor billed) after it.
+            let _ = self.refused.set(refusal.clone());
+        }
+        answer
+    }
+
+    /// Sends one request and reads its answer.
+    async fn request(&self, email: &str, hints: &LookupHints) -> Result<Answer, Failure> {
         let response = self
             .client
             .get(self.endpoint.clone())

@@ -192,6 +192,20 @@ async fn a_403_stops_the_connection_at_once() {
 }
 
 #[tokio::test]
+async fn after_a_fatal_answer_no_other_email_is_asked() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(clearbit_error(403, "forbidden", "Plan lapsed"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let source = source(&server);
+    let first = lookup(&source, EMAIL).await.unwrap_err();
+    let second = lookup(&source, "someone.else@example.com").await.unwrap_err();
+    assert_eq!(first, second, "the same refusal, without asking");
+}
+
+#[tokio::test]
 async fn a_redirect_is_not_followed_and_names_the_location() {
     let elsewhere = MockServer::start().await;
     Mock::given(method("GET")).respond_with(unknown_record()).expect(0).mount(&elsewhere).await;
