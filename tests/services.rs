@@ -339,3 +339,37 @@ async fn a_201_is_written_as_found_and_an_invalid_email_is_asked_again_after_its
     let second = workspace.enrich(&["sync", "main"]).await;
     assert_eq!(second.figure("looked up"), 1, "only the invalid email, its interval over: {second}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deprecated_api_version_is_warned_about_once_per_run() {
+    let workspace = Workspace::start(always_found()).await;
+    let rows: Vec<_> = (0..5).map(|i| row(&format!("u{i}"), &format!("person{i}@firm.io"), 0)).collect();
+    workspace.write_roster(&rows);
+    write_good_config(&workspace, "      api_version: \"2016-01-01\"", "");
+    let run = workspace.enrich(&["sync", "main"]).await;
+    run.success();
+    assert_eq!(run.figure("looked up"), 5);
+    assert_eq!(run.stderr.matches("Clearbit warns about the API version").count(), 1, "{run}");
+    assert!(
+        workspace.emulator.clearbit_requests().iter().all(|r| r.api_version.as_deref() == Some("2016-01-01"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_heap_cannot_confirm_an_app_id() {
+    let config = EmulatorConfig { heap_accepts_unknown_app_ids: true, ..always_found() };
+    let workspace = Workspace::start(config).await;
+    workspace.write_roster(&[row("u1", "person1@firm.io", 0)]);
+    write_config(&workspace, &workspace.emulator.clearbit_url(), "555", "", "");
+    let check = workspace.enrich(&["check", "main"]).await;
+    check.success();
+    assert!(check.stdout.contains("Heap took a request for app_id 555"), "{check}");
+    assert!(check.stdout.contains("Heap answers 200 to app ids it does not know"), "{check}");
+    assert!(
+        check.stdout.contains(&format!("the first sync proves the app_id once \"{CHECKED}\" shows")),
+        "{check}"
+    );
+    // What check cannot see, a sync does not see either: the data goes nowhere.
+    workspace.enrich(&["sync", "main"]).await.success();
+    assert!(workspace.emulator.heap_users().is_empty());
+}
