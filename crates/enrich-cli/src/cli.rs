@@ -178,6 +178,12 @@ pub enum Command {
         email: String,
     },
 
+    /// Look after a connection's state folder.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
+    },
+
     /// Print a shell completion script: `enrich completions bash > /etc/bash_completion.d/enrich`.
     Completions {
         #[arg(value_enum)]
@@ -191,6 +197,23 @@ pub enum Command {
     Map {
         #[command(subcommand)]
         source: MapSource,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Start a connection's state over, knowingly: when it is damaged and no backup can be restored.
+    ///
+    /// Deletes what the connection remembers of its users: when each was last checked, and results
+    /// fetched but not yet written. Keeps the status, the run history and the emails forgotten on
+    /// request. Every user is looked up again at the next sync, and each lookup is paid for. Asks for
+    /// confirmation on a terminal.
+    Reset {
+        /// The connection's name in the config file.
+        name: String,
+        /// Do not ask for confirmation (needed when not on a terminal).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
