@@ -43,10 +43,13 @@ fn distinctive_values(workspace: &Workspace) -> Vec<String> {
             values.into_iter().chain(properties.keys().cloned())
         })
         .collect();
-    text_values(&heap[PERSON])
+    let mut values: Vec<String> = text_values(&heap[PERSON])
         .into_iter()
         .filter(|value| value.len() >= 6 && !common.iter().any(|other| other.contains(value.as_str())))
-        .collect()
+        .collect();
+    values.sort();
+    values.dedup();
+    values
 }
 
 /// What of `needles` the state folder holds, compared without regard to case.
@@ -92,12 +95,18 @@ async fn forget_leaves_no_trace_in_any_file_of_the_state_even_after_the_next_syn
     assert_eq!(after, Vec::<String>::new(), "of {} values held before forget: {before:?}", before.len());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_lost_connection_file_does_not_bring_a_forgotten_person_back() {
+/// The person and three others synced, then the person forgotten.
+async fn synced_then_forgotten() -> Workspace {
     let workspace = Workspace::start(EmulatorConfig::default()).await;
     workspace.write_roster(&roster_with_the_person(3));
     workspace.enrich(&["sync", "main"]).await.success();
     workspace.enrich(&["forget", "main", PERSON]).await.success();
+    workspace
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_connection_file_does_not_bring_a_forgotten_person_back() {
+    let workspace = synced_then_forgotten().await;
     let heap_writes = heap_writes_of(&workspace, PERSON);
 
     std::fs::remove_file(workspace.path(".enrich/main/connection.json")).unwrap();
@@ -110,10 +119,7 @@ async fn a_lost_connection_file_does_not_bring_a_forgotten_person_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_database_is_reported_not_started_afresh() {
-    let workspace = Workspace::start(EmulatorConfig::default()).await;
-    workspace.write_roster(&roster_with_the_person(3));
-    workspace.enrich(&["sync", "main"]).await.success();
-    workspace.enrich(&["forget", "main", PERSON]).await.success();
+    let workspace = synced_then_forgotten().await;
 
     std::fs::remove_dir_all(workspace.path(".enrich/main/users")).unwrap();
     let next = workspace.enrich(&["sync", "main"]).await;
@@ -249,10 +255,7 @@ async fn a_full_disk_is_one_line_recorded_in_the_status_and_loses_nothing_done_b
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_folder_and_file_of_the_state_is_its_owners_only() {
-    let workspace = Workspace::start(EmulatorConfig::default()).await;
-    workspace.write_roster(&roster_with_the_person(3));
-    workspace.enrich(&["sync", "main"]).await.success();
-    workspace.enrich(&["forget", "main", PERSON]).await.success();
+    let workspace = synced_then_forgotten().await;
     workspace.enrich(&["sync", "main"]).await.success();
     let mut open = Vec::new();
     collect_open(&workspace.path(".enrich"), &mut open);

@@ -132,7 +132,11 @@ impl SledStateStore {
 
     fn db(&self) -> Result<sled::Db, StateError> {
         let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
-        db.clone().ok_or_else(|| self.error(&"closed after a failed rewrite; run the command again"))
+        db.clone().ok_or_else(|| self.closed())
+    }
+
+    fn closed(&self) -> StateError {
+        self.error(&"closed after a failed rewrite; run the command again")
     }
 
     fn error(&self, error: &dyn std::fmt::Display) -> StateError {
@@ -188,7 +192,7 @@ impl SledStateStore {
         keys: &HashSet<Vec<u8>>,
         suppressed: u64,
     ) -> Result<(), StateError> {
-        let db = slot.as_ref().ok_or_else(|| self.error(&"closed after a failed rewrite"))?;
+        let db = slot.as_ref().ok_or_else(|| self.closed())?;
         let copy_dir = self.folder.join(COPY_DIR);
         copy_without(db, &copy_dir, keys, suppressed).map_err(|error| self.sled_error(&error))?;
         // Closed before its folder moves: sled writes some files by path. The lock file keeps other
@@ -534,7 +538,7 @@ impl StateStore for SledStateStore {
     /// email), then replaces the database with a copy without them.
     fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError> {
         let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
-        let db = slot.clone().ok_or_else(|| self.error(&"closed after a failed rewrite"))?;
+        let db = slot.clone().ok_or_else(|| self.closed())?;
         let forgotten = self.identities_of(&db, key_hash)?;
         drop(db);
         let keys: HashSet<Vec<u8>> = forgotten
