@@ -5,7 +5,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use enrich_core::StateStore;
 use enrich_emulator::EmulatorConfig;
@@ -173,12 +173,43 @@ async fn random_bytes_in_the_database_stop_the_sync_until_it_is_reset_knowingly(
     let unconfirmed = workspace.enrich(&["state", "reset", "main"]).await;
     unconfirmed.failure();
     assert!(unconfirmed.stderr.contains("--yes"), "no terminal to confirm on: {unconfirmed}");
-    let reset = workspace.enrich(&["state", "reset", "main", "--yes"]).await;
+    let declined = reset_on_a_terminal(&workspace, "no").await;
+    declined.failure();
+    assert!(
+        declined.stdout.contains("Every user of `main` is looked up again"),
+        "asks, saying the cost: {declined}"
+    );
+    assert!(workspace.enrich(&["sync", "main"]).await.stderr.contains("is damaged"), "not reset");
+    let reset = reset_on_a_terminal(&workspace, "yes").await;
     reset.success();
     assert!(reset.stdout.contains("every user will be looked up again"), "{reset}");
     let again = workspace.enrich(&["sync", "main"]).await;
     again.success();
     assert_eq!(again.figure("looked up"), 20);
+}
+
+/// `enrich state reset main` on a terminal (util-linux's `script` gives it one), answered `answer`.
+async fn reset_on_a_terminal(workspace: &Workspace, answer: &str) -> support::Run {
+    use std::io::Write;
+
+    let command_line = format!("{} state reset main", env!("CARGO_BIN_EXE_enrich"));
+    let mut command = Command::new("script");
+    command
+        .args(["-qec", &command_line, "/dev/null"])
+        .current_dir(workspace.folder.path())
+        .env("CLEARBIT_API_KEY", support::KEY)
+        .env_remove("ENRICH_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let answer = format!("{answer}\n");
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child =
+            command.spawn().expect("util-linux's `script` runs a command on a terminal: install it");
+        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    });
+    support::Run::from(output.await.unwrap())
 }
 
 /// A tmpfs of its own, unmounted when dropped.
