@@ -169,8 +169,10 @@ pub enum Command {
     /// Forget a person: remove them from a connection's state and never look their email up again.
     ///
     /// For privacy requests. Removes every user of the connection looked up by this email, and any
-    /// result fetched for them but not yet written; later runs skip the email. Prints the identities
-    /// removed and how to delete the users on Heap's side, which enrich does not do for you.
+    /// result fetched for them but not yet written, rewriting the state database so that no file of
+    /// the state folder holds them any more; later runs skip the email (a hash of it is kept in the
+    /// database and in connection.json). Prints the identities removed and how to delete the users on
+    /// Heap's side, which enrich does not do for you.
     Forget {
         /// The connection's name in the config file.
         name: String,
