@@ -116,7 +116,8 @@ pub enum Command {
     /// Show each connection's status and its last run.
     ///
     /// `Waiting For Data` until Clearbit properties first reached the sink, then `Connected`;
-    /// `Error: <reason>` after a run stopped on a fatal error, until the next good run. Readable
+    /// `Error: <reason>` after a run stopped on a fatal error or on its state (damaged, disk full),
+    /// until the next good run. Readable
     /// while a sync runs.
     Status {
         /// Only this connection.
@@ -207,9 +208,9 @@ pub enum StateAction {
     /// Start a connection's state over, knowingly: when it is damaged and no backup can be restored.
     ///
     /// Deletes what the connection remembers of its users: when each was last checked, and results
-    /// fetched but not yet written. Keeps the status, the run history and the emails forgotten on
-    /// request. Every user is looked up again at the next sync, and each lookup is paid for. Asks for
-    /// confirmation on a terminal.
+    /// fetched but not yet written. Keeps the run history and the emails forgotten on request, and
+    /// clears an `Error` status. Every user is looked up again at the next sync, and each lookup is
+    /// paid for. Asks for confirmation on a terminal.
     Reset {
         /// The connection's name in the config file.
         name: String,

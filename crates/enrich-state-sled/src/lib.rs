@@ -115,6 +115,12 @@ impl SledStateStore {
         let db = open_db(&users).map_err(|error| open_error(&folder, &error))?;
         check_format(&db, &users).map_err(|error| StateError(format!("{}: {error}", users.display())))?;
         let store = Self { folder, _lock: lock, db: RwLock::new(Some(db)) };
+        // No longer the damage that called for the reset; as a run without error would leave it.
+        saved.state.status = if saved.state.first_data_at.is_some() {
+            ConnectionStatus::Connected
+        } else {
+            ConnectionStatus::WaitingForData
+        };
         store.put_connection(&saved.state)?;
         Ok(saved.state.suppressed.len())
     }

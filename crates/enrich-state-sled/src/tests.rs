@@ -218,9 +218,25 @@ fn a_lost_database_is_damaged_and_reset_starts_over_keeping_the_forgotten() {
     assert!(error.0.contains("is damaged"), "{}", error.0);
 
     assert_eq!(SledStateStore::reset(state_dir.path(), "a").unwrap(), 1);
+    assert_eq!(
+        read_connection_state(state_dir.path(), "a").unwrap().status,
+        ConnectionStatus::WaitingForData
+    );
     let store = SledStateStore::open(state_dir.path(), "a").unwrap();
     assert_eq!(store.user_count().unwrap(), 0);
     assert!(store.connection().unwrap().suppressed.contains(&42));
+}
+
+#[test]
+fn an_empty_database_beside_a_file_counting_enriched_users_is_damaged() {
+    let state_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(state_dir.path().join("a")).unwrap();
+    // As an earlier version, without seals, saved it.
+    std::fs::write(state_dir.path().join("a/connection.json"), r#"{"users_enriched": 2}"#).unwrap();
+    let error = SledStateStore::open(state_dir.path(), "a").unwrap_err();
+    assert!(error.0.contains("counts 2 users enriched, the database holds none"), "{}", error.0);
+    let status = read_connection_state(state_dir.path(), "a").unwrap().status;
+    assert!(matches!(status, ConnectionStatus::Error(reason) if reason.contains("is damaged")));
 }
 
 #[test]
