@@ -64,12 +64,14 @@ impl UserState {
         if key_hash != self.key_hash {
             return true;
         }
+        // A check stamped in the future (a clock set forward, then fixed) proves nothing: due.
         let older_than = |age: Duration| {
             self.checked_at.is_none_or(|checked| {
-                chrono::Duration::from_std(age)
-                    .ok()
-                    .and_then(|age| checked.checked_add_signed(age))
-                    .is_some_and(|due_at| due_at <= now)
+                checked > now
+                    || chrono::Duration::from_std(age)
+                        .ok()
+                        .and_then(|age| checked.checked_add_signed(age))
+                        .is_some_and(|due_at| due_at <= now)
             })
         };
         match self.outcome {
@@ -284,8 +286,9 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError>;
     /// Every check whose write was never acknowledged (an interrupted run's).
     fn pending(&self) -> Result<Vec<PendingWrite>, StateError>;
-    /// Removes every user looked up by the key with this digest, and their pending writes (a privacy
-    /// request); returns their identities.
+    /// A privacy request: removes every user looked up by the key with this digest and their pending
+    /// writes, leaving no trace of them in storage, and adds the digest to the connection's
+    /// `suppressed` keys, durably with the users' states; returns the identities removed.
     fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError>;
     fn connection(&self) -> Result<ConnectionState, StateError>;
     fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError>;
@@ -363,6 +366,7 @@ impl StateStore for MemoryStateStore {
             users.remove(identity);
             pending.remove(identity);
         }
+        locked(&self.connection).suppressed.insert(key_hash);
         Ok(forgotten)
     }
 
@@ -414,6 +418,15 @@ mod tests {
         assert!(state(Outcome::Invalid, Some(30 * 24), now).is_due(7, now, rule), "asked again after 30d");
         let never = DueRule { invalid_retry_after: None, ..rule };
         assert!(!state(Outcome::Invalid, Some(1000 * 24), now).is_due(7, now, never));
+    }
+
+    #[test]
+    fn a_check_stamped_in_the_future_is_due() {
+        let now = Utc::now();
+        let day = Duration::from_secs(24 * 3600);
+        let rule = DueRule { refresh: day, invalid_retry_after: Some(day * 30) };
+        assert!(state(Outcome::Found, Some(-1), now).is_due(7, now, rule), "a clock set forward, then fixed");
+        assert!(!state(Outcome::Found, Some(0), now).is_due(7, now, rule), "checked just now");
     }
 
     #[test]
