@@ -376,8 +376,16 @@ async fn read_due_users(
     };
     let source = connection.source.as_ref();
     let key_kind = source.key_kind();
-    let rule =
-        DueRule { refresh: connection.schedule.refresh, invalid_retry_after: source.invalid_retry_after() };
+    let judge = DueJudge {
+        store,
+        source,
+        skip,
+        rule: DueRule {
+            refresh: connection.schedule.refresh,
+            invalid_retry_after: source.invalid_retry_after(),
+        },
+        now,
+    };
     let mut planner = Planner::default();
     while let Some(item) = users.next().await {
         let mut user = match item {
@@ -422,25 +430,7 @@ async fn read_due_users(
         if !planner.takes(&user, digest, summary) {
             continue;
         }
-        let declined = if skip.suppressed.contains(&digest) {
-            Some("forgotten on request")
-        } else {
-            source.declines(&key)
-        };
-        let fate = if let Some(reason) = declined {
-            summary.skipped += 1;
-            summary.note(&format!("skipped: {reason}"), 1);
-            Fate::Skipped(reason)
-        } else {
-            let previous = store.user(&user.identity)?;
-            if previous.as_ref().is_none_or(|state| state.is_due(digest, now, rule)) {
-                summary.due += 1;
-                Fate::Due(key, previous)
-            } else {
-                summary.up_to_date += 1;
-                Fate::UpToDate
-            }
-        };
+        let fate = judge.fate(&user.identity, key, digest, summary)?;
         planner.settle(user, fate);
     }
     progress.read(summary.read);
@@ -459,7 +449,47 @@ async fn read_due_users(
     Ok(Ok(plan))
 }
 
-/// What the reading phase made of an identity's row.
+/// Decides whether a roster row is skipped, due or up to date.
+struct DueJudge<'a> {
+    store: &'a dyn StateStore,
+    source: &'a dyn Source,
+    skip: &'a Skip<'a>,
+    rule: DueRule,
+    now: DateTime<Utc>,
+}
+
+impl DueJudge<'_> {
+    /// What becomes of a user with this key, counted in the summary.
+    fn fate(
+        &self,
+        identity: &str,
+        key: LookupKey,
+        digest: u64,
+        summary: &mut RunSummary,
+    ) -> Result<Fate, StateError> {
+        let declined = if self.skip.suppressed.contains(&digest) {
+            Some("forgotten on request")
+        } else {
+            self.source.declines(&key)
+        };
+        if let Some(reason) = declined {
+            summary.skipped += 1;
+            summary.note(&format!("skipped: {reason}"), 1);
+            return Ok(Fate::Skipped(reason));
+        }
+        let previous = self.store.user(identity)?;
+        if previous.as_ref().is_none_or(|state| state.is_due(digest, self.now, self.rule)) {
+            summary.due += 1;
+            Ok(Fate::Due(key, previous))
+        } else {
+            summary.up_to_date += 1;
+            Ok(Fate::UpToDate)
+        }
+    }
+}
+
+/// What the reading phase made of an identity's row: due (with the user's state), up to date, or
+/// skipped (and why).
 enum Fate {
     Due(LookupKey, Option<UserState>),
     UpToDate,
@@ -472,10 +502,9 @@ struct Chosen {
     last_seen: DateTime<Utc>,
     key_digest: u64,
     several_emails: bool,
-    /// The lookup key, when the row is due.
-    due_key: Option<LookupKey>,
-    /// The reason it was skipped, when it was.
-    skipped: Option<&'static str>,
+    /// How the row was counted, so that a more recent row can take its place (a due row's state is
+    /// held by the plan, not here); `None` until settled.
+    counted: Option<Fate>,
 }
 
 /// The due users of a run, grouped by key, with one row per identity. Remembers every identity read
@@ -493,13 +522,8 @@ impl Planner {
     fn takes(&mut self, user: &UserRecord, key_digest: u64, summary: &mut RunSummary) -> bool {
         let identity_hash = stable_hash([user.identity.as_bytes()]);
         let Some(chosen) = self.chosen.get_mut(&identity_hash) else {
-            let chosen = Chosen {
-                last_seen: user.last_seen,
-                key_digest,
-                several_emails: false,
-                due_key: None,
-                skipped: None,
-            };
+            let chosen =
+                Chosen { last_seen: user.last_seen, key_digest, several_emails: false, counted: None };
             self.chosen.insert(identity_hash, chosen);
             return true;
         };
@@ -511,19 +535,22 @@ impl Planner {
         if user.last_seen <= chosen.last_seen {
             return false;
         }
-        if let Some(reason) = chosen.skipped.take() {
-            summary.skipped -= 1;
-            summary.unnote(&format!("skipped: {reason}"), 1);
-        } else if let Some(key) = chosen.due_key.take() {
-            summary.due -= 1;
-            if let Some(users) = self.due.get_mut(&key) {
-                users.retain(|due| due.record.identity != user.identity);
-                if users.is_empty() {
-                    self.due.remove(&key);
+        match chosen.counted.take() {
+            Some(Fate::Skipped(reason)) => {
+                summary.skipped -= 1;
+                summary.unnote(&format!("skipped: {reason}"), 1);
+            }
+            Some(Fate::Due(key, _)) => {
+                summary.due -= 1;
+                if let Some(users) = self.due.get_mut(&key) {
+                    users.retain(|due| due.record.identity != user.identity);
+                    if users.is_empty() {
+                        self.due.remove(&key);
+                    }
                 }
             }
-        } else {
-            summary.up_to_date -= 1;
+            Some(Fate::UpToDate) => summary.up_to_date -= 1,
+            None => {}
         }
         chosen.last_seen = user.last_seen;
         chosen.key_digest = key_digest;
@@ -534,14 +561,13 @@ impl Planner {
     fn settle(&mut self, user: UserRecord, fate: Fate) {
         let identity_hash = stable_hash([user.identity.as_bytes()]);
         let Some(chosen) = self.chosen.get_mut(&identity_hash) else { return };
-        match fate {
+        chosen.counted = Some(match fate {
             Fate::Due(key, previous) => {
-                chosen.due_key = Some(key.clone());
-                self.due.entry(key).or_default().push(DueUser { record: user, previous });
+                self.due.entry(key.clone()).or_default().push(DueUser { record: user, previous });
+                Fate::Due(key, None)
             }
-            Fate::UpToDate => {}
-            Fate::Skipped(reason) => chosen.skipped = Some(reason),
-        }
+            counted @ (Fate::UpToDate | Fate::Skipped(_)) => counted,
+        });
     }
 }
 

@@ -613,3 +613,20 @@ async fn progress_is_told_what_the_summary_says() {
     assert_eq!(*progress.looked_up.lock().unwrap(), 3);
     assert_eq!(*progress.written.lock().unwrap(), report.run.summary.written);
 }
+
+#[tokio::test]
+async fn a_more_recent_row_takes_back_what_the_earlier_one_was_counted_as() {
+    let source = FakeSource { declined_domain: Some("gmail.com".into()), ..FakeSource::default() };
+    let rows = vec![
+        user("u1", Some("u1@gmail.com"), 2),
+        user("u1", Some("u1@firm.io"), 1),
+        user("u2", Some("u2@firm.io"), 2),
+        user("u2", Some("u2@gmail.com"), 1),
+    ];
+    let h = harness(source, FakeSink::new(10), rows);
+    let report = h.run().await;
+    let s = &report.run.summary;
+    assert_eq!((s.read, s.duplicate_identities, s.due, s.skipped, s.up_to_date), (4, 2, 1, 1, 0));
+    assert_eq!(s.top_reasons(5), vec![("skipped: declined domain", 1)]);
+    assert_eq!(h.source.asked(), ["u1@firm.io"]);
+}
