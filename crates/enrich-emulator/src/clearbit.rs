@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
@@ -417,9 +417,26 @@ pub(crate) fn router(clearbit: Arc<Clearbit>) -> Router {
         .with_state(clearbit)
 }
 
-/// What Clearbit answers for a path it does not serve: a wrong `base_url` or a proxy's path.
-async fn unknown_route() -> Response {
+/// What Clearbit answers for a path it does not serve: a wrong `base_url` or a proxy's path. Logged
+/// like a lookup (with the path asked), so tests can count what a misconfigured client sends.
+async fn unknown_route(
+    State(clearbit): State<Arc<Clearbit>>,
+    uri: Uri,
+    Query(params): Query<FindParams>,
+    headers: HeaderMap,
+) -> Response {
     let reply = Reply::error(404, "unknown_route", "Unknown route; see https://dashboard.clearbit.com/docs");
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let request = ClearbitRequest {
+        path: uri.path().to_owned(),
+        email: params.email.clone().or(params.domain.clone()).unwrap_or_default().to_lowercase(),
+        authorized: authenticate(authorization, &clearbit.config.clearbit_key).is_ok(),
+        authorization: authorization.map(str::to_owned),
+        api_version: headers.get("api-version").and_then(|value| value.to_str().ok()).map(str::to_owned),
+        hints: params.hints(),
+        status: reply.status,
+    };
+    lock(&clearbit.book).requests.push(request);
     (status_code(reply.status), [(header::CONTENT_TYPE, "application/json")], reply.body).into_response()
 }
 

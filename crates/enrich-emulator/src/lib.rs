@@ -149,7 +149,7 @@ pub enum Scripted {
 /// One request the Clearbit server received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClearbitRequest {
-    /// The endpoint asked, e.g. `/v2/combined/find`.
+    /// The endpoint asked, e.g. `/v2/combined/find`; any other path was answered 404 `unknown_route`.
     pub path: String,
     /// The `email` asked for, lowercased; for company lookups, the `domain`.
     pub email: String,

@@ -436,7 +436,9 @@ async fn a_path_it_does_not_serve_is_an_unknown_route() {
     assert_eq!(response.status().as_u16(), 404);
     let body: Value = response.json().await.unwrap();
     assert_eq!(error_type(&body), "unknown_route");
-    assert!(emulator.clearbit_requests().is_empty(), "not a lookup");
+    let requests = emulator.clearbit_requests();
+    assert_eq!(requests.len(), 1, "logged with the path asked");
+    assert_eq!((requests[0].path.as_str(), requests[0].status), ("/v1/v2/combined/find", 404));
 }
 
 #[tokio::test]
