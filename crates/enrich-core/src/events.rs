@@ -207,6 +207,7 @@ impl InternalEvent for RunFinished<'_> {
             invalid = s.invalid,
             failed = s.failed,
             written = s.written,
+            cleared = s.cleared,
             "sync finished"
         );
     }

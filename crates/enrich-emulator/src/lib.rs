@@ -4,8 +4,11 @@
 //! Both servers follow what `EXTERNAL-APIS.md` records about the real services: Clearbit's authentication,
 //! status codes, error bodies, billing and rate-limit headers, with its real sample records for a few
 //! addresses and deterministic generated ones for every other; Heap's validation rules and property
-//! merging. Tests can script answers and read back every request. For retry and load testing, both can
-//! inject faults into a seeded share of requests, and Clearbit can enforce its rate and concurrency limits.
+//! merging. Tests can script answers (201, 403, redirects, …) and read back every request, move a person
+//! to a new employer or opt them out, lapse the plan or change the quota, and have Clearbit answer in an
+//! older API version's shape; Heap can refuse chosen identities and refuse or silently drop unknown app
+//! ids. For retry and load testing, both can inject faults into a seeded share of requests, and Clearbit
+//! can enforce its rate and concurrency limits.
 //!
 //! Connectors must never depend on this crate: they reach it only through the base URLs they are
 //! configured with, exactly as they reach the real services.
