@@ -55,7 +55,10 @@ impl UserState {
             Outcome::Pending | Outcome::Failed => true,
             Outcome::Invalid => false,
             Outcome::Found | Outcome::NotFound => self.checked_at.is_none_or(|checked| {
-                chrono::Duration::from_std(refresh).is_ok_and(|refresh| checked + refresh <= now)
+                chrono::Duration::from_std(refresh)
+                    .ok()
+                    .and_then(|refresh| checked.checked_add_signed(refresh))
+                    .is_some_and(|due| due <= now)
             }),
         }
     }
