@@ -2,8 +2,8 @@
 //! Connect's tables.
 //!
 //! The tests need a real PostgreSQL server: `eval "$(.ci/postgres start)"` starts one and sets
-//! `ENRICH_TEST_POSTGRES_URL` (a superuser on loopback, with password authentication). Without it, each
-//! test says that it was skipped, by name, and passes.
+//! `ENRICH_TEST_POSTGRES_URL` (a superuser on loopback, with password authentication); `cargo xtask test`
+//! does that and runs every test. Without it, each test fails saying so.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
@@ -17,13 +17,14 @@ use tokio_postgres::{Client, NoTls};
 
 pub const URL_VARIABLE: &str = "ENRICH_TEST_POSTGRES_URL";
 
-/// The server's URL, or `None` after saying on stderr that `test` is skipped.
-pub fn server_url(test: &str) -> Option<String> {
-    let url = std::env::var(URL_VARIABLE).ok().filter(|url| !url.is_empty());
-    if url.is_none() {
-        eprintln!("skipped: {test}: {URL_VARIABLE} is not set");
-    }
-    url
+/// The server's URL; without one the test fails, saying how to get it.
+pub fn server_url() -> String {
+    std::env::var(URL_VARIABLE).ok().filter(|url| !url.is_empty()).unwrap_or_else(|| {
+        panic!(
+            "{URL_VARIABLE} is not set: `cargo xtask test` starts a PostgreSQL server and runs every test \
+             (or eval \"$(.ci/postgres start)\" before cargo test)"
+        )
+    })
 }
 
 /// The test URL with its password replaced.
