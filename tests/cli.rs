@@ -125,27 +125,6 @@ async fn a_bad_property_selection_is_a_validate_error() {
     assert!(run.stderr.contains("connections.main.source.properties.rename.company.name"), "{run}");
 }
 
-/// The README's property reference is `enrich properties --format markdown` of a default connection;
-/// `cargo xtask docs` rewrites it.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_readme_property_reference_is_current() {
-    let workspace = Workspace::start(EmulatorConfig::default()).await;
-    workspace.write_roster(&[]);
-    let run = workspace.enrich(&["properties", "main", "--format", "markdown"]).await;
-    run.success();
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let start =
-        readme.find(README_START).expect("the README has the reference's start marker") + README_START.len();
-    let end = readme.find(README_END).expect("the README has the reference's end marker");
-    assert!(
-        readme[start..end].trim() == run.stdout.trim(),
-        "README.md's property reference differs from `enrich properties`: run `cargo xtask docs`"
-    );
-}
-
-const README_START: &str = "<!-- properties:start (cargo xtask docs) -->";
-const README_END: &str = "<!-- properties:end -->";
-
 #[tokio::test(flavor = "multi_thread")]
 async fn check_proves_each_part_and_names_what_is_wrong() {
     let workspace = Workspace::start(EmulatorConfig::default()).await;
