@@ -16,6 +16,8 @@ use support::{Run, Workspace};
 
 const USERS: u32 = 100_000;
 
+const HEAP_CONNECT_TABLES: &str = include_str!("fixtures/heap_connect_schema.sql");
+
 /// Runs SQL on the test server, stopping at the first error.
 fn psql(url: &str, sql: &str) -> Result<(), String> {
     let output = Command::new("psql")
@@ -46,13 +48,12 @@ impl HeapConnectSchema {
     fn create(url: &str) -> Self {
         let schema = Self { url: url.to_owned(), name: format!("e2e_heap_connect_{}", std::process::id()) };
         let name = &schema.name;
+        let tables = HEAP_CONNECT_TABLES.replace("{schema}", name);
         psql(
             url,
             &format!(
                 "CREATE SCHEMA {name};
-                 CREATE TABLE {name}.users (user_id BIGINT, identity TEXT, handle TEXT, email TEXT,
-                     joindate TIMESTAMP, last_modified TIMESTAMP);
-                 CREATE TABLE {name}.sessions (user_id BIGINT, session_id BIGINT, time TIMESTAMP, ip TEXT);
+                 {tables}
                  CREATE TEMP TABLE clock AS SELECT now() AT TIME ZONE 'UTC' AS now;
                  INSERT INTO {name}.users
                      SELECT n,

@@ -204,6 +204,9 @@ async fn demo(warehouse: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Heap Connect's tables, as the warehouse tests create them.
+const HEAP_CONNECT_TABLES: &str = include_str!("../../tests/fixtures/heap_connect_schema.sql");
+
 const REFERENCE_START: &str = "<!-- properties:start (cargo xtask docs) -->";
 const REFERENCE_END: &str = "<!-- properties:end -->";
 
@@ -246,16 +249,19 @@ fn docs() -> anyhow::Result<()> {
 /// Connect's: `users` (one row per user, a `user_id`, the email as a column) and `sessions` (the
 /// latest session of each user at its last-seen time).
 fn load_heap_connect_schema(url: &str, roster_csv: &str) -> anyhow::Result<()> {
+    let tables = HEAP_CONNECT_TABLES.replace("{schema}", "demo_heap");
     let script = format!(
         "SET client_min_messages TO warning;\n\
          DROP SCHEMA IF EXISTS demo_heap CASCADE;\n\
-         CREATE SCHEMA demo_heap;\n\
+         CREATE SCHEMA demo_heap;\n{tables}\
+         ALTER TABLE demo_heap.users ADD COLUMN plan text;\n\
          CREATE TABLE demo_heap.roster (identity text, last_seen timestamptz, email text, plan text);\n\
          COPY demo_heap.roster FROM STDIN WITH (FORMAT csv, HEADER true);\n{roster_csv}\\.\n\
-         CREATE TABLE demo_heap.users AS SELECT row_number() OVER (ORDER BY identity) AS user_id, identity, \
-         NULLIF(email, '') AS email, plan, now() AS last_modified FROM demo_heap.roster;\n\
-         CREATE TABLE demo_heap.sessions AS SELECT u.user_id, 1 AS session_id, r.last_seen AS time \
-         FROM demo_heap.users u JOIN demo_heap.roster r USING (identity);\n\
+         INSERT INTO demo_heap.users (user_id, identity, email, plan, last_modified) \
+         SELECT row_number() OVER (ORDER BY identity), identity, NULLIF(email, ''), plan, \
+         now() AT TIME ZONE 'UTC' FROM demo_heap.roster;\n\
+         INSERT INTO demo_heap.sessions (user_id, session_id, time) SELECT u.user_id, 1, \
+         r.last_seen AT TIME ZONE 'UTC' FROM demo_heap.users u JOIN demo_heap.roster r USING (identity);\n\
          DROP TABLE demo_heap.roster;\n"
     );
     let mut psql = Command::new("psql")

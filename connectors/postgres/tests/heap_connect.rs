@@ -128,7 +128,7 @@ async fn heap_connect_roster(
 async fn reads_the_roster(time_type: &str) {
     let url = server_url();
     let scratch = Scratch::new(&url, &format!("roster {time_type}")).await;
-    scratch.create_heap_connect_tables(time_type, "").await;
+    scratch.create_heap_connect_tables(time_type, None).await;
     let now = now();
     let since = now - Duration::days(7);
     let (expected, expected_bad) =
@@ -163,7 +163,7 @@ async fn reads_each_identified_user_seen_in_the_window_once_from_timestamptz_ses
 async fn quotes_odd_schema_and_column_names_and_reads_emails_from_identities() {
     let url = server_url();
     let scratch = Scratch::new(&url, "odd \"schema\"; DROP SCHEMA public; --").await;
-    scratch.create_heap_connect_tables("TIMESTAMP", ", \"Work \"\"Email\"\"\" TEXT").await;
+    scratch.create_heap_connect_tables("TIMESTAMP", Some("\"Work \"\"Email\"\"\" TEXT")).await;
     let now = now();
     let since = now - Duration::days(7);
     let (expected, _) = heap_connect_roster(&scratch, "Work \"Email\"", false, now, since).await;
