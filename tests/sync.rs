@@ -220,7 +220,7 @@ async fn a_batch_heap_refuses_is_failed_and_retried_next_run() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bad_roster_rows_are_reported_by_line_and_skipped() {
+async fn bad_roster_rows_are_reported_by_line_and_the_rest_is_read() {
     let workspace = Workspace::start(EmulatorConfig::default()).await;
     let today = chrono::Utc::now().format("%Y-%m-%d");
     let csv = format!(
