@@ -57,7 +57,10 @@ impl UserState {
             // A check stamped in the future (a clock set forward, then fixed) proves nothing: due.
             Outcome::Found | Outcome::NotFound => self.checked_at.is_none_or(|checked| {
                 checked > now
-                    || chrono::Duration::from_std(refresh).is_ok_and(|refresh| checked + refresh <= now)
+                    || chrono::Duration::from_std(refresh)
+                        .ok()
+                        .and_then(|refresh| checked.checked_add_signed(refresh))
+                        .is_some_and(|due| due <= now)
             }),
         }
     }
