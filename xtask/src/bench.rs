@@ -34,6 +34,10 @@ const POLL: Duration = Duration::from_millis(10);
 pub(crate) async fn bench() -> anyhow::Result<()> {
     let started = Instant::now();
     let root = workspace_root();
+    // The figures describe a commit: what they measured must be one.
+    if command_output("git", &["status", "--porcelain"]).is_none_or(|changes| !changes.is_empty()) {
+        bail!("the work tree has uncommitted changes (or git cannot tell): commit them, then measure");
+    }
     // Before building, so that the load average tells of other work on the machine, not of ours.
     let machine = Machine::describe();
     // Built together, so that cargo compiles their dependencies once: enrich's own code is what a
@@ -741,12 +745,8 @@ impl Machine {
                 |kilobytes| format!("{:.1} GiB", kilobytes as f64 / 1024.0 / 1024.0),
             );
         let load_average = proc_file("loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-        let changed =
-            command_output("git", &["status", "--porcelain"]).is_some_and(|changes| !changes.is_empty());
-        let commit = command_output("git", &["rev-parse", "--short", "HEAD"]).map_or_else(
-            || "unknown".to_owned(),
-            |commit| if changed { format!("{commit} with uncommitted changes") } else { commit },
-        );
+        let commit =
+            command_output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
         Machine {
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             cpu_model,

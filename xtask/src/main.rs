@@ -5,12 +5,14 @@
 //!   `enrich status` and `enrich report` on `config/demo.yaml` exactly as a user would, and shows what
 //!   Heap received;
 //!   `demo --warehouse` does the same with the roster in PostgreSQL as Heap Connect's schema.
-//! - `docs`: rewrites the README's property reference from `enrich properties --format markdown`.
+//! - `test`: every test, none skipped: starts PostgreSQL and finds or installs Chromium first.
+//! - `docs`: rewrites docs/properties.md from `enrich properties --format markdown`.
 //! - `bench`: measures the release-built binary against the emulator and writes `BENCHMARKS.md`.
 //! - `postgres start|stop`: a throwaway PostgreSQL server on loopback for the warehouse tests.
 
 mod bench;
 mod postgres;
+mod test;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -30,6 +32,7 @@ fn main() -> anyhow::Result<()> {
             let warehouse = std::env::args().nth(2).as_deref() == Some("--warehouse");
             tokio::runtime::Runtime::new()?.block_on(demo(warehouse))
         }
+        Some("test") => test::test(),
         Some("docs") => docs(),
         Some("bench") => tokio::runtime::Runtime::new()?.block_on(bench::bench()),
         Some("postgres") => match std::env::args().nth(2).as_deref() {
@@ -44,7 +47,8 @@ fn main() -> anyhow::Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask TASK\n\n  demo [--warehouse]   run the main job end to end against the emulator\n  \
-                 docs   rewrite the README's property reference\n  \
+                 test   every test, with PostgreSQL and Chromium set up first\n  \
+                 docs   rewrite docs/properties.md, the property reference\n  \
                  bench  measure the release binary against the emulator; writes BENCHMARKS.md\n  \
                  postgres start|stop   a PostgreSQL server on loopback for the warehouse tests"
             );
@@ -200,11 +204,14 @@ async fn demo(warehouse: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-const README_START: &str = "<!-- properties:start (cargo xtask docs) -->";
-const README_END: &str = "<!-- properties:end -->";
+/// Heap Connect's tables, as the warehouse tests create them.
+const HEAP_CONNECT_TABLES: &str = include_str!("../../tests/fixtures/heap_connect_schema.sql");
 
-/// Rewrites the README's property reference with what `enrich properties` lists for a connection
-/// with Clearbit's default selection.
+const REFERENCE_START: &str = "<!-- properties:start (cargo xtask docs) -->";
+const REFERENCE_END: &str = "<!-- properties:end -->";
+
+/// Rewrites docs/properties.md's table with what `enrich properties` lists for a connection with
+/// Clearbit's default selection.
 fn docs() -> anyhow::Result<()> {
     let root = workspace_root();
     let [enrich] = build(&root, Profile::Dev, [Target::ENRICH])?;
@@ -225,13 +232,16 @@ fn docs() -> anyhow::Result<()> {
         bail!("enrich properties failed");
     }
     let reference = String::from_utf8(output.stdout)?;
-    let path = root.join("README.md");
-    let readme = std::fs::read_to_string(&path)?;
-    let start = readme.find(README_START).context("README.md lacks the property reference's start marker")?;
-    let end = readme.find(README_END).context("README.md lacks the property reference's end marker")?;
-    let updated = format!("{}{README_START}\n{}\n{}", &readme[..start], reference.trim(), &readme[end..]);
+    let path = root.join("docs/properties.md");
+    let page = std::fs::read_to_string(&path)?;
+    let start = page.find(REFERENCE_START).context("docs/properties.md lacks the table's start marker")?;
+    let end = page.find(REFERENCE_END).context("docs/properties.md lacks the table's end marker")?;
+    let updated = format!("{}{REFERENCE_START}\n{}\n{}", &page[..start], reference.trim(), &page[end..]);
     std::fs::write(&path, updated)?;
-    println!("README.md: property reference rewritten ({} properties)", reference.lines().count() - 2);
+    println!(
+        "docs/properties.md: property reference rewritten ({} properties)",
+        reference.lines().count() - 2
+    );
     Ok(())
 }
 
@@ -239,16 +249,19 @@ fn docs() -> anyhow::Result<()> {
 /// Connect's: `users` (one row per user, a `user_id`, the email as a column) and `sessions` (the
 /// latest session of each user at its last-seen time).
 fn load_heap_connect_schema(url: &str, roster_csv: &str) -> anyhow::Result<()> {
+    let tables = HEAP_CONNECT_TABLES.replace("{schema}", "demo_heap");
     let script = format!(
         "SET client_min_messages TO warning;\n\
          DROP SCHEMA IF EXISTS demo_heap CASCADE;\n\
-         CREATE SCHEMA demo_heap;\n\
+         CREATE SCHEMA demo_heap;\n{tables}\
+         ALTER TABLE demo_heap.users ADD COLUMN plan text;\n\
          CREATE TABLE demo_heap.roster (identity text, last_seen timestamptz, email text, plan text);\n\
          COPY demo_heap.roster FROM STDIN WITH (FORMAT csv, HEADER true);\n{roster_csv}\\.\n\
-         CREATE TABLE demo_heap.users AS SELECT row_number() OVER (ORDER BY identity) AS user_id, identity, \
-         NULLIF(email, '') AS email, plan, now() AS last_modified FROM demo_heap.roster;\n\
-         CREATE TABLE demo_heap.sessions AS SELECT u.user_id, 1 AS session_id, r.last_seen AS time \
-         FROM demo_heap.users u JOIN demo_heap.roster r USING (identity);\n\
+         INSERT INTO demo_heap.users (user_id, identity, email, plan, last_modified) \
+         SELECT row_number() OVER (ORDER BY identity), identity, NULLIF(email, ''), plan, \
+         now() AT TIME ZONE 'UTC' FROM demo_heap.roster;\n\
+         INSERT INTO demo_heap.sessions (user_id, session_id, time) SELECT u.user_id, 1, \
+         r.last_seen AT TIME ZONE 'UTC' FROM demo_heap.users u JOIN demo_heap.roster r USING (identity);\n\
          DROP TABLE demo_heap.roster;\n"
     );
     let mut psql = Command::new("psql")

@@ -25,6 +25,12 @@ pub fn stop() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the server runs already (started by someone else, who will stop it).
+pub fn running() -> bool {
+    let script = crate::workspace_root().join(".ci/postgres");
+    Command::new("bash").arg(script).arg("running").status().is_ok_and(|status| status.success())
+}
+
 /// Runs `.ci/postgres ACTION`, letting its messages through, and returns what it printed on stdout.
 fn run_script(action: &str) -> anyhow::Result<String> {
     let script = crate::workspace_root().join(".ci/postgres");

@@ -195,7 +195,7 @@ include: [company.*]
 exclude: [person.geo.*, person.avatar]
 rename: { company.metrics.employeesRange: "Company Size" }
 "#;
-    let config: PropertiesConfig = serde_yaml::from_str(yaml).unwrap();
+    let config: PropertiesConfig = serde_norway::from_str(yaml).unwrap();
     assert_eq!(config.include, Some(vec!["company.*".to_owned()]));
     assert_eq!(config.exclude, ["person.geo.*", "person.avatar"]);
     assert_eq!(config.rename["company.metrics.employeesRange"], "Company Size");

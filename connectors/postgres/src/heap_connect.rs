@@ -305,7 +305,7 @@ mod tests {
     use super::*;
 
     fn config(yaml: &str) -> HeapConnectConfig {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_norway::from_str(yaml).unwrap()
     }
 
     const GOOD: &str = "
@@ -321,9 +321,9 @@ email_property: email
         assert_eq!(config.tls, Some(TlsMode::Prefer));
         assert!(config.validate().is_empty());
         assert!(!format!("{config:?}").contains("pa55word"));
-        let unknown = serde_yaml::from_str::<HeapConnectConfig>(&format!("{GOOD}table: users\n"));
+        let unknown = serde_norway::from_str::<HeapConnectConfig>(&format!("{GOOD}table: users\n"));
         assert!(unknown.unwrap_err().to_string().contains("unknown field `table`"));
-        let bad_tls = serde_yaml::from_str::<HeapConnectConfig>(&format!("{GOOD}tls: verify-full\n"));
+        let bad_tls = serde_norway::from_str::<HeapConnectConfig>(&format!("{GOOD}tls: verify-full\n"));
         assert!(bad_tls.unwrap_err().to_string().contains("`disable`, `prefer`, `require`"));
     }
 

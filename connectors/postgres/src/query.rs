@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn reads_the_documented_yaml() {
-        let config: PostgresQueryConfig = serde_yaml::from_str(
+        let config: PostgresQueryConfig = serde_norway::from_str(
             "url: postgres://enrich:pa55word@127.0.0.1/db\nquery: |\n  SELECT identity, email, last_seen\n  \
              FROM app.users WHERE last_seen >= $1\ntls: require\n",
         )

@@ -127,10 +127,10 @@ async fn heap_connect_roster(
     (expected, bad_rows)
 }
 
-async fn reads_the_roster(test: &str, time_type: &str) {
-    let Some(url) = server_url(test) else { return };
+async fn reads_the_roster(time_type: &str) {
+    let url = server_url();
     let scratch = Scratch::new(&url, &format!("roster {time_type}")).await;
-    scratch.create_heap_connect_tables(time_type, "").await;
+    scratch.create_heap_connect_tables(time_type, None).await;
     let now = now();
     let since = now - Duration::days(7);
     let (expected, expected_bad) =
@@ -153,28 +153,19 @@ async fn reads_the_roster(test: &str, time_type: &str) {
 
 #[tokio::test]
 async fn reads_each_identified_user_seen_in_the_window_once_from_timestamp_sessions() {
-    reads_the_roster(
-        "reads_each_identified_user_seen_in_the_window_once_from_timestamp_sessions",
-        "TIMESTAMP",
-    )
-    .await;
+    reads_the_roster("TIMESTAMP").await;
 }
 
 #[tokio::test]
 async fn reads_each_identified_user_seen_in_the_window_once_from_timestamptz_sessions() {
-    reads_the_roster(
-        "reads_each_identified_user_seen_in_the_window_once_from_timestamptz_sessions",
-        "TIMESTAMPTZ",
-    )
-    .await;
+    reads_the_roster("TIMESTAMPTZ").await;
 }
 
 #[tokio::test]
 async fn quotes_odd_schema_and_column_names_and_reads_emails_from_identities() {
-    let test = "quotes_odd_schema_and_column_names_and_reads_emails_from_identities";
-    let Some(url) = server_url(test) else { return };
+    let url = server_url();
     let scratch = Scratch::new(&url, "odd \"schema\"; DROP SCHEMA public; --").await;
-    scratch.create_heap_connect_tables("TIMESTAMP", ", \"Work \"\"Email\"\"\" TEXT").await;
+    scratch.create_heap_connect_tables("TIMESTAMP", Some("\"Work \"\"Email\"\"\" TEXT")).await;
     let now = now();
     let since = now - Duration::days(7);
     let (expected, _) = heap_connect_roster(&scratch, "Work \"Email\"", false, now, since).await;
@@ -193,10 +184,11 @@ async fn quotes_odd_schema_and_column_names_and_reads_emails_from_identities() {
 
 #[tokio::test]
 async fn reads_names_from_the_configured_columns_as_match_hints() {
-    let test = "reads_names_from_the_configured_columns_as_match_hints";
-    let Some(url) = server_url(test) else { return };
+    let url = server_url();
     let scratch = Scratch::new(&url, "names as hints").await;
-    scratch.create_heap_connect_tables("TIMESTAMP", ", \"First Name\" TEXT, last_name TEXT").await;
+    scratch
+        .create_heap_connect_tables("TIMESTAMP", Some("\"First Name\" TEXT, ADD COLUMN last_name TEXT"))
+        .await;
     let now = now();
     let since = now - Duration::days(7);
     let (expected, _) = heap_connect_roster(&scratch, "email", false, now, since).await;
@@ -222,7 +214,7 @@ async fn reads_names_from_the_configured_columns_as_match_hints() {
 
 #[tokio::test]
 async fn a_missing_schema_or_table_is_named() {
-    let Some(url) = server_url("a_missing_schema_or_table_is_named") else { return };
+    let url = server_url();
     let scratch = Scratch::new(&url, "Missing_Table").await;
     scratch
         .client
@@ -250,7 +242,7 @@ async fn a_missing_schema_or_table_is_named() {
 
 #[tokio::test]
 async fn missing_and_mistyped_columns_are_all_named_with_their_table() {
-    let Some(url) = server_url("missing_and_mistyped_columns_are_all_named_with_their_table") else { return };
+    let url = server_url();
     let scratch = Scratch::new(&url, "columns").await;
     scratch
         .client
@@ -278,7 +270,7 @@ async fn missing_and_mistyped_columns_are_all_named_with_their_table() {
 
 #[tokio::test]
 async fn a_wrong_password_is_refused_without_showing_it() {
-    let Some(url) = server_url("a_wrong_password_is_refused_without_showing_it") else { return };
+    let url = server_url();
     let password = "not-the-password-7f3a9c";
     let directory = directory(&with_password(&url, password), "main_production", "email");
     let message = fatal(&directory).await;
@@ -298,7 +290,7 @@ async fn a_wrong_password_is_refused_without_showing_it() {
 
 #[tokio::test]
 async fn requiring_tls_of_a_server_without_it_fails_clearly() {
-    let Some(url) = server_url("requiring_tls_of_a_server_without_it_fails_clearly") else { return };
+    let url = server_url();
     let directory = HeapConnectDirectory::new(&HeapConnectConfig {
         url: SecretString::from(url),
         schema: "main_production".to_owned(),

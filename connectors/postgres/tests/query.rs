@@ -90,8 +90,7 @@ fn record(
 
 #[tokio::test]
 async fn reads_what_the_query_returns_in_the_window_in_utc_whatever_the_session_zone() {
-    let test = "reads_what_the_query_returns_in_the_window_in_utc_whatever_the_session_zone";
-    let Some(url) = server_url(test) else { return };
+    let url = server_url();
     let now = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
     let since = now - Duration::days(7);
     // Far from UTC, so that reading a `timestamp` in the session's zone would move users across the edge.
@@ -139,7 +138,7 @@ async fn reads_what_the_query_returns_in_the_window_in_utc_whatever_the_session_
 
 #[tokio::test]
 async fn names_are_read_as_match_hints() {
-    let Some(url) = server_url("names_are_read_as_match_hints") else { return };
+    let url = server_url();
     let query = "SELECT 'u1' AS identity, 'ada@firm.io' AS email, $1::timestamptz AS last_seen, \
                  ' Ada ' AS given_name, '' AS family_name";
     let since = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
@@ -151,9 +150,7 @@ async fn names_are_read_as_match_hints() {
 
 #[tokio::test]
 async fn a_query_whose_columns_do_not_fit_is_refused_with_every_reason() {
-    let Some(url) = server_url("a_query_whose_columns_do_not_fit_is_refused_with_every_reason") else {
-        return;
-    };
+    let url = server_url();
     let scratch = Scratch::new(&url, "query columns").await;
     people(&scratch, "TIMESTAMP", "TEXT", Utc::now()).await;
     let people = scratch.table("people");
@@ -183,8 +180,7 @@ async fn a_query_whose_columns_do_not_fit_is_refused_with_every_reason() {
 
 #[tokio::test]
 async fn a_query_the_server_refuses_or_whose_1_is_no_time_is_refused_clearly() {
-    let test = "a_query_the_server_refuses_or_whose_1_is_no_time_is_refused_clearly";
-    let Some(url) = server_url(test) else { return };
+    let url = server_url();
     let scratch = Scratch::new(&url, "query errors").await;
     people(&scratch, "TIMESTAMPTZ", "TEXT", Utc::now()).await;
     let people = scratch.table("people");
@@ -216,7 +212,7 @@ async fn a_query_the_server_refuses_or_whose_1_is_no_time_is_refused_clearly() {
 
 #[tokio::test]
 async fn a_stream_given_up_half_way_closes_its_connection() {
-    let Some(url) = server_url("a_stream_given_up_half_way_closes_its_connection") else { return };
+    let url = server_url();
     let scratch = Scratch::new(&url, "given up").await;
     let application = format!("enrich-test-{}", std::process::id());
     // Endless for a test: a set-returning function in the select list streams, where one in FROM

@@ -8,7 +8,8 @@ use std::time::Duration;
 use enrich_core::{FieldError, Schedule};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_yaml::Value;
+use serde_norway::{Mapping, Value};
+use typed::{joined, listed, typed, variants};
 
 use crate::registry::{SinkConfig, SourceConfig, UsersConfig};
 
@@ -89,16 +90,16 @@ impl Config {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
-    connections: serde_yaml::Mapping,
+    connections: Mapping,
 }
 
+/// A connection's sections, typed one by one so that a missing section does not hide the others' problems.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConnection {
-    source: Value,
-    sink: Value,
-    users: Value,
-    #[serde(default)]
+    source: Option<Value>,
+    sink: Option<Value>,
+    users: Option<Value>,
     schedule: Option<Value>,
 }
 
@@ -209,54 +210,66 @@ fn literal_secrets(value: &Value, at: &str, found: &mut Vec<String>) {
     }
 }
 
+/// The longest duration a setting may hold: beyond it date arithmetic leaves the calendar, and no
+/// schedule or timeout means it.
+const LONGEST: Duration = Duration::from_secs(10 * 31_557_600);
+
 /// Parses config text; `env` looks up `${VAR}` references.
 pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
-    let mut error = |location: Option<String>, message: String| {
-        errors.push(ConfigError { file: path.to_owned(), location, message });
+    let mut error = |location: String, message: String| {
+        errors.push(ConfigError { file: path.to_owned(), location: Some(location), message });
     };
-    let mut document: Value = serde_yaml::from_str(text).map_err(|yaml| {
-        let location = yaml.location().map(|at| format!("{}:{}", at.line(), at.column()));
+    // Editors on Windows save UTF-8 with a byte order mark; it is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut document: Value = serde_norway::from_str(text).map_err(|yaml| {
+        let at = yaml.location().map(|at| (at.line(), at.column()));
         let message = yaml.to_string();
-        // serde_yaml appends " at line L column C"; the location already says it.
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        one_error(path, location, format!("invalid YAML: {message}"))
+        // The error's text repeats the location, which the location column already says.
+        let message = match at {
+            Some((line, column)) => message.replace(&format!(" at line {line} column {column}"), ""),
+            None => message,
+        };
+        let (line, column) = at.unwrap_or((1, 1));
+        one_error(path, Some(format!("{line}:{column}")), format!("invalid YAML: {message}"))
     })?;
     let mut secrets_written_out = Vec::new();
     literal_secrets(&document, "", &mut secrets_written_out);
-    for problem in substitute_env(&mut document, "", env) {
-        error(Some(problem.field), problem.message);
+    let mut problems = substitute_env(&mut document, "", env);
+    too_long_durations(&document, "", &mut problems);
+    for problem in problems {
+        error(root_or(problem.field), problem.message);
     }
     let raw: RawConfig = match typed(document) {
         Ok(raw) => raw,
-        Err(problem) => {
-            error(Some(problem.field).filter(|field| !field.is_empty()), problem.message);
+        Err(problems) => {
+            for problem in problems {
+                error(root_or(problem.field), problem.message);
+            }
             return Err(ConfigErrors(errors));
         }
     };
     let folder = path.parent().map(Path::to_owned).unwrap_or_default();
     let state_dir = folder.join(raw.state_dir.unwrap_or_else(|| PathBuf::from(".enrich")));
     if raw.connections.is_empty() {
-        error(Some("connections".into()), "no connection is defined".into());
+        error("connections".into(), "no connection is defined".into());
     }
     let mut connections = Vec::new();
     for (name, value) in raw.connections {
         let Some(name) = name.as_str().map(str::to_owned) else {
-            error(Some("connections".into()), format!("connection names must be text, found {name:?}"));
+            error("connections".into(), format!("connection names must be text, got {}", brief(&name)));
             continue;
         };
         let at = format!("connections.{name}");
         if let Err(problem) = check_connection_name(&name) {
-            error(Some(at.clone()), problem);
+            error(at.clone(), problem);
         }
         let mut problems = Vec::new();
         if let Some(connection) = connection(&name, value, &folder, &mut problems) {
             connections.push(connection);
         }
         for problem in problems {
-            let location =
-                if problem.field.is_empty() { at.clone() } else { format!("{at}.{}", problem.field) };
-            error(Some(location), problem.message);
+            error(joined(&at, &problem.field), problem.message);
         }
     }
     if errors.is_empty() {
@@ -266,18 +279,66 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     }
 }
 
+/// A problem of the whole document is placed at its start.
+fn root_or(field: String) -> String {
+    if field.is_empty() { "1:1".to_owned() } else { field }
+}
+
 fn one_error(path: &Path, location: Option<String>, message: String) -> ConfigErrors {
     ConfigErrors(vec![ConfigError { file: path.to_owned(), location, message }])
 }
 
+/// A connection's name is a folder under `state_dir`: one plain path component, never `.` or `..`,
+/// and never mistaken for an option on the command line.
 fn check_connection_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
+    let valid = name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.len() <= 100
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if valid {
         Ok(())
     } else {
-        Err(format!("connection names use letters, digits, `-`, `_` and `.` (at most 100), got {name:?}"))
+        Err(format!(
+            "connection names start with a letter or digit and use letters, digits, `-`, `_` and `.` \
+             (at most 100), got {name:?}"
+        ))
+    }
+}
+
+/// Every text that reads as a duration longer than `LONGEST`, wherever it is: the connectors' own
+/// timeouts as well as the schedule.
+fn too_long_durations(value: &Value, at: &str, problems: &mut Vec<FieldError>) {
+    match value {
+        Value::String(text)
+            if humantime_serde::re::humantime::parse_duration(text)
+                .is_ok_and(|duration| duration > LONGEST) =>
+        {
+            problems
+                .push(FieldError::new(at, format!("expected a duration of at most 10 years, got {text:?}")));
+        }
+        Value::Mapping(mapping) => {
+            for (key, child) in mapping {
+                too_long_durations(child, &joined(at, &brief(key)), problems);
+            }
+        }
+        Value::Sequence(items) => {
+            for (index, child) in items.iter().enumerate() {
+                too_long_durations(child, &format!("{at}[{index}]"), problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A key or value as the file shows it, for messages.
+fn brief(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "nothing".to_owned(),
+        Value::Bool(value) => value.to_string(),
+        Value::Number(number) => number.to_string(),
+        Value::Sequence(_) => "a list".to_owned(),
+        Value::Mapping(_) => "a mapping".to_owned(),
+        Value::Tagged(tagged) => format!("{} {}", tagged.tag, brief(&tagged.value)),
     }
 }
 
@@ -288,13 +349,24 @@ fn connection(
     folder: &Path,
     problems: &mut Vec<FieldError>,
 ) -> Option<ConnectionConfig> {
-    let raw: RawConnection = typed(value).map_err(|problem| problems.push(problem)).ok()?;
-    let source = section::<SourceConfig>("source", raw.source, problems, SourceConfig::validate);
-    let sink = section::<SinkConfig>("sink", raw.sink, problems, SinkConfig::validate);
-    let users = section::<UsersConfig>("users", raw.users, problems, |users| users.validate(folder));
+    let raw: RawConnection = typed(value).map_err(|found| problems.extend(found)).ok()?;
+    let mut required = |section: &str, value: Option<Value>| {
+        if value.is_none() {
+            problems
+                .push(FieldError::new(section, "missing; every connection has a source, a sink and users"));
+        }
+        value
+    };
+    let (source, sink, users) =
+        (required("source", raw.source), required("sink", raw.sink), required("users", raw.users));
+    let source = source.and_then(|value| tagged_section("source", value, problems, SourceConfig::validate));
+    let sink = sink.and_then(|value| tagged_section("sink", value, problems, SinkConfig::validate));
+    let users = users.and_then(|value| {
+        tagged_section("users", value, problems, |users: &UsersConfig| users.validate(folder))
+    });
     let schedule = match raw.schedule {
         None => Some(ScheduleConfig::default()),
-        Some(value) => section::<ScheduleConfig>("schedule", value, problems, ScheduleConfig::validate),
+        Some(value) => section("schedule", value, problems, ScheduleConfig::validate),
     };
     Some(ConnectionConfig {
         name: name.to_owned(),
@@ -305,19 +377,47 @@ fn connection(
     })
 }
 
+/// A section whose `type:` chooses its variant of `T`: `type` is checked against the variants, then
+/// the rest is typed as that variant.
+fn tagged_section<T: DeserializeOwned>(
+    name: &str,
+    mut value: Value,
+    problems: &mut Vec<FieldError>,
+    validate: impl Fn(&T) -> Vec<FieldError>,
+) -> Option<T> {
+    let known = variants::<T>();
+    let known_types = || format!("the known {name} types are {}", listed(known));
+    let Value::Mapping(fields) = &mut value else {
+        let message =
+            format!("expected a mapping of `field: value` lines with a `type`, got {}", brief(&value));
+        problems.push(FieldError::new(name, message));
+        return None;
+    };
+    let kind = match fields.shift_remove("type") {
+        None => {
+            problems.push(FieldError::new(name, format!("missing `type`; {}", known_types())));
+            return None;
+        }
+        Some(Value::String(kind)) if known.contains(&kind.as_str()) => kind,
+        Some(other) => {
+            let message = format!("unknown {name} type `{}`; {}", brief(&other), known_types());
+            problems.push(FieldError::new(joined(name, "type"), message));
+            return None;
+        }
+    };
+    let mut variant = Mapping::new();
+    variant.insert(Value::String(kind), value);
+    section(name, Value::Mapping(variant), problems, validate)
+}
+
 /// Types one section and validates it; problems get the section's name as a prefix.
-fn section<T: DeserializeOwned + Typed>(
+fn section<T: DeserializeOwned>(
     name: &str,
     value: Value,
     problems: &mut Vec<FieldError>,
     validate: impl Fn(&T) -> Vec<FieldError>,
 ) -> Option<T> {
-    let prefixed = |problem: FieldError| {
-        let message = explain(name, T::TYPES, &problem);
-        let field =
-            if problem.field.is_empty() { name.to_owned() } else { format!("{name}.{}", problem.field) };
-        FieldError { field, message }
-    };
+    let prefixed = |problem: FieldError| FieldError { field: joined(name, &problem.field), ..problem };
     match typed::<T>(value) {
         Ok(config) => {
             let found = validate(&config);
@@ -325,45 +425,11 @@ fn section<T: DeserializeOwned + Typed>(
             problems.extend(found.into_iter().map(prefixed));
             valid.then_some(config)
         }
-        Err(problem) => {
-            problems.push(prefixed(problem));
+        Err(found) => {
+            problems.extend(found.into_iter().map(prefixed));
             None
         }
     }
-}
-
-/// A section whose variants are chosen by `type:`; lists the types it knows for error messages.
-pub trait Typed {
-    const TYPES: &'static [&'static str];
-}
-
-impl Typed for ScheduleConfig {
-    const TYPES: &'static [&'static str] = &[];
-}
-
-/// serde's message, reworded where it speaks of Rust rather than of the config file.
-fn explain(section: &str, types: &[&str], problem: &FieldError) -> String {
-    let known = || types.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
-    let message = &problem.message;
-    if problem.field == "type" && message.starts_with("unknown variant") {
-        let given = message.split('`').nth(1).unwrap_or_default();
-        format!("unknown {section} type `{given}`; the known {section} types are {}", known())
-    } else if problem.field.is_empty() && message == "missing field `type`" && !types.is_empty() {
-        format!("missing `type`; the known {section} types are {}", known())
-    } else if message.ends_with("expected a duration") {
-        format!("{message} such as 30s, 15m, 24h or 7d")
-    } else {
-        message.clone()
-    }
-}
-
-/// Deserializes a YAML value, naming the field a type error is in.
-fn typed<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let field = error.path().to_string();
-        let field = if field == "." { String::new() } else { field };
-        FieldError::new(field, error.into_inner().to_string())
-    })
 }
 
 /// Replaces `${VAR}` in every string with the environment's value (`$${` writes a literal `${`).
@@ -423,3 +489,4 @@ fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, St
 
 #[cfg(test)]
 mod tests;
+mod typed;

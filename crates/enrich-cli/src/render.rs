@@ -115,7 +115,7 @@ pub fn time(at: DateTime<Utc>) -> String {
 
 fn next_run(connection: &ConnectionConfig, state: &ConnectionState) -> Option<DateTime<Utc>> {
     let every = chrono::Duration::from_std(connection.schedule.every).ok()?;
-    state.last_run().map(|run| run.started_at + every)
+    state.last_run().and_then(|run| run.started_at.checked_add_signed(every))
 }
 
 pub fn status_text(states: &[(&ConnectionConfig, ConnectionState)], history: bool) -> String {

@@ -2,8 +2,8 @@
 //! Connect's tables.
 //!
 //! The tests need a real PostgreSQL server: `eval "$(.ci/postgres start)"` starts one and sets
-//! `ENRICH_TEST_POSTGRES_URL` (a superuser on loopback, with password authentication). Without it, each
-//! test says that it was skipped, by name, and passes.
+//! `ENRICH_TEST_POSTGRES_URL` (a superuser on loopback, with password authentication); `cargo xtask test`
+//! does that and runs every test. Without it, each test fails saying so.
 
 #![allow(dead_code)] // each test binary uses its own part of this module
 
@@ -17,13 +17,16 @@ use tokio_postgres::{Client, NoTls};
 
 pub const URL_VARIABLE: &str = "ENRICH_TEST_POSTGRES_URL";
 
-/// The server's URL, or `None` after saying on stderr that `test` is skipped.
-pub fn server_url(test: &str) -> Option<String> {
-    let url = std::env::var(URL_VARIABLE).ok().filter(|url| !url.is_empty());
-    if url.is_none() {
-        eprintln!("skipped: {test}: {URL_VARIABLE} is not set");
-    }
-    url
+const HEAP_CONNECT_TABLES: &str = include_str!("../../../../tests/fixtures/heap_connect_schema.sql");
+
+/// The server's URL; without one the test fails, saying how to get it.
+pub fn server_url() -> String {
+    std::env::var(URL_VARIABLE).ok().filter(|url| !url.is_empty()).unwrap_or_else(|| {
+        panic!(
+            "{URL_VARIABLE} is not set: `cargo xtask test` starts a PostgreSQL server and runs every test \
+             (or eval \"$(.ci/postgres start)\" before cargo test)"
+        )
+    })
 }
 
 /// The test URL with its password replaced.
@@ -71,17 +74,14 @@ impl Scratch {
         self.client.execute(sql, params).await.unwrap_or_else(|error| panic!("{sql}: {error:?}"));
     }
 
-    /// Heap Connect's `users` and `sessions` tables, with `time` of the given type and the given extra
-    /// (custom property) columns in `users`.
-    pub async fn create_heap_connect_tables(&self, time_type: &str, extra_user_columns: &str) {
-        let sql = format!(
-            "CREATE TABLE {users} (user_id BIGINT, identity TEXT, handle TEXT, email TEXT,
-                 joindate TIMESTAMP, last_modified TIMESTAMP{extra_user_columns});
-             CREATE TABLE {sessions} (user_id BIGINT, session_id BIGINT, time {time_type}, ip TEXT,
-                 country TEXT);",
-            users = self.table("users"),
-            sessions = self.table("sessions"),
-        );
+    /// Heap Connect's `users` and `sessions` tables (the fixture the binary's tests and the demo share),
+    /// with `time` of the given type and, when given, one extra (custom property) column in `users`.
+    pub async fn create_heap_connect_tables(&self, time_type: &str, extra_user_column: Option<&str>) {
+        let mut sql = HEAP_CONNECT_TABLES.replace("{schema}", &quoted(&self.name));
+        sql += &format!("ALTER TABLE {} ALTER COLUMN time TYPE {time_type};", self.table("sessions"));
+        if let Some(column) = extra_user_column {
+            sql += &format!("ALTER TABLE {} ADD COLUMN {column};", self.table("users"));
+        }
         self.client.batch_execute(&sql).await.expect("the tables are created");
     }
 }

@@ -180,7 +180,9 @@ async fn keep_on_schedule(
             None => match read_connection_state(&config.state_dir, name) {
                 Ok(state) => {
                     metrics.observe(name, &state);
-                    state.last_run().map_or_else(Utc::now, |run| run.started_at + every)
+                    state.last_run().map_or_else(Utc::now, |run| {
+                        run.started_at.checked_add_signed(every).unwrap_or(DateTime::<Utc>::MAX_UTC)
+                    })
                 }
                 Err(error) => {
                     tracing::error!(connection = name, "{error}; not scheduling it");

@@ -95,8 +95,8 @@ fn every_problem_is_reported_at_once_with_connection_and_field() {
     let expect = [
         "connections.clearbit-heap.source.api_key",
         "connections.clearbit-heap.sink.app_id",
-        "connections.clearbit-heap.users: unknown field `colour`",
-        "connections.clearbit-heap.schedule.every: invalid value: string \"often\", expected a duration such as 30s",
+        "connections.clearbit-heap.users.colour: unknown field; the fields here are `path`",
+        "connections.clearbit-heap.schedule.every: expected a duration such as 30s, 15m, 24h or 7d, got \"often\"",
     ];
     for expected in expect {
         assert!(found.iter().any(|problem| problem.contains(expected)), "{expected} missing from {found:#?}");
@@ -148,24 +148,21 @@ fn unset_variables_are_named() {
 
 #[test]
 fn unknown_fields_at_every_level() {
-    assert!(problems(&format!("{GOOD}colour: blue\n"))[0].contains("unknown field `colour`"));
+    assert!(problems(&format!("{GOOD}colour: blue\n"))[0].contains("enrich.yaml: colour: unknown field"));
     let found = problems(&GOOD.replace("    schedule:", "    shedule:\n      every: 1h\n    schedule:"));
-    assert!(
-        found[0].contains("connections.clearbit-heap") && found[0].contains("unknown field `shedule`"),
-        "{found:?}"
-    );
+    assert!(found[0].contains("connections.clearbit-heap.shedule: unknown field"), "{found:?}");
     let found = problems(&GOOD.replace("      api_key:", "      bse_url: x\n      api_key:"));
-    assert!(
-        found[0].contains("connections.clearbit-heap.source") && found[0].contains("`bse_url`"),
-        "{found:?}"
-    );
+    assert!(found[0].contains("connections.clearbit-heap.source.bse_url: unknown field"), "{found:?}");
 }
 
 #[test]
 fn missing_sections_and_bad_names() {
     let found = problems("connections:\n  \"bad name\":\n    source: {type: clearbit, api_key: sk_x}\n");
-    assert!(found.iter().any(|p| p.contains("connection names use")), "{found:#?}");
-    assert!(found.iter().any(|p| p.contains("missing field `sink`")), "{found:#?}");
+    assert!(found.iter().any(|p| p.contains("connection names start with")), "{found:#?}");
+    for section in ["sink", "users"] {
+        let missing = format!("connections.bad name.{section}: missing; every connection has");
+        assert!(found.iter().any(|p| p.contains(&missing)), "{found:#?}");
+    }
     assert!(problems("connections: {}\n")[0].contains("no connection is defined"));
 }
 
@@ -188,10 +185,129 @@ fn secrets_written_out_are_found_and_references_are_not() {
     assert!(parse_in(folder.path(), GOOD).unwrap().literal_secrets.is_empty());
 
     let mut found = Vec::new();
-    let urls: Value = serde_yaml::from_str(
+    let urls: Value = serde_norway::from_str(
         "a: {url: 'postgres://enrich:hunter2@db:5432/x'}\nb: {url: 'postgres://enrich@db/x'}\nc: {url: '${URL}'}",
     )
     .unwrap();
     literal_secrets(&urls, "", &mut found);
     assert_eq!(found, ["a.url"], "only a URL with a password is a secret");
+}
+
+#[test]
+fn type_errors_name_the_field_and_say_what_was_expected_in_words() {
+    let text = GOOD.replace(
+        "api_key: ${CLEARBIT_API_KEY}",
+        "api_key: ${CLEARBIT_API_KEY}\n      max_concurrency: five\n      timeout: [1]\n      skip_free_email_domains: maybe",
+    );
+    let text =
+        text.replace("app_id: \"1234567890\"", "app_id: \"1234567890\"\n      requests_per_second: -3");
+    let text = text.replace("backfill: 30d", "backfill: 30d\n      max_lookups_per_run: 1.5");
+    let found = problems(&text);
+    assert_eq!(
+        found,
+        [
+            "enrich.yaml: connections.clearbit-heap.source.max_concurrency: expected a whole number, got \"five\"",
+            "enrich.yaml: connections.clearbit-heap.source.timeout: expected a duration such as 30s, 15m, 24h or 7d, got a list",
+            "enrich.yaml: connections.clearbit-heap.source.skip_free_email_domains: expected true or false, got \"maybe\"",
+            "enrich.yaml: connections.clearbit-heap.sink.requests_per_second: expected a whole number, got -3",
+            "enrich.yaml: connections.clearbit-heap.schedule.max_lookups_per_run: expected a whole number, got 1.5",
+        ]
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_file() {
+    let folder = folder();
+    assert!(parse_in(folder.path(), &format!("\u{feff}{GOOD}")).is_ok());
+}
+
+#[test]
+fn durations_beyond_ten_years_are_refused_wherever_they_are() {
+    let text = GOOD
+        .replace("every: 12h", "every: 1000000y\n      refresh: 11y")
+        .replace("backfill: 30d", "backfill: 3653d")
+        .replace("app_id: \"1234567890\"", "app_id: \"1234567890\"\n      timeout: 100000000h");
+    let found = problems(&text);
+    let at_most = "expected a duration of at most 10 years, got";
+    for (field, given) in [
+        ("sink.timeout", "100000000h"),
+        ("schedule.every", "1000000y"),
+        ("schedule.refresh", "11y"),
+        ("schedule.backfill", "3653d"),
+    ] {
+        let expected = format!("enrich.yaml: connections.clearbit-heap.{field}: {at_most} \"{given}\"");
+        assert!(found.contains(&expected), "{expected} missing from {found:#?}");
+    }
+    assert_eq!(found.len(), 4, "{found:#?}");
+    assert!(parse_in(folder().path(), &GOOD.replace("every: 12h", "every: 10y")).is_ok());
+}
+
+#[test]
+fn connection_names_are_one_plain_folder_name() {
+    for name in [".", "..", ".hidden", "-flag", "a/b", "a b", ""] {
+        let found = problems(&GOOD.replace("  clearbit-heap:", &format!("  {name:?}:")));
+        assert!(
+            found.iter().any(|p| p.contains("connection names start with a letter or digit")),
+            "{name}: {found:#?}"
+        );
+    }
+    for name in ["a", "7", "eu.clearbit-heap_2"] {
+        assert!(
+            parse_in(folder().path(), &GOOD.replace("  clearbit-heap:", &format!("  {name:?}:"))).is_ok()
+        );
+    }
+}
+
+/// Text that looks like a config file: known keys and odd values, at odd indents.
+fn config_like() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    const KEYS: [&str; 14] = [
+        "connections",
+        "state_dir",
+        "main",
+        "source",
+        "sink",
+        "users",
+        "schedule",
+        "type",
+        "api_key",
+        "every",
+        "refresh",
+        "path",
+        "max_concurrency",
+        "- x",
+    ];
+    const VALUES: [&str; 10] =
+        ["", "clearbit", "heap", "csv", "${X}", "1000000y", "[1, {a: b}]", "!tag x", "&a x", "*a"];
+    let key = prop_oneof![proptest::sample::select(&KEYS[..]).prop_map(str::to_owned), "[a-z_]{1,8}"];
+    let value = prop_oneof![
+        proptest::sample::select(&VALUES[..]).prop_map(str::to_owned),
+        "-?[0-9]{1,25}(\\.[0-9]+)?",
+        "[ -~]{0,12}",
+    ];
+    let line = (0..4usize, key, value)
+        .prop_map(|(depth, key, value)| format!("{}{key}: {value}", "  ".repeat(depth)));
+    prop_oneof![
+        proptest::collection::vec(line, 0..24).prop_map(|lines| lines.join("\n")),
+        "\\PC{0,200}",
+        proptest::collection::vec(any::<u8>(), 0..200)
+            .prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+    /// Whatever the text, parsing ends (no panic) and every problem says where it is.
+    #[test]
+    fn any_text_is_loaded_or_refused_with_located_problems(text in config_like()) {
+        let folder = folder();
+        if let Err(errors) = parse_in(folder.path(), &text) {
+            proptest::prop_assert!(!errors.0.is_empty());
+            for error in errors.0 {
+                let location = error.location.clone().unwrap_or_default();
+                proptest::prop_assert!(!location.is_empty() && !error.message.is_empty(), "{error}");
+            }
+        }
+    }
 }
