@@ -1,0 +1,90 @@
+//! enrich under hostile input and faults: services that echo secrets, broken and binary rosters,
+//! huge answers, signals in the middle of a run, spreadsheet formulas in reports.
+
+mod support;
+
+use std::fmt::Write as _;
+
+use enrich_emulator::{EmulatorConfig, Scripted};
+use support::{KEY, Run, Workspace};
+
+/// A roster of `identity,last_seen,email,plan` rows, all seen today.
+fn roster(rows: &[(&str, &str)]) -> String {
+    let today = chrono::Utc::now().format("%Y-%m-%d");
+    let mut csv = String::from("identity,last_seen,email,plan\n");
+    for (identity, email) in rows {
+        let _ = writeln!(csv, "{identity},{today},{email},pro");
+    }
+    csv
+}
+
+/// Where `needle` shows in a text, to say so when it must not.
+fn find_in<'a>(needle: &str, places: &[(&'a str, &[u8])]) -> Vec<&'a str> {
+    let needle = needle.as_bytes();
+    places
+        .iter()
+        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle)))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn echoed_secrets_and_emails_appear_nowhere() {
+    const PROXY_PASSWORD: &str = "proxy-pass-5150";
+    // What reqwest sends for `proxyuser:proxy-pass-5150@` in the base_url: `Basic` + this.
+    const PROXY_CREDENTIALS: &str = "cHJveHl1c2VyOnByb3h5LXBhc3MtNTE1MA==";
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    // Clearbit quotes the key and the email in its error; Heap quotes the proxy's Basic credentials and
+    // the identity (an email) in its refusal of the other user's not-found write.
+    workspace.emulator.script_clearbit("echo500@acme.com", vec![Scripted::Echo(500); 2]);
+    workspace.emulator.script_clearbit("echo400@acme.com", vec![Scripted::Status(404)]);
+    workspace.emulator.script_heap(vec![Scripted::Echo(400)]);
+    std::fs::write(
+        workspace.path("users.csv"),
+        roster(&[("u-500", "ECHO500@ACME.COM"), ("echo400@acme.com", "ECHO400@ACME.COM")]),
+    )
+    .unwrap();
+    workspace.write_config("      max_retries: 1");
+    let config = std::fs::read_to_string(workspace.path("enrich.yaml")).unwrap();
+    let heap = workspace.emulator.heap_url();
+    let proxied = heap.replace("http://", &format!("http://proxyuser:{PROXY_PASSWORD}@"));
+    std::fs::write(workspace.path("enrich.yaml"), config.replace(&heap, &proxied)).unwrap();
+
+    let mut runs = Vec::new();
+    for args in [&["sync", "main"][..], &["status", "main"], &["status", "main", "--format", "json"]] {
+        let mut command = workspace.command(args);
+        command.env("RUST_LOG", "trace");
+        runs.push(Run::from(command.output().unwrap()));
+    }
+    let sync = &runs[0];
+    assert_eq!(sync.figure("failed"), 2, "both users failed on an echoing answer:\n{sync}");
+    let requests = workspace.emulator.clearbit_requests();
+    assert!(
+        requests.iter().all(|request| request.authorization.as_deref() == Some(&format!("Bearer {KEY}")))
+    );
+    assert!(sync.stderr.contains("E***@ACME.COM"), "the echoed message is logged, masked:\n{sync}");
+
+    let connection_json = std::fs::read(workspace.path(".enrich/main/connection.json")).unwrap();
+    let state = workspace.state_bytes();
+    let mut places: Vec<(String, &[u8])> =
+        vec![("connection.json".into(), &connection_json), ("the state folder".into(), &state)];
+    for (run, name) in runs.iter().zip(["sync", "status", "status --format json"]) {
+        places.push((format!("the stdout of {name}"), run.stdout.as_bytes()));
+        places.push((format!("the stderr of {name}"), run.stderr.as_bytes()));
+    }
+    let places: Vec<(&str, &[u8])> = places.iter().map(|(name, bytes)| (name.as_str(), *bytes)).collect();
+    for secret in [KEY, PROXY_PASSWORD, PROXY_CREDENTIALS, "echo500@acme.com"] {
+        assert_eq!(find_in(secret, &places), Vec::<&str>::new(), "{secret} leaked");
+    }
+    // The identity is an email the state keeps as the roster wrote it; its upper-case echo is not kept.
+    let echoed = "ECHO400@ACME.COM";
+    assert!(
+        !places
+            .iter()
+            .any(|(_, bytes)| bytes.windows(echoed.len()).any(|window| window == echoed.as_bytes()))
+    );
+    println!(
+        "echo: the key, the proxy password and both echoed emails found in 0 of {} places",
+        places.len()
+    );
+}
