@@ -88,3 +88,56 @@ async fn echoed_secrets_and_emails_appear_nowhere() {
         places.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stray_quote_costs_one_row_and_says_where() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let rows: Vec<(String, String)> =
+        (1..=202).map(|n| (format!("u-{n}"), format!("person{n}@firm.io"))).collect();
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(id, email)| (id.as_str(), email.as_str())).collect();
+    let csv = roster(&rows).replacen("person61@firm.io,pro", "person61@firm.io,\"pro", 1);
+    std::fs::write(workspace.path("users.csv"), csv).unwrap();
+
+    let run = workspace.enrich(&["sync", "main"]).await;
+    run.success();
+    let (read, bad) = (run.figure("users read"), run.figure("bad rows skipped"));
+    println!("stray quote: 202 data lines, {read} users read, {bad} bad row reported");
+    assert_eq!((read, bad), (201, 1), "{run}");
+    assert!(run.stderr.contains("users.csv:62: has an unbalanced quote"), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_binary_roster_is_refused_without_echoing_its_bytes() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    // Bytes of every value, commas and line breaks among them, as a picture or an archive holds.
+    let mut state = 0x2545_f491_u32;
+    let binary: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[1]
+        })
+        .collect();
+    std::fs::write(workspace.path("users.csv"), &binary).unwrap();
+
+    let sync = workspace.enrich(&["sync", "main"]).await;
+    sync.failure();
+    let status = workspace.enrich(&["status", "main", "--format", "json"]).await;
+    let connection_json = std::fs::read(workspace.path(".enrich/main/connection.json")).unwrap();
+    for (place, bytes) in [
+        ("sync's stdout", sync.stdout.as_bytes()),
+        ("sync's stderr", sync.stderr.as_bytes()),
+        ("status", status.stdout.as_bytes()),
+        ("connection.json", &connection_json),
+    ] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.chars().any(|c| c == char::REPLACEMENT_CHARACTER || (c.is_control() && c != '\n')),
+            "{place} holds bytes of the roster:\n{text}"
+        );
+        assert!(!binary.windows(6).any(|window| bytes.windows(6).any(|shown| shown == window)), "{place}");
+    }
+    assert!(sync.stderr.contains("is not a CSV text file"), "{sync}");
+    println!("binary roster: 0 bytes of it in the output, the status or connection.json");
+}
