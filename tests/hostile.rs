@@ -141,3 +141,103 @@ async fn a_binary_roster_is_refused_without_echoing_its_bytes() {
     assert!(sync.stderr.contains("is not a CSV text file"), "{sync}");
     println!("binary roster: 0 bytes of it in the output, the status or connection.json");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn map_cuts_a_list_of_100000_items_to_its_first_items() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let tech: Vec<String> = (0..100_000).map(|n| format!("tech-{n:06}")).collect();
+    let response = serde_json::json!({ "person": null, "company": { "name": "Acme", "tech": tech } });
+    std::fs::write(workspace.path("answer.json"), response.to_string()).unwrap();
+
+    let started = std::time::Instant::now();
+    let map = workspace.enrich(&["map", "clearbit", "answer.json"]).await;
+    let elapsed = started.elapsed();
+    map.success();
+    let properties: serde_json::Value = serde_json::from_str(&map.stdout).unwrap();
+    let joined = properties["Company Tech"].as_str().unwrap();
+    let items: Vec<&str> = joined.split(", ").collect();
+    assert_eq!(items, tech[..items.len()], "the first items, in order, whole");
+    assert!(joined.len() <= 1023 && joined.len() + ", tech-000000".len() > 1023, "{joined}");
+    assert!(map.stderr.contains("`Company Tech` was longer than Heap accepts and was cut"), "{map}");
+    println!("map: 100,000 tech items cut to the first {} in {elapsed:?} (debug build)", items.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversize_or_malformed_answer_fails_that_user_only() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let huge = serde_json::json!({ "person": null, "company": { "tech": vec!["x".repeat(1000); 3000] } });
+    workspace.emulator.script_clearbit("huge@acme.io", vec![Scripted::Body(200, huge.to_string())]);
+    let string_person = r#"{"person": "alex@acme.io", "company": null}"#.to_owned();
+    workspace.emulator.script_clearbit("string@acme.io", vec![Scripted::Body(200, string_person); 2]);
+    std::fs::write(
+        workspace.path("users.csv"),
+        roster(&[("u-huge", "huge@acme.io"), ("u-string", "string@acme.io"), ("u-fine", "fine@acme.io")]),
+    )
+    .unwrap();
+    workspace.write_config("      max_retries: 1");
+
+    let run = workspace.enrich(&["sync", "main"]).await;
+    let figures = (run.figure("failed"), run.figure("not found") + run.figure("found"));
+    println!("oversize (3 MB) and string-person answers: {} failed, {} checked", figures.0, figures.1);
+    assert_eq!(figures, (2, 1), "{run}");
+    assert!(run.stdout.contains("with more than 1024 KiB"), "{run}");
+    assert!(run.stdout.contains("a `person` that is not an object"), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_internationalised_domain_is_one_lookup_in_either_spelling() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    std::fs::write(
+        workspace.path("users.csv"),
+        roster(&[("u-1", "carol@bücher.de"), ("u-2", "carol@xn--bcher-kva.de"), ("u-3", "Carol@BÜCHER.de")]),
+    )
+    .unwrap();
+    let run = workspace.enrich(&["sync", "main"]).await;
+    run.success();
+    let asked: Vec<String> =
+        workspace.emulator.clearbit_requests().into_iter().map(|request| request.email).collect();
+    println!("IDN: 3 spellings of one address, {} lookup(s): {asked:?}", asked.len());
+    assert_eq!(asked, ["carol@xn--bcher-kva.de"], "{run}");
+    assert_eq!(run.figure("looked up"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_wins_over_rust_log() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    std::fs::write(workspace.path("users.csv"), roster(&[("u-1", "a@acme.io")])).unwrap();
+    let mut command = workspace.command(&["-q", "sync", "main"]);
+    command.env("RUST_LOG", "debug");
+    let run = Run::from(command.output().unwrap());
+    run.success();
+    println!("-q with RUST_LOG=debug: {} bytes on stderr", run.stderr.len());
+    assert_eq!(run.stderr, "", "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_csv_turns_formulas_into_text() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let formula = r#"=HYPERLINK("http://evil.example","click")"#;
+    let record = serde_json::json!({ "person": null, "company": {
+        "name": "Evil", "category": { "industry": formula }, "metrics": { "employeesRange": "+1-10" },
+        "tech": ["@SUM(A1)", "-2+3", "\tnginx"],
+    }});
+    workspace.emulator.script_clearbit("a@evil.example", vec![Scripted::Body(200, record.to_string())]);
+    std::fs::write(workspace.path("users.csv"), roster(&[("u-1", "a@evil.example")])).unwrap();
+    workspace.enrich(&["sync", "main"]).await.success();
+
+    let report = workspace.enrich(&["report", "main", "--format", "csv"]).await;
+    report.success();
+    let values: Vec<&str> = report.stdout.lines().skip(1).filter_map(|line| line.split(',').nth(1)).collect();
+    let formulas: Vec<&&str> = values
+        .iter()
+        .filter(|value| value.trim_start_matches('"').starts_with(['=', '+', '-', '@', '\t', '\r']))
+        .collect();
+    println!("report CSV: {} cells, {} starting as a formula", values.len(), formulas.len());
+    assert!(formulas.is_empty(), "{}", report.stdout);
+    assert!(
+        report.stdout.contains(r#""'=HYPERLINK(""http://evil.example"",""click"")""#),
+        "{}",
+        report.stdout
+    );
+    assert!(report.stdout.contains("'+1-10") && report.stdout.contains("'@SUM(A1)"), "{}", report.stdout);
+}

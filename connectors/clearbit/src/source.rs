@@ -27,6 +27,9 @@ const CHECK_EMAIL: &str = "alex@clearbit.com";
 /// The longest pause between two retries of one request.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
+/// A combined record is tens of kilobytes; a larger answer is refused unread.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
 /// Lookups in flight per request permit: lookups sleeping before they ask again for a queued record
 /// hold no permit, and must not keep others from using it.
 const LOOKUPS_PER_PERMIT: usize = 4;
@@ -116,8 +119,31 @@ impl ClearbitSource {
             .map_err(|error| self.transport_failure(error))?;
         let status = response.status();
         self.limits.observe(status, response.headers());
-        let body = response.bytes().await.map_err(|error| self.transport_failure(error))?;
+        let body = self.read_body(response).await?;
         interpret(status, &body, email)
+    }
+
+    /// The body, unless it is larger than [`MAX_ANSWER_BYTES`]: then the lookup fails at once rather
+    /// than spending memory and minutes on mapping it.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+        let status = response.status();
+        let too_large = || {
+            Failure::Final(ConnectorError::Rejected(format!(
+                "Clearbit answered {status} with more than {} KiB, far more than any record: not read",
+                MAX_ANSWER_BYTES / 1024
+            )))
+        };
+        if response.content_length().is_some_and(|length| length > MAX_ANSWER_BYTES as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|error| self.transport_failure(error))? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 
     /// One request, retried with backoff while it fails in a way that may pass, as often as
