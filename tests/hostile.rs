@@ -241,3 +241,46 @@ async fn the_report_csv_turns_formulas_into_text() {
     );
     assert!(report.stdout.contains("'+1-10") && report.stdout.contains("'@SUM(A1)"), "{}", report.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_sigterm_no_lookup_starts_and_what_was_fetched_is_written() {
+    const USERS: usize = 100;
+    // Slow answers keep lookups in flight at the signal; the pace (2 a second after a burst of 5) keeps
+    // many more waiting for the rate limiter and for a concurrency slot.
+    let config = EmulatorConfig { latency: std::time::Duration::from_secs(2), ..EmulatorConfig::default() };
+    let workspace = Workspace::start(config).await;
+    let rows: Vec<(String, String)> =
+        (0..USERS).map(|n| (format!("u-{n}"), format!("person{n}@firm.io"))).collect();
+    let rows: Vec<(&str, &str)> = rows.iter().map(|(id, email)| (id.as_str(), email.as_str())).collect();
+    std::fs::write(workspace.path("users.csv"), roster(&rows)).unwrap();
+    workspace.write_config("");
+    let config = std::fs::read_to_string(workspace.path("enrich.yaml")).unwrap();
+    let paced =
+        config.replace("requests_per_minute: 1000000", "requests_per_minute: 120\n      max_concurrency: 5");
+    std::fs::write(workspace.path("enrich.yaml"), paced).unwrap();
+
+    let child = workspace.command(&["sync", "main"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    // Just after the 6th request arrived (the burst of 5, then one at the pace): the next is 0.5 s away.
+    while workspace.emulator.clearbit_requests_received() < 6 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let signalled = std::time::Instant::now();
+    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let received_at_signal = workspace.emulator.clearbit_requests_received();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let exited_after = signalled.elapsed();
+    let run = Run::from(output);
+
+    let received_after = workspace.emulator.clearbit_requests_received() - received_at_signal;
+    let answered = workspace.emulator.clearbit_requests().len();
+    let written = workspace.emulator.heap_users().len();
+    println!(
+        "SIGTERM: {received_after} requests after the signal; {answered} answered, {written} written to \
+         Heap, {} left for the next run; exited {exited_after:?} after the signal",
+        run.figure("left for next run")
+    );
+    assert_eq!(received_after, 0, "lookups started after SIGTERM:\n{run}");
+    assert_eq!(written, answered, "every answer fetched is written:\n{run}");
+    assert_eq!(run.figure("left for next run") as usize, USERS - answered, "{run}");
+}

@@ -34,6 +34,8 @@ pub(crate) struct Clearbit {
 struct Book {
     scripts: HashMap<String, VecDeque<Scripted>>,
     requests: Vec<ClearbitRequest>,
+    /// Requests received, counted on arrival (the log above is written on answering).
+    received: u64,
     /// Clearbit bills an email once per period however often it is asked for.
     billed: HashSet<String>,
     /// Emails (or domains) asked for at least once: only a first ask can be queued.
@@ -160,6 +162,7 @@ impl Clearbit {
         let book = Book {
             scripts: HashMap::new(),
             requests: Vec::new(),
+            received: 0,
             billed: HashSet::new(),
             asked: HashSet::new(),
             minute: 0,
@@ -179,6 +182,10 @@ impl Clearbit {
 
     pub(crate) fn requests(&self) -> Vec<ClearbitRequest> {
         lock(&self.book).requests.clone()
+    }
+
+    pub(crate) fn received(&self) -> u64 {
+        lock(&self.book).received
     }
 
     /// Clearbit's part of the counts; Heap's are left at zero.
@@ -316,6 +323,7 @@ async fn find(
     Query(params): Query<FindParams>,
     headers: HeaderMap,
 ) -> Response {
+    lock(&clearbit.book).received += 1;
     let key = match endpoint {
         Endpoint::Company => params.domain,
         Endpoint::Combined | Endpoint::Person => params.email,

@@ -244,6 +244,11 @@ impl Emulator {
         self.clearbit.requests()
     }
 
+    /// How many lookups the Clearbit server has received, counted as they arrive, before any answer.
+    pub fn clearbit_requests_received(&self) -> u64 {
+        self.clearbit.received()
+    }
+
     /// Every fault injected so far, and every lookup the enforced limits refused.
     pub fn fault_counts(&self) -> FaultCounts {
         FaultCounts { heap: self.heap.fault_counts(), ..self.clearbit.fault_counts() }
