@@ -4,7 +4,10 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use enrich_clearbit::{ClearbitConfig, ClearbitSource, PropertySelection, map_combined};
-use enrich_core::{ConnectorError, KeyKind, Lookup, LookupKey, PropertyKind, PropertyValue, Record, Source};
+use enrich_core::{
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupKey, PropertyKind, PropertyValue, Record,
+    Source,
+};
 use enrich_emulator::{Emulator, EmulatorConfig};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -41,7 +44,8 @@ fn source_with(server: &MockServer, overrides: Value) -> ClearbitSource {
 }
 
 async fn lookup(source: &ClearbitSource, email: &str) -> Result<Lookup, ConnectorError> {
-    source.lookup(&LookupKey::Email(email.to_owned())).await
+    let never_stopped = CancellationToken::new();
+    source.lookup(&LookupKey::Email(email.to_owned()), &never_stopped).await.expect("never stopped")
 }
 
 /// The request the source must make for `email`, key included.
@@ -593,6 +597,7 @@ fn refuses_an_invalid_config_without_quoting_the_key() {
 #[tokio::test]
 async fn an_ip_address_is_not_a_key_it_can_look_up() {
     let source = ClearbitSource::new(&config("https://person.clearbit.com", json!({}))).unwrap();
-    let error = source.lookup(&LookupKey::Ip("192.0.2.1".parse().unwrap())).await.unwrap_err();
+    let ip = LookupKey::Ip("192.0.2.1".parse().unwrap());
+    let error = source.lookup(&ip, &CancellationToken::new()).await.unwrap().unwrap_err();
     assert!(error.is_fatal(), "{error:?}");
 }

@@ -196,8 +196,8 @@ pub async fn sync(
                 if stop.is_cancelled() {
                     return (key, users, None);
                 }
-                let result = source.lookup(&key).await;
-                (key, users, Some(result))
+                let result = source.lookup(&key, &stop).await;
+                (key, users, result)
             }
         })
         .buffer_unordered(source.max_in_flight().max(1));

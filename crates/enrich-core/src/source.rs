@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
 
 use crate::{ConnectorError, KeyKind, LookupKey, PropertyInfo, Record, Segment};
 
@@ -44,8 +45,15 @@ pub trait Source: Send + Sync + Debug {
     fn declines(&self, _key: &LookupKey) -> Option<&'static str> {
         None
     }
-    /// Looks one key up, already retried as the service's rules say.
-    async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError>;
+    /// Looks one key up, already retried as the service's rules say. Once `stop` is cancelled no new
+    /// request starts, whatever the lookup waits for (a concurrency slot, the rate limit, a retry): a
+    /// lookup stopped before it sent anything returns `None` and its users stay due; one that reached
+    /// the service returns what it got.
+    async fn lookup(
+        &self,
+        key: &LookupKey,
+        stop: &CancellationToken,
+    ) -> Option<Result<Lookup, ConnectorError>>;
     /// One cheap live call proving the credentials work; describes what it did.
     async fn check(&self) -> Result<String, ConnectorError>;
 }

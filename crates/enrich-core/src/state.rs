@@ -32,7 +32,8 @@ pub struct UserState {
     pub checked_at: Option<DateTime<Utc>>,
     /// The last attempt, whatever its outcome.
     pub attempted_at: DateTime<Utc>,
-    /// Why the user is invalid or failed.
+    /// Why the user is invalid or failed; stored redacted.
+    #[serde(serialize_with = "crate::redact::serialize_stored_option")]
     pub detail: Option<String>,
     /// When the sink last acknowledged properties for this user.
     pub written_at: Option<DateTime<Utc>>,
@@ -73,8 +74,8 @@ pub enum ConnectionStatus {
     #[default]
     WaitingForData,
     Connected,
-    /// The last run stopped on a fatal error.
-    Error(String),
+    /// The last run stopped on a fatal error; stored redacted.
+    Error(#[serde(serialize_with = "crate::redact::serialize_stored")] String),
 }
 
 impl fmt::Display for ConnectionStatus {
@@ -155,10 +156,11 @@ const MAX_REASONS: usize = 50;
 const OTHER_REASONS: &str = "other reasons";
 
 impl RunSummary {
-    /// Counts `users` under `reason`.
+    /// Counts `users` under `reason`, redacted.
     pub fn note(&mut self, reason: &str, users: u64) {
-        let reason = if self.reasons.contains_key(reason) || self.reasons.len() < MAX_REASONS {
-            reason
+        let reason = crate::redact::stored(reason);
+        let reason = if self.reasons.contains_key(&reason) || self.reasons.len() < MAX_REASONS {
+            reason.as_str()
         } else {
             OTHER_REASONS
         };
@@ -183,7 +185,8 @@ pub struct RunRecord {
     pub finished_at: DateTime<Utc>,
     pub seen_since: DateTime<Utc>,
     pub summary: RunSummary,
-    /// The fatal error that stopped the run, if one did.
+    /// The fatal error that stopped the run, if one did; stored redacted.
+    #[serde(serialize_with = "crate::redact::serialize_stored_option")]
     pub error: Option<String>,
     /// The run was asked to stop (Ctrl-C, SIGTERM) before it was done.
     #[serde(default)]

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::echo;
 use crate::faults::{Cut, Fault, FaultDraw, broken_body, first_half};
 use crate::generate::Draw;
 use crate::{ClearbitRequest, EmulatorConfig, FaultCounts, Scripted, generate, lock, samples, status_code};
@@ -33,6 +34,8 @@ pub(crate) struct Clearbit {
 struct Book {
     scripts: HashMap<String, VecDeque<Scripted>>,
     requests: Vec<ClearbitRequest>,
+    /// Requests received, counted on arrival (the log above is written on answering).
+    received: u64,
     /// Clearbit bills an email once per period however often it is asked for.
     billed: HashSet<String>,
     /// Emails (or domains) asked for at least once: only a first ask can be queued.
@@ -159,6 +162,7 @@ impl Clearbit {
         let book = Book {
             scripts: HashMap::new(),
             requests: Vec::new(),
+            received: 0,
             billed: HashSet::new(),
             asked: HashSet::new(),
             minute: 0,
@@ -178,6 +182,10 @@ impl Clearbit {
 
     pub(crate) fn requests(&self) -> Vec<ClearbitRequest> {
         lock(&self.book).requests.clone()
+    }
+
+    pub(crate) fn received(&self) -> u64 {
+        lock(&self.book).received
     }
 
     /// Clearbit's part of the counts; Heap's are left at zero.
@@ -225,7 +233,12 @@ impl Clearbit {
 
     /// The answer to an authorized lookup, with the quota it is subject to: none for scripted answers and
     /// faults, which are given exactly as scripted or drawn.
-    async fn answer(&self, endpoint: Endpoint, key: &str) -> (Reply, Option<u64>) {
+    async fn answer(
+        &self,
+        endpoint: Endpoint,
+        key: &str,
+        authorization: Option<&str>,
+    ) -> (Reply, Option<u64>) {
         let (scripted, fault) = {
             let mut book = lock(&self.book);
             let first_ask = book.asked.insert(key.to_owned());
@@ -235,7 +248,7 @@ impl Clearbit {
             (scripted, fault)
         };
         if let Some(scripted) = scripted {
-            return (scripted_reply(endpoint, key, scripted).await, None);
+            return (scripted_reply(endpoint, key, authorization, scripted).await, None);
         }
         let reply = match fault {
             None => return (self.lookup(endpoint, key), self.config.quota),
@@ -310,6 +323,7 @@ async fn find(
     Query(params): Query<FindParams>,
     headers: HeaderMap,
 ) -> Response {
+    lock(&clearbit.book).received += 1;
     let key = match endpoint {
         Endpoint::Company => params.domain,
         Endpoint::Combined | Endpoint::Person => params.email,
@@ -327,7 +341,7 @@ async fn find(
             tokio::time::sleep(clearbit.latency()).await;
             match refusal {
                 Some(refusal) => (refusal, None),
-                None => clearbit.answer(endpoint, &key).await,
+                None => clearbit.answer(endpoint, &key, authorization).await,
             }
         }
     };
@@ -349,7 +363,12 @@ async fn request_log(State(clearbit): State<Arc<Clearbit>>) -> Json<Vec<Clearbit
     Json(clearbit.requests())
 }
 
-async fn scripted_reply(endpoint: Endpoint, key: &str, mut scripted: Scripted) -> Reply {
+async fn scripted_reply(
+    endpoint: Endpoint,
+    key: &str,
+    authorization: Option<&str>,
+    mut scripted: Scripted,
+) -> Reply {
     loop {
         return match scripted {
             Scripted::Delay(pause, then) => {
@@ -361,6 +380,7 @@ async fn scripted_reply(endpoint: Endpoint, key: &str, mut scripted: Scripted) -
             Scripted::Body(status, body) => Reply::new(status, body),
             Scripted::RateLimit400 => Reply::error(400, "rate_limit", "Limit is 5 concurrent requests"),
             Scripted::Found => found(endpoint, key),
+            Scripted::Echo(status) => Reply::error(status, "error", &echo::message(authorization, key)),
         };
     }
 }

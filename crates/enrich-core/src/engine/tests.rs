@@ -62,14 +62,18 @@ impl Source for FakeSource {
         let domain = self.declined_domain.as_deref()?;
         key.to_string().ends_with(&format!("@{domain}")).then_some("declined domain")
     }
-    async fn lookup(&self, key: &LookupKey) -> Result<Lookup, ConnectorError> {
+    async fn lookup(
+        &self,
+        key: &LookupKey,
+        _stop: &CancellationToken,
+    ) -> Option<Result<Lookup, ConnectorError>> {
         let email = key.to_string();
         self.asked.lock().unwrap().push(email.clone());
         if self.hang.contains(&email) {
             std::future::pending::<()>().await;
         }
         let answer = self.answers.lock().unwrap().get(&email).cloned();
-        answer.unwrap_or(Ok(Lookup::NotFound(Record::default())))
+        Some(answer.unwrap_or(Ok(Lookup::NotFound(Record::default()))))
     }
     async fn check(&self) -> Result<String, ConnectorError> {
         Ok("fine".into())
