@@ -116,7 +116,8 @@ pub enum Command {
     /// Show each connection's status and its last run.
     ///
     /// `Waiting For Data` until Clearbit properties first reached the sink, then `Connected`;
-    /// `Error: <reason>` after a run stopped on a fatal error, until the next good run. Readable
+    /// `Error: <reason>` after a run stopped on a fatal error or on its state (damaged, disk full),
+    /// until the next good run. Readable
     /// while a sync runs.
     Status {
         /// Only this connection.
@@ -169,13 +170,21 @@ pub enum Command {
     /// Forget a person: remove them from a connection's state and never look their email up again.
     ///
     /// For privacy requests. Removes every user of the connection looked up by this email, and any
-    /// result fetched for them but not yet written; later runs skip the email. Prints the identities
-    /// removed and how to delete the users on Heap's side, which enrich does not do for you.
+    /// result fetched for them but not yet written, rewriting the state database so that no file of
+    /// the state folder holds them any more; later runs skip the email (a hash of it is kept in the
+    /// database and in connection.json). Prints the identities removed and how to delete the users on
+    /// Heap's side, which enrich does not do for you.
     Forget {
         /// The connection's name in the config file.
         name: String,
         /// The person's email address.
         email: String,
+    },
+
+    /// Look after a connection's state folder.
+    State {
+        #[command(subcommand)]
+        action: StateAction,
     },
 
     /// Print a shell completion script: `enrich completions bash > /etc/bash_completion.d/enrich`.
@@ -191,6 +200,23 @@ pub enum Command {
     Map {
         #[command(subcommand)]
         source: MapSource,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Start a connection's state over, knowingly: when it is damaged and no backup can be restored.
+    ///
+    /// Deletes what the connection remembers of its users: when each was last checked, and results
+    /// fetched but not yet written. Keeps the run history and the emails forgotten on request, and
+    /// clears an `Error` status. Every user is looked up again at the next sync, and each lookup is
+    /// paid for. Asks for confirmation on a terminal.
+    Reset {
+        /// The connection's name in the config file.
+        name: String,
+        /// Do not ask for confirmation (needed when not on a terminal).
+        #[arg(long)]
+        yes: bool,
     },
 }
 

@@ -17,6 +17,9 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, LogFormat};
 
 fn main() -> ExitCode {
+    // Whatever enrich creates (the state, a report) is its owner's only, including the files sled
+    // creates on its own.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse_checked();
     init_logging(&cli);
     enrich_core::events::log_pii(cli.log_pii);

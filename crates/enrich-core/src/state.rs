@@ -54,11 +54,13 @@ impl UserState {
         match self.outcome {
             Outcome::Pending | Outcome::Failed => true,
             Outcome::Invalid => false,
+            // A check stamped in the future (a clock set forward, then fixed) proves nothing: due.
             Outcome::Found | Outcome::NotFound => self.checked_at.is_none_or(|checked| {
-                chrono::Duration::from_std(refresh)
-                    .ok()
-                    .and_then(|refresh| checked.checked_add_signed(refresh))
-                    .is_some_and(|due| due <= now)
+                checked > now
+                    || chrono::Duration::from_std(refresh)
+                        .ok()
+                        .and_then(|refresh| checked.checked_add_signed(refresh))
+                        .is_some_and(|due| due <= now)
             }),
         }
     }
@@ -251,8 +253,9 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError>;
     /// Every check whose write was never acknowledged (an interrupted run's).
     fn pending(&self) -> Result<Vec<PendingWrite>, StateError>;
-    /// Removes every user looked up by the key with this digest, and their pending writes (a privacy
-    /// request); returns their identities.
+    /// A privacy request: removes every user looked up by the key with this digest and their pending
+    /// writes, leaving no trace of them in storage, and adds the digest to the connection's
+    /// `suppressed` keys, durably with the users' states; returns the identities removed.
     fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError>;
     fn connection(&self) -> Result<ConnectionState, StateError>;
     fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError>;
@@ -330,6 +333,7 @@ impl StateStore for MemoryStateStore {
             users.remove(identity);
             pending.remove(identity);
         }
+        locked(&self.connection).suppressed.insert(key_hash);
         Ok(forgotten)
     }
 
@@ -378,6 +382,14 @@ mod tests {
         assert!(!state(Outcome::Invalid, Some(1000), now).is_due(7, now, day));
         let beyond_the_calendar = Duration::from_secs(1_000_000 * 366 * 24 * 3600);
         assert!(!state(Outcome::Found, Some(1), now).is_due(7, now, beyond_the_calendar), "no overflow");
+    }
+
+    #[test]
+    fn a_check_stamped_in_the_future_is_due() {
+        let now = Utc::now();
+        let day = Duration::from_secs(24 * 3600);
+        assert!(state(Outcome::Found, Some(-1), now).is_due(7, now, day), "a clock set forward, then fixed");
+        assert!(!state(Outcome::Found, Some(0), now).is_due(7, now, day), "checked just now");
     }
 
     #[test]

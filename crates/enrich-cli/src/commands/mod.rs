@@ -4,6 +4,7 @@ mod check;
 mod map;
 mod properties;
 mod report;
+mod state;
 mod status;
 mod sync;
 
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, MapSource};
+use crate::cli::{Cli, Command, MapSource, StateAction};
 use crate::config::{self, Config};
 use crate::render;
 
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Properties { name, format } => properties::list(&config, &name, format),
         Command::Forget { name, email } => forget(&config, &name, &email),
         Command::Check { name } => check::run(&config, &name).await,
+        Command::State { action: StateAction::Reset { name, yes } } => state::reset(&config, &name, yes),
         Command::Map { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before loading the config")
         }
@@ -82,10 +84,6 @@ fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> 
     let key = enrich_core::LookupKey::Email(normalized);
     let store = enrich_state_sled::SledStateStore::open(&config.state_dir, &connection.name)?;
     let forgotten = store.forget(key.digest())?;
-    let mut state = store.connection()?;
-    state.suppressed.insert(key.digest());
-    store.put_connection(&state)?;
-    store.flush()?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

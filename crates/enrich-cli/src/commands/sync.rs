@@ -63,10 +63,18 @@ async fn run_connection(
     connection: &ConnectionConfig,
     request: SyncRequest,
 ) -> anyhow::Result<SyncReport> {
-    let store: Arc<dyn StateStore> = Arc::new(SledStateStore::open(&config.state_dir, &connection.name)?);
+    let store = Arc::new(SledStateStore::open(&config.state_dir, &connection.name)?);
     let built = build_connection(connection, config_folder(config))
         .with_context(|| format!("cannot build connection `{}`", connection.name))?;
-    Ok(enrich_core::sync(&built, store, request).await?)
+    let report = enrich_core::sync(&built, Arc::clone(&store) as Arc<dyn StateStore>, request).await;
+    report.map_err(|error| {
+        // The status says so too, when its file can still be written: the database may be what
+        // failed (a full disk, say).
+        if let Err(unsaved) = store.record_failure(&error.to_string()) {
+            tracing::debug!("the status was not updated: {unsaved}");
+        }
+        error.into()
+    })
 }
 
 /// A token cancelled by the first Ctrl-C or SIGTERM; a second one exits at once.
