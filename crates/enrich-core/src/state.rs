@@ -383,6 +383,8 @@ mod tests {
         assert!(state(Outcome::Pending, Some(1), now).is_due(7, now, day));
         assert!(state(Outcome::Failed, None, now).is_due(7, now, day));
         assert!(!state(Outcome::Invalid, Some(1000), now).is_due(7, now, day));
+        let beyond_the_calendar = Duration::from_secs(1_000_000 * 366 * 24 * 3600);
+        assert!(!state(Outcome::Found, Some(1), now).is_due(7, now, beyond_the_calendar), "no overflow");
     }
 
     #[test]
