@@ -1,5 +1,5 @@
-//! The documentation matches the code: every config example in README.md passes `enrich validate`, and
-//! docs/properties.md is what `enrich properties` lists.
+//! The documentation matches the code: every config example in README.md and config/enrich.example.yaml
+//! passes `enrich validate`, and docs/properties.md is what `enrich properties` lists.
 
 mod support;
 
@@ -47,12 +47,14 @@ fn dummy_value(variable: &str) -> &'static str {
     }
 }
 
+/// The README's examples, and the example file users copy (its roster path is beside it).
 #[test]
 fn every_readme_config_example_passes_validate() {
     let readme = repository_file("README.md");
-    let examples: Vec<String> =
+    let mut examples: Vec<String> =
         yaml_blocks(&readme).into_iter().filter(|block| block.contains("connections:")).collect();
     assert!(!examples.is_empty(), "README.md has no ```yaml block with `connections:`");
+    examples.push(repository_file("config/enrich.example.yaml"));
     for example in &examples {
         let folder = tempfile::tempdir().unwrap();
         std::fs::write(folder.path().join("enrich.yaml"), example).unwrap();
@@ -65,7 +67,7 @@ fn every_readme_config_example_passes_validate() {
         let run = Run::from(command.output().unwrap());
         assert_eq!(run.code, Some(0), "a README example is not valid:\n{example}\n{run}");
     }
-    eprintln!("README.md: {} config examples validated", examples.len());
+    eprintln!("config examples: {} validated (README.md and config/enrich.example.yaml)", examples.len());
 }
 
 /// docs/properties.md's table is `enrich properties --format markdown` of a default connection;

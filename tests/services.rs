@@ -256,7 +256,7 @@ async fn no_redirect_is_followed_so_the_key_and_the_data_stay_put() {
     workspace.write_roster(&[row("u1", "person1@firm.io", 0)]);
     write_good_config(&workspace, "", "");
 
-    let location = format!("{}/v2/combined/find?email=person1%40firm.io", elsewhere.clearbit_url());
+    let location = format!("{}/v2/combined/find", elsewhere.clearbit_url());
     workspace.emulator.script_clearbit("person1@firm.io", vec![Scripted::Redirect(302, location.clone())]);
     let run = workspace.enrich(&["sync", "main"]).await;
     let heard = elsewhere.clearbit_requests();

@@ -14,8 +14,8 @@ use anyhow::{Context, bail};
 /// Where the report test looks for Chromium, and where Debian's package puts it.
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Lines of the long tests worth reading in a passing run: how many lookups a kill cost, what chaos did.
-const FIGURES: [&str; 3] = ["kill-and-resume", "chaos", "extreme values"];
+/// Lines worth reading in a passing run: how many lookups a kill cost, what chaos did, what was checked.
+const FIGURES: [&str; 4] = ["kill-and-resume", "chaos", "extreme values", "config examples"];
 
 pub fn test() -> anyhow::Result<()> {
     let started = Instant::now();

@@ -75,6 +75,13 @@ fn parse_record(status: StatusCode, body: &[u8]) -> Result<Answer, Failure> {
     };
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(response)) => {
+            // A person or company that is neither a record nor null is a broken answer, not "no record".
+            let broken_field = ["person", "company"].into_iter().find(|field| {
+                response.get(*field).is_some_and(|value| !value.is_null() && !value.is_object())
+            });
+            if let Some(field) = broken_field {
+                return Err(broken(format!("a `{field}` that is not an object")));
+            }
             let absent = |field| response.get(field).is_none_or(Value::is_null);
             if absent("person") && absent("company") {
                 Ok(Answer::NotFound)
@@ -278,7 +285,11 @@ mod tests {
         for empty in [&br#"{"person": null, "company": null}"#[..], b"{}"] {
             assert_eq!(interpret(StatusCode::OK, empty, "a@b.io", ENDPOINT), Ok(Answer::NotFound));
         }
-        for broken in [&b"{\"person\": {"[..], b"[1, 2]", b"", b"<html></html>"] {
+        let not_objects =
+            [&br#"{"person": "alex@clearbit.com"}"#[..], br#"{"person": null, "company": [1]}"#];
+        for broken in
+            [&b"{\"person\": {"[..], b"[1, 2]", b"", b"<html></html>"].into_iter().chain(not_objects)
+        {
             let failure = interpret(StatusCode::OK, broken, "a@b.io", ENDPOINT).unwrap_err();
             assert!(failure.is_retryable(), "{failure:?}");
         }

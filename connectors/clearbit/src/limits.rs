@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use enrich_core::CancellationToken;
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -38,11 +39,19 @@ impl Limits {
         }
     }
 
-    /// Waits until a request may start; it is in flight until the permit is dropped.
-    ///
+    /// Waits until a request may start; it is in flight until the permit is dropped. `None` once `stop`
+    /// is cancelled, however far the wait had got: no request starts after a stop.
+    pub(crate) async fn admit(&self, stop: &CancellationToken) -> Option<SemaphorePermit<'_>> {
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            permit = self.wait_for_turn() => Some(permit),
+        }
+    }
+
     /// The concurrency permit comes first: a request holding a pace permit while it queued for a
     /// concurrency slot would start late, in a burst with others that did the same.
-    pub(crate) async fn admit(&self) -> SemaphorePermit<'_> {
+    async fn wait_for_turn(&self) -> SemaphorePermit<'_> {
         let permit = self.in_flight.acquire().await.expect("the request semaphore is never closed");
         self.pace.until_ready().await;
         loop {
@@ -253,6 +262,20 @@ mod tests {
         limits.observe(StatusCode::TOO_MANY_REQUESTS, &headers(7, unix_now() + 3));
         assert_eq!(limits.pause_left(), None);
         assert_eq!(remaining(&limits), Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_every_wait_for_a_turn() {
+        let limits = Limits::new(NonZeroU32::new(600).unwrap(), NonZeroU32::new(1).unwrap());
+        let stop = CancellationToken::new();
+        let first = limits.admit(&stop).await;
+        assert!(first.is_some());
+        // The only slot is taken: the next request waits for it, until the stop.
+        let waiting = limits.admit(&stop);
+        stop.cancel();
+        assert!(waiting.await.is_none());
+        drop(first);
+        assert!(limits.admit(&stop).await.is_none(), "a free slot after a stop starts nothing either");
     }
 
     #[test]

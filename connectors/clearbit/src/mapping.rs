@@ -4,7 +4,7 @@
 //! are walked, so an attribute Clearbit adds tomorrow still comes through under a name derived from its
 //! path, reported as derived. Values become numbers or strings below the length limit, nothing else.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use enrich_core::property::MAX_TEXT_BYTES;
 use enrich_core::{PropertyKind, PropertyValue, Record};
@@ -19,7 +19,8 @@ use crate::selection::PropertySelection;
 pub fn map_combined(response: &Value, selection: &PropertySelection) -> Record {
     let person = response.get("person").and_then(Value::as_object);
     let company = response.get("company").and_then(Value::as_object);
-    let mut mapper = Mapper { selection, record: Record::default(), taken: HashSet::new() };
+    let mut mapper =
+        Mapper { selection, record: Record::default(), taken: HashSet::new(), numbered: HashMap::new() };
     for (root, attributes) in [("person", person), ("company", company)] {
         if let Some(attributes) = attributes {
             mapper.add_object(&mut vec![root], attributes);
@@ -54,6 +55,8 @@ struct Mapper<'a> {
     record: Record,
     /// The names written so far, in lower case: names differing only in case would read as one.
     taken: HashSet<String>,
+    /// The last number appended to each name (in lower case) to tell attributes apart.
+    numbered: HashMap<String, usize>,
 }
 
 impl Mapper<'_> {
@@ -93,7 +96,7 @@ impl Mapper<'_> {
 
     /// The preferred name, else the name of the whole path, else that name numbered: clear of every
     /// catalogue name and rename, and of the names already written, however Clearbit's attributes evolve.
-    fn derived_name(&self, path: &[&str]) -> String {
+    fn derived_name(&mut self, path: &[&str]) -> String {
         let free = |name: &str| {
             let name = name.to_lowercase();
             !self.taken.contains(&name) && !self.selection.reserves(&name)
@@ -103,12 +106,21 @@ impl Mapper<'_> {
             return preferred;
         }
         let full = path_name(path);
-        let mut candidate = full.clone();
-        let mut number = 2;
-        while !free(&candidate) {
-            candidate = format!("{full} {number}");
-            number += 1;
+        if free(&full) {
+            return full;
         }
+        // Numbering goes on from the last number given to this name, so that many attributes with one
+        // name (`a_b`, `a__b`, `aB`…) cost one try each, not one per name before them.
+        let key = full.to_lowercase();
+        let mut number = self.numbered.get(&key).copied().unwrap_or(1);
+        let candidate = loop {
+            number += 1;
+            let candidate = format!("{full} {number}");
+            if free(&candidate) {
+                break candidate;
+            }
+        };
+        self.numbered.insert(key, number);
         candidate
     }
 }
@@ -136,30 +148,74 @@ fn convert(path: &str, key: &str, value: &Value) -> Option<(PropertyValue, bool)
         Value::String(text) if text.trim().is_empty() => None,
         Value::String(text) => Some(PropertyValue::text(text.as_str())),
         Value::Array(items) => {
-            let mut parts = Vec::new();
-            flatten(items, &mut parts);
-            (!parts.is_empty()).then(|| join_within_limit(&parts))
+            let mut list = JoinedList::default();
+            list.add_all(items);
+            list.finish()
         }
     }
 }
 
-/// The text of every item, nested arrays included, without blanks or repeats.
-fn flatten(items: &[Value], parts: &mut Vec<String>) {
-    for item in items {
-        let part = match item {
-            Value::Null => None,
-            Value::Bool(flag) => Some(flag.to_string()),
-            Value::Number(number) => Some(number.to_string()),
-            Value::String(text) => Some(text.clone()),
-            Value::Array(inner) => {
-                flatten(inner, parts);
-                None
+/// The text of a list's items, nested lists included, without blanks or repeats, joined with `, `
+/// within the length limit. Whole items beyond the limit are left out rather than one cut in the
+/// middle, which would make a wrong domain or URL out of a right one; reading stops there, so a list of
+/// any length costs no more than its first kilobyte.
+#[derive(Debug, Default)]
+struct JoinedList {
+    joined: String,
+    /// The items joined so far: at most the few that fit in the limit.
+    seen: HashSet<String>,
+    /// An item did not fit: the rest of the list is left out.
+    cut: bool,
+}
+
+impl JoinedList {
+    fn add_all(&mut self, items: &[Value]) {
+        for item in items {
+            if self.cut {
+                return;
             }
-            Value::Object(object) => summarize(object),
-        };
-        if let Some(part) = part.filter(|part| !part.trim().is_empty() && !parts.contains(part)) {
-            parts.push(part);
+            let part = match item {
+                Value::Null => None,
+                Value::Bool(flag) => Some(flag.to_string()),
+                Value::Number(number) => Some(number.to_string()),
+                Value::String(text) => Some(text.clone()),
+                Value::Array(inner) => {
+                    self.add_all(inner);
+                    None
+                }
+                Value::Object(object) => summarize(object),
+            };
+            if let Some(part) = part.filter(|part| !part.trim().is_empty()) {
+                self.add(part);
+            }
         }
+    }
+
+    fn add(&mut self, part: String) {
+        if self.seen.contains(&part) {
+            return;
+        }
+        let separator = if self.joined.is_empty() { "" } else { ", " };
+        if self.joined.len() + separator.len() + part.len() > MAX_TEXT_BYTES {
+            self.cut = true;
+            // Only a single part too long for the limit on its own is cut.
+            if self.joined.is_empty() {
+                self.joined = part;
+            }
+            return;
+        }
+        self.joined.push_str(separator);
+        self.joined.push_str(&part);
+        self.seen.insert(part);
+    }
+
+    /// The value and whether it was cut; `None` when no item had text.
+    fn finish(self) -> Option<(PropertyValue, bool)> {
+        if self.joined.is_empty() {
+            return None;
+        }
+        let (value, cut_text) = PropertyValue::text(self.joined);
+        Some((value, self.cut || cut_text))
     }
 }
 
@@ -172,27 +228,6 @@ fn summarize(object: &Map<String, Value>) -> Option<String> {
     });
     meaningful
         .or_else(|| (!object.values().all(Value::is_null)).then(|| Value::from(object.clone()).to_string()))
-}
-
-/// The parts joined with `, `, leaving out whole parts beyond the length limit rather than cutting one
-/// in the middle, which would make a wrong domain or URL out of a right one.
-fn join_within_limit(parts: &[String]) -> (PropertyValue, bool) {
-    let mut joined = String::new();
-    for part in parts {
-        let separator = if joined.is_empty() { "" } else { ", " };
-        if joined.len() + separator.len() + part.len() > MAX_TEXT_BYTES {
-            // Only a single part too long for the limit on its own is cut.
-            let (value, _) = if joined.is_empty() {
-                PropertyValue::text(part.as_str())
-            } else {
-                PropertyValue::text(joined)
-            };
-            return (value, true);
-        }
-        joined.push_str(separator);
-        joined.push_str(part);
-    }
-    PropertyValue::text(joined)
 }
 
 #[cfg(test)]
@@ -327,6 +362,30 @@ mod tests {
         assert!(joined.ends_with(".example.com"), "{joined}");
         assert!(joined.split(", ").all(|alias| aliases.contains(&alias.to_owned())));
         assert_eq!(record.cut, ["Company Domain Aliases"]);
+    }
+
+    #[test]
+    fn a_list_of_any_length_is_read_only_as_far_as_the_limit() {
+        let tech: Vec<String> = (0..100_000).map(|n| format!("tech-{n}")).collect();
+        let record = map(&json!({ "company": { "tech": tech } }));
+        let joined = record.properties["Company Tech"].as_text().unwrap();
+        let expected: Vec<&str> = joined.split(", ").collect();
+        assert_eq!(expected, tech[..expected.len()], "the first items, in order");
+        assert!(joined.len() <= MAX_TEXT_BYTES && joined.len() + ", tech-99999".len() > MAX_TEXT_BYTES);
+        assert_eq!(record.cut, ["Company Tech"]);
+        let repeated = map(&json!({ "company": { "tech": vec!["nginx"; 100_000] } }));
+        assert_eq!(repeated.properties["Company Tech"], text("nginx"));
+        assert!(repeated.cut.is_empty());
+    }
+
+    #[test]
+    fn many_attributes_with_one_name_are_numbered_in_turn() {
+        let keys: Map<String, Value> =
+            (1..=2000).map(|n| (format!("a{}b", "_".repeat(n)), json!(n))).collect();
+        let record = map(&json!({ "company": keys }));
+        let names: HashSet<&str> = record.derived.iter().map(|(_, name)| name.as_str()).collect();
+        assert_eq!(names.len(), 2000);
+        assert!(names.contains("Company A B") && names.contains("Company A B 2000"));
     }
 
     #[test]

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment, Source};
+use enrich_core::{
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment, Source,
+};
 use reqwest::header::{HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Client, StatusCode, Url, redirect};
 use secrecy::{ExposeSecret, SecretString};
@@ -29,6 +31,9 @@ const CHECK_EMAIL: &str = "alex@clearbit.com";
 
 /// The longest pause between two retries of one request.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// A combined record is tens of kilobytes; a larger answer is refused unread.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 /// Lookups in flight per request permit: lookups sleeping before they ask again for a queued record
 /// hold no permit, and must not keep others from using it.
@@ -129,9 +134,15 @@ impl ClearbitSource {
         })
     }
 
-    /// One request, started within the limits and in flight while it holds their permit.
-    async fn ask_once(&self, email: &str, hints: &LookupHints) -> Result<Answer, Failure> {
-        let _in_flight = self.limits.admit().await;
+    /// One request, started within the limits and in flight while it holds their permit; `None` when
+    /// `stop` came first.
+    async fn ask_once(
+        &self,
+        email: &str,
+        hints: &LookupHints,
+        stop: &CancellationToken,
+    ) -> Result<Option<Answer>, Failure> {
+        let Some(_in_flight) = self.limits.admit(stop).await else { return Ok(None) };
         if let Some(refusal) = self.refused.get() {
             return Err(Failure::Final(refusal.clone()));
         }
@@ -140,7 +151,7 @@ impl ClearbitSource {
             // A fatal answer holds for every email: nobody else is asked (nor billed) after it.
             let _ = self.refused.set(refusal.clone());
         }
-        answer
+        answer.map(Some)
     }
 
     /// Sends one request and reads its answer.
@@ -160,7 +171,7 @@ impl ClearbitSource {
         if status.is_redirection() {
             return Err(Failure::Final(self.redirected(status, response.headers())));
         }
-        let body = response.bytes().await.map_err(|error| self.transport_failure(error))?;
+        let body = self.read_body(response).await?;
         interpret(status, &body, email, &self.endpoint_shown)
     }
 
@@ -182,12 +193,51 @@ impl ClearbitSource {
         }
     }
 
+    /// The body, unless it is larger than [`MAX_ANSWER_BYTES`]: then the lookup fails at once rather
+    /// than spending memory and minutes on mapping it.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
+        let status = response.status();
+        let too_large = || {
+            Failure::Final(ConnectorError::Rejected(format!(
+                "Clearbit answered {status} with more than {} KiB, far more than any record: not read",
+                MAX_ANSWER_BYTES / 1024
+            )))
+        };
+        if response.content_length().is_some_and(|length| length > MAX_ANSWER_BYTES as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|error| self.transport_failure(error))? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     /// One request, retried with backoff while it fails in a way that may pass, as often as
-    /// `max_retries` and for as long as `max_retry_time` allow.
-    async fn ask(&self, email: &str, hints: &LookupHints) -> Result<Answer, ConnectorError> {
+    /// `max_retries` and for as long as `max_retry_time` allow; `None` when `stop` came before an answer.
+    async fn ask(
+        &self,
+        email: &str,
+        hints: &LookupHints,
+        stop: &CancellationToken,
+    ) -> Result<Option<Answer>, ConnectorError> {
         let mut tally = RetryTally::default();
-        let answer = (|| self.ask_once(email, hints))
+        let stopped = stop.clone();
+        let answer = (|| self.ask_once(email, hints, stop))
             .retry(self.retries)
+            // A stop ends the pause at once; the next attempt then starts nothing.
+            .sleep(move |delay| {
+                let stopped = stopped.clone();
+                async move {
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stopped.cancelled() => {}
+                    }
+                }
+            })
             .when(Failure::is_retryable)
             .adjust(|failure, backoff| {
                 let first_failure = *tally.first_failure.get_or_insert_with(Instant::now);
@@ -227,26 +277,42 @@ impl ClearbitSource {
         })
     }
 
-    async fn lookup_email(&self, email: &str, hints: &LookupHints) -> Result<Lookup, ConnectorError> {
+    async fn lookup_email(
+        &self,
+        email: &str,
+        hints: &LookupHints,
+        stop: &CancellationToken,
+    ) -> Option<Result<Lookup, ConnectorError>> {
         let mut delay = self.pending_delay;
         let mut re_asks_left = self.pending_retries;
+        let mut queued = false;
         loop {
-            match self.ask(email, hints).await? {
-                Answer::Record(response) => {
-                    return Ok(Lookup::Found(map_combined(&response, &self.selection)));
-                }
-                Answer::NotFound => return Ok(Lookup::NotFound(not_found())),
-                Answer::Invalid(reason) => return Ok(Lookup::Invalid(reason)),
+            let answer = match self.ask(email, hints, stop).await {
+                Ok(Some(answer)) => answer,
+                // Stopped: a record Clearbit is fetching stays pending, anything else never happened.
+                Ok(None) => return queued.then_some(Ok(Lookup::Pending)),
+                Err(error) => return Some(Err(error)),
+            };
+            let lookup = match answer {
+                Answer::Record(response) => Lookup::Found(map_combined(&response, &self.selection)),
+                Answer::NotFound => Lookup::NotFound(not_found()),
+                Answer::Invalid(reason) => Lookup::Invalid(reason),
                 // The streaming host held the request as long as it would: asking again now costs
                 // another minute of a request slot for little chance.
-                Answer::Queued if self.stream || re_asks_left == 0 => return Ok(Lookup::Pending),
+                Answer::Queued if self.stream || re_asks_left == 0 => Lookup::Pending,
                 Answer::Queued => {
                     tracing::debug!(?delay, "Clearbit is still fetching a record; asking again");
-                    tokio::time::sleep(delay).await;
+                    queued = true;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stop.cancelled() => return Some(Ok(Lookup::Pending)),
+                    }
                     delay = delay.saturating_mul(2);
                     re_asks_left -= 1;
+                    continue;
                 }
-            }
+            };
+            return Some(Ok(lookup));
         }
     }
 
@@ -329,19 +395,25 @@ impl Source for ClearbitSource {
         Some(self.invalid_retry_after)
     }
 
-    async fn lookup(&self, key: &LookupKey, hints: &LookupHints) -> Result<Lookup, ConnectorError> {
+    async fn lookup(
+        &self,
+        key: &LookupKey,
+        hints: &LookupHints,
+        stop: &CancellationToken,
+    ) -> Option<Result<Lookup, ConnectorError>> {
         match key {
-            LookupKey::Email(email) => self.lookup_email(email, hints).await,
-            LookupKey::Ip(_) => Err(ConnectorError::Fatal(
+            LookupKey::Email(email) => self.lookup_email(email, hints, stop).await,
+            LookupKey::Ip(_) => Some(Err(ConnectorError::Fatal(
                 "Clearbit Enrichment looks users up by email, not by IP address".to_owned(),
-            )),
+            ))),
         }
     }
 
     /// Any answer but a refusal of the key or the account proves the key works; a queued or refused
     /// address is no reason to ask again.
     async fn check(&self) -> Result<String, ConnectorError> {
-        let outcome = match self.ask(CHECK_EMAIL, &LookupHints::default()).await? {
+        let answer = self.ask(CHECK_EMAIL, &LookupHints::default(), &CancellationToken::new()).await?;
+        let outcome = match answer.ok_or_else(|| ConnectorError::Fatal("the check was stopped".to_owned()))? {
             Answer::Record(_) => "record found, billed as one",
             Answer::NotFound => "no record, billed as one",
             Answer::Queued => "record queued, billed as one",

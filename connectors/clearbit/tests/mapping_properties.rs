@@ -135,4 +135,39 @@ proptest! {
             prop_assert!(record.properties.contains_key(name), "{name} is reported but not written");
         }
     }
+
+    #[test]
+    fn a_list_keeps_its_first_distinct_items_in_order_within_the_limit(
+        items in prop::collection::vec(prop_oneof![
+            4 => "[a-c]{1,3}",
+            // At most 900 bytes: an item too long on its own is a unit test of its own.
+            1 => "[aé日 ]{0,300}",
+        ], 0..400),
+    ) {
+        let record = map_combined(&json!({ "company": { "tech": items } }), &PropertySelection::default());
+        // The rule, written plainly: distinct non-blank items, joined until the next would not fit.
+        let mut distinct: Vec<&str> = Vec::new();
+        for item in &items {
+            if !item.trim().is_empty() && !distinct.contains(&item.as_str()) {
+                distinct.push(item);
+            }
+        }
+        let mut expected = String::new();
+        let mut cut = false;
+        for item in &distinct {
+            let separator = if expected.is_empty() { "" } else { ", " };
+            if expected.len() + separator.len() + item.len() > MAX_TEXT_BYTES {
+                cut = true;
+                break;
+            }
+            expected = format!("{expected}{separator}{item}");
+        }
+        match record.properties.get("Company Tech") {
+            None => prop_assert!(distinct.is_empty()),
+            Some(value) => {
+                prop_assert_eq!(value.as_text(), Some(expected.as_str()));
+                prop_assert_eq!(record.cut.is_empty(), !cut);
+            }
+        }
+    }
 }

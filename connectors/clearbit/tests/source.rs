@@ -5,7 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use enrich_clearbit::{ClearbitConfig, ClearbitSource, PropertySelection, map_combined};
 use enrich_core::{
-    ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyKind, PropertyValue, Record, Source,
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyKind, PropertyValue,
+    Record, Source,
 };
 use enrich_emulator::{Emulator, EmulatorConfig};
 use futures::StreamExt;
@@ -43,7 +44,11 @@ fn source_with(server: &MockServer, overrides: Value) -> ClearbitSource {
 }
 
 async fn lookup(source: &ClearbitSource, email: &str) -> Result<Lookup, ConnectorError> {
-    source.lookup(&LookupKey::Email(email.to_owned()), &LookupHints::default()).await
+    let never_stopped = CancellationToken::new();
+    source
+        .lookup(&LookupKey::Email(email.to_owned()), &LookupHints::default(), &never_stopped)
+        .await
+        .expect("never stopped")
 }
 
 /// Clearbit's answer for an email it knows nothing about.
@@ -148,7 +153,7 @@ async fn sends_the_configured_api_version_and_the_match_hints() {
         family_name: Some("Lovelace".into()),
         ip: Some("203.0.113.7".parse().unwrap()),
     };
-    source.lookup(&LookupKey::Email(EMAIL.into()), &hints).await.unwrap();
+    source.lookup(&LookupKey::Email(EMAIL.into()), &hints, &CancellationToken::new()).await.unwrap().unwrap();
     let request = &server.received_requests().await.unwrap()[0];
     assert_eq!(request.headers["api-version"], "2019-12-19");
     let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
@@ -695,9 +700,8 @@ fn refuses_an_invalid_config_without_quoting_the_key() {
 #[tokio::test]
 async fn an_ip_address_is_not_a_key_it_can_look_up() {
     let source = ClearbitSource::new(&config("https://person.clearbit.com", json!({}))).unwrap();
-    let error = source
-        .lookup(&LookupKey::Ip("192.0.2.1".parse().unwrap()), &LookupHints::default())
-        .await
-        .unwrap_err();
+    let ip = LookupKey::Ip("192.0.2.1".parse().unwrap());
+    let error =
+        source.lookup(&ip, &LookupHints::default(), &CancellationToken::new()).await.unwrap().unwrap_err();
     assert!(error.is_fatal(), "{error:?}");
 }

@@ -3,9 +3,11 @@
 //! The file needs a header row with the columns `identity`, `last_seen` and the email column named in the
 //! config (none when identities are emails); `user_id` is passed on when present, and so are
 //! `given_name`, `family_name` and `ip_address`, which sources send as match hints; other columns are
-//! ignored. A bad row is reported and skipped; the rest of the file is still read.
+//! ignored. A bad row is reported and skipped; the rest of the file is still read. Fields may not span
+//! lines: a quote left open is reported on its line, and the lines after it are read as rows.
 
 use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -33,6 +35,8 @@ const IP_COLUMN: &str = "ip_address";
 const ROWS_IN_FLIGHT: usize = 1024;
 /// Longer fields are refused: user data is short, so they mean a broken file (an unclosed quote).
 const MAX_FIELD_BYTES: usize = 64 * 1024;
+/// The longest line the reader goes back over after an unbalanced quote: a row is far shorter.
+const MAX_LINE_BYTES: u64 = 16 * MAX_FIELD_BYTES as u64;
 /// How much of an unreadable value a message quotes.
 const MAX_QUOTED_CHARS: usize = 60;
 const ACCEPTED_DATES: &str =
@@ -161,8 +165,19 @@ fn open_roster(path: &Path, email_column: &EmailColumn) -> Result<(csv::Reader<F
 }
 
 fn locate_columns(header: &ByteRecord, email_column: &EmailColumn) -> Result<Columns, String> {
-    let names: Vec<String> =
-        header.iter().map(|name| String::from_utf8_lossy(name).trim().to_owned()).collect();
+    // Quoted in messages, so never raw bytes: a binary file must not reach the terminal or the status.
+    let names: Vec<String> = header
+        .iter()
+        .map(|name| {
+            std::str::from_utf8(name)
+                .ok()
+                .filter(|name| !name.chars().any(|c| c.is_control() && !c.is_whitespace()))
+        })
+        .collect::<Option<Vec<&str>>>()
+        .ok_or("is not a CSV text file: its first line holds bytes that are not UTF-8 text")?
+        .into_iter()
+        .map(|name| name.trim().to_owned())
+        .collect();
     let keys: Vec<String> = names.iter().map(|name| header_key(name)).collect();
     let mut required = vec![IDENTITY_COLUMN, LAST_SEEN_COLUMN];
     if let EmailColumn::Named(email) = email_column {
@@ -200,7 +215,8 @@ fn locate_columns(header: &ByteRecord, email_column: &EmailColumn) -> Result<Col
         problems.push(format!("has the column(s) {} more than once", repeated.join(", ")));
     }
     if !problems.is_empty() {
-        return Err(format!("{} (the header has: {})", problems.join(" and "), names.join(", ")));
+        let header = shorten(&names.join(", "), MAX_QUOTED_CHARS * 4);
+        return Err(format!("{} (the header has: {header})", problems.join(" and ")));
     }
     // Every required column was found; their positions come in the order of `required`.
     let found: Vec<usize> = required_positions.into_iter().flatten().collect();
@@ -232,12 +248,29 @@ fn read_rows(
     loop {
         let item = match reader.read_byte_record(&mut record) {
             Ok(false) => return,
-            Ok(true) => user_from_row(&record, columns).map_err(|message| DirectoryError::BadRow {
-                // Where the row starts (a quoted field may span lines). Like the csv crate's own
-                // errors, this counts blank lines just before the row in, so it may point at them.
-                location: format!("{file_name}:{}", record.position().map_or(0, csv::Position::line)),
-                message,
-            }),
+            Ok(true) => {
+                // Where the row starts. Like the csv crate's own errors, this counts blank lines just
+                // before the row in, so it may point at them.
+                let start = record.position().cloned().unwrap_or_else(csv::Position::new);
+                if spans_lines(&record) {
+                    // A quote left open swallows the lines after it into one field: report it and read
+                    // those lines again as rows, so that one stray `"` loses one row, not the rest.
+                    match skip_to_next_line(&mut reader, &start) {
+                        Ok(line) => Err(DirectoryError::BadRow {
+                            location: format!("{file_name}:{line}"),
+                            message: UNBALANCED_QUOTE.to_owned(),
+                        }),
+                        Err(error) => Err(DirectoryError::Fatal(format!(
+                            "{file_name}:{}: {UNBALANCED_QUOTE}, and the lines after it cannot be read: {error}",
+                            start.line()
+                        ))),
+                    }
+                } else {
+                    let location = format!("{file_name}:{}", start.line());
+                    user_from_row(&record, columns)
+                        .map_err(|message| DirectoryError::BadRow { location, message })
+                }
+            }
             Err(error) => Err(DirectoryError::Fatal(format!("cannot be read any further: {error}"))),
         };
         let stop = matches!(item, Err(DirectoryError::Fatal(_)));
@@ -245,6 +278,40 @@ fn read_rows(
             return;
         }
     }
+}
+
+const UNBALANCED_QUOTE: &str = "has an unbalanced quote: a field opened with `\"` is not closed on its line; \
+     the row is skipped and the next line read as a row";
+
+/// Whether a field of the row holds a line break: only a quote left open makes one in a roster.
+fn spans_lines(row: &ByteRecord) -> bool {
+    row.iter().any(|field| field.contains(&b'\n') || field.contains(&b'\r'))
+}
+
+/// Moves the reader to the line after the row starting at `row_start`, and tells that row's line. The
+/// csv crate's row start may be the line break ending the line before (`\r\n`) or blank lines.
+fn skip_to_next_line(reader: &mut csv::Reader<File>, row_start: &csv::Position) -> std::io::Result<u64> {
+    let file = reader.get_mut();
+    file.seek(SeekFrom::Start(row_start.byte()))?;
+    let mut lines = BufReader::new(&mut *file).take(MAX_LINE_BYTES);
+    let mut line = Vec::new();
+    let mut row_line = row_start.line();
+    // Line breaks before the row, then the row's line up to its end.
+    while lines.read_until(b'\n', &mut line)? > 0 && line.iter().all(|&byte| byte == b'\r' || byte == b'\n') {
+        row_line += 1;
+    }
+    let content = line.iter().position(|&byte| byte != b'\r' && byte != b'\n').unwrap_or(line.len());
+    let line_length = match line[content..].iter().position(|&byte| byte == b'\r' || byte == b'\n') {
+        Some(end) if line[content + end..].starts_with(b"\r\n") => content + end + 2,
+        Some(end) => content + end + 1,
+        None => line.len(),
+    };
+    let next_byte = row_start.byte() + line_length as u64;
+    let mut next_line = csv::Position::new();
+    next_line.set_byte(next_byte).set_line(row_line + 1);
+    // Raw: the file has moved under the reader, which a plain seek to where it stands would not see.
+    reader.seek_raw(SeekFrom::Start(next_byte), next_line).map_err(std::io::Error::other)?;
+    Ok(row_line)
 }
 
 /// The user in one row, or what is wrong with the row. Messages quote no identity or email (personal

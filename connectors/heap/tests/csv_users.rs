@@ -54,6 +54,9 @@ fn bad_row(line: u64, message: &str) -> Result<UserRecord, DirectoryError> {
     Err(DirectoryError::BadRow { location: format!("users.csv:{line}"), message: message.into() })
 }
 
+const UNBALANCED_QUOTE: &str = "has an unbalanced quote: a field opened with `\"` is not closed on its line; \
+     the row is skipped and the next line read as a row";
+
 #[tokio::test]
 async fn reads_every_user_with_extra_columns_ignored() {
     let (_folder, directory) = users_file(
@@ -170,7 +173,7 @@ async fn reports_each_bad_row_with_its_line_and_reads_on() {
 }
 
 #[tokio::test]
-async fn a_line_number_is_where_the_row_starts() {
+async fn a_field_spanning_lines_is_an_unbalanced_quote_and_the_lines_after_it_are_rows() {
     let (_folder, directory) = users_file(
         "identity,email,last_seen,note\n\
          u-1,a@b.io,never,\"two\nlines\"\n\
@@ -178,7 +181,24 @@ async fn a_line_number_is_where_the_row_starts() {
     );
     let users = read(&directory).await;
     let never = format!(r#"last_seen "never" is not a date; {ACCEPTED_FORMATS}"#);
-    assert_eq!(users, [bad_row(2, &never), bad_row(4, &never)]);
+    assert_eq!(
+        users,
+        [bad_row(2, UNBALANCED_QUOTE), bad_row(3, "has 1 fields where the header has 4"), bad_row(4, &never)]
+    );
+}
+
+#[tokio::test]
+async fn a_stray_quote_costs_one_row_not_the_rest_of_the_file() {
+    let mut file = String::from("identity,last_seen,email,plan\n");
+    for row in 1..=202 {
+        let plan = if row == 61 { "\"pro" } else { "pro" };
+        file.push_str(&format!("u-{row},2026-11-28,u{row}@b.io,{plan}\r\n"));
+    }
+    let (_folder, directory) = users_file(file);
+    let users = read(&directory).await;
+    let bad: Vec<_> = users.iter().filter(|user| user.is_err()).collect();
+    assert_eq!(bad, [&bad_row(62, UNBALANCED_QUOTE)]);
+    assert_eq!(users.len() - bad.len(), 201);
 }
 
 #[tokio::test]

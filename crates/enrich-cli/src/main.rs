@@ -12,6 +12,7 @@ mod report;
 
 use std::process::ExitCode;
 
+use enrich_core::redact;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, LogFormat};
@@ -33,13 +34,14 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", redact::text(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs go to standard error, so that standard output carries only the command's result.
+/// Logs go to standard error, so that standard output carries only the command's result. `-q` wins
+/// over `ENRICH_LOG` and `RUST_LOG`: only errors are logged.
 fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -49,11 +51,15 @@ fn init_logging(cli: &Cli) {
     };
     let default =
         format!("warn,enrich={level},enrich_core={level},enrich_clearbit={level},enrich_heap={level}");
-    let filter = EnvFilter::try_from_env("ENRICH_LOG")
-        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
-        .unwrap_or_else(|_| EnvFilter::new(default));
+    let filter = if cli.quiet {
+        EnvFilter::new("error")
+    } else {
+        EnvFilter::try_from_env("ENRICH_LOG")
+            .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
+            .unwrap_or_else(|_| EnvFilter::new(default))
+    };
     let logs =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| RedactedStderr).with_target(false);
     match cli.log_format {
         LogFormat::Human => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
         // The event's fields at the top level, beside `message`, as log collectors index them.
@@ -61,5 +67,22 @@ fn init_logging(cli: &Cli) {
             progress::log_lines_only();
             logs.json().flatten_event(true).init()
         }
+    }
+}
+
+/// Standard error for log lines, each passed through the redaction point: whatever crate logs it (an
+/// HTTP client at trace level included), no secret and no unmasked email reaches the terminal.
+struct RedactedStderr;
+
+impl std::io::Write for RedactedStderr {
+    /// The formatter hands over one whole event at a time.
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(line);
+        std::io::stderr().write_all(redact::text(&text).as_bytes())?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }

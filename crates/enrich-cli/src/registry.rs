@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use enrich_clearbit::{ClearbitConfig, ClearbitSource};
+use enrich_core::redact::{register_secret, register_url};
 use enrich_core::{Connection, ConnectorError, FieldError, Sink, Source, UserDirectory};
 use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
 use enrich_postgres::{HeapConnectConfig, HeapConnectDirectory, PostgresQueryConfig, PostgresQueryDirectory};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use crate::config::ConnectionConfig;
@@ -89,6 +91,27 @@ impl UsersConfig {
 
 fn resolve(folder: &Path, path: &Path) -> PathBuf {
     folder.join(path)
+}
+
+/// Tells the redaction point every secret of the connection (keys, passwords, URLs with credentials),
+/// so that no log line, message or state record shows them.
+pub fn register_secrets(config: &ConnectionConfig) {
+    match &config.source {
+        SourceConfig::Clearbit(config) => {
+            register_secret(config.api_key.expose_secret());
+            config.base_url.as_deref().map(register_url);
+        }
+    }
+    match &config.sink {
+        SinkConfig::Heap(config) => {
+            config.base_url.as_deref().map(register_url);
+        }
+    }
+    match &config.users {
+        UsersConfig::Csv(_) => {}
+        UsersConfig::HeapConnect(HeapConnectConfig { url, .. })
+        | UsersConfig::Postgres(PostgresQueryConfig { url, .. }) => register_url(url.expose_secret()),
+    }
 }
 
 /// Builds the runtime connection from its checked config.

@@ -197,8 +197,8 @@ pub async fn sync(
                     return (key, users, None);
                 }
                 let hints = LookupHints::of(users.iter().map(|user| &user.record));
-                let result = source.lookup(&key, &hints).await;
-                (key, users, Some(result))
+                let result = source.lookup(&key, &hints, &stop).await;
+                (key, users, result)
             }
         })
         .buffer_unordered(source.max_in_flight().max(1));

@@ -1,5 +1,6 @@
 //! Every log line the engine produces comes from one of these small typed events, so that what is
-//! logged (and what is never logged, such as emails) is decided in one place.
+//! logged (and what is never logged, such as emails) is decided in one place; every text they carry
+//! passes through [`crate::redact`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -7,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 
+use crate::redact::text as redacted;
 use crate::{LookupKey, RunSummary};
 
 /// Whether logs may show emails and IP addresses in full (`--log-pii`); off by default.
@@ -17,13 +19,18 @@ pub fn log_pii(enabled: bool) {
     LOG_PII.store(enabled, Ordering::Relaxed);
 }
 
+/// Whether `--log-pii` is on.
+pub(crate) fn pii_shown() -> bool {
+    LOG_PII.load(Ordering::Relaxed)
+}
+
 /// A lookup key as logs show it: `a***@example.com` and `203.0.113.x` unless `--log-pii`.
 #[derive(Debug)]
 pub struct Masked<'a>(pub &'a LookupKey);
 
 impl fmt::Display for Masked<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if LOG_PII.load(Ordering::Relaxed) {
+        if pii_shown() {
             return self.0.fmt(f);
         }
         match self.0 {
@@ -70,7 +77,7 @@ pub struct RowSkipped<'a> {
 
 impl InternalEvent for RowSkipped<'_> {
     fn emit(self) {
-        tracing::warn!(connection = self.connection, "skipped a roster row: {}", self.reason);
+        tracing::warn!(connection = self.connection, "skipped a roster row: {}", redacted(self.reason));
     }
 }
 
@@ -89,7 +96,7 @@ impl InternalEvent for LookupFailed<'_> {
             key = %Masked(self.key),
             users = self.users,
             "lookup failed, due again next run: {}",
-            self.error
+            redacted(self.error)
         );
     }
 }
@@ -135,7 +142,7 @@ impl InternalEvent for BatchFailed<'_> {
             connection = self.connection,
             users = self.users,
             "write failed, users due again next run: {}",
-            self.error
+            redacted(self.error)
         );
     }
 }
@@ -183,7 +190,7 @@ pub struct RunStopped<'a> {
 
 impl InternalEvent for RunStopped<'_> {
     fn emit(self) {
-        tracing::error!(connection = self.connection, "sync stopped: {}", self.error);
+        tracing::error!(connection = self.connection, "sync stopped: {}", redacted(self.error));
     }
 }
 

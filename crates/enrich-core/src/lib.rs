@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod property;
+pub mod redact;
 pub mod sink;
 pub mod source;
 pub mod state;

@@ -1,10 +1,10 @@
 //! Sources: services that turn a lookup key into properties (Clearbit Enrichment, later Reveal).
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
-
-use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use crate::{ConnectorError, KeyKind, LookupHints, LookupKey, PropertyInfo, Record, Segment};
 
@@ -52,7 +52,15 @@ pub trait Source: Send + Sync + Debug {
         None
     }
     /// Looks one key up, already retried as the service's rules say; `hints` may raise the match rate.
-    async fn lookup(&self, key: &LookupKey, hints: &LookupHints) -> Result<Lookup, ConnectorError>;
+    /// Once `stop` is cancelled no new request starts, whatever the lookup waits for (a concurrency
+    /// slot, the rate limit, a retry): a lookup stopped before it sent anything returns `None` and its
+    /// users stay due; one that reached the service returns what it got.
+    async fn lookup(
+        &self,
+        key: &LookupKey,
+        hints: &LookupHints,
+        stop: &CancellationToken,
+    ) -> Option<Result<Lookup, ConnectorError>>;
     /// One cheap live call proving the credentials work; describes what it did.
     async fn check(&self) -> Result<String, ConnectorError>;
 }

@@ -32,7 +32,8 @@ pub struct UserState {
     pub checked_at: Option<DateTime<Utc>>,
     /// The last attempt, whatever its outcome.
     pub attempted_at: DateTime<Utc>,
-    /// Why the user is invalid or failed.
+    /// Why the user is invalid or failed; stored redacted.
+    #[serde(serialize_with = "crate::redact::serialize_stored_option")]
     pub detail: Option<String>,
     /// When the sink last acknowledged properties for this user.
     pub written_at: Option<DateTime<Utc>>,
@@ -89,8 +90,8 @@ pub enum ConnectionStatus {
     #[default]
     WaitingForData,
     Connected,
-    /// The last run stopped on a fatal error.
-    Error(String),
+    /// The last run stopped on a fatal error; stored redacted.
+    Error(#[serde(serialize_with = "crate::redact::serialize_stored")] String),
 }
 
 impl fmt::Display for ConnectionStatus {
@@ -177,10 +178,11 @@ const MAX_REASONS: usize = 50;
 const OTHER_REASONS: &str = "other reasons";
 
 impl RunSummary {
-    /// Counts `users` under `reason`.
+    /// Counts `users` under `reason`, redacted.
     pub fn note(&mut self, reason: &str, users: u64) {
-        let reason = if self.reasons.contains_key(reason) || self.reasons.len() < MAX_REASONS {
-            reason
+        let reason = crate::redact::stored(reason);
+        let reason = if self.reasons.contains_key(&reason) || self.reasons.len() < MAX_REASONS {
+            reason.as_str()
         } else {
             OTHER_REASONS
         };
@@ -216,7 +218,8 @@ pub struct RunRecord {
     pub finished_at: DateTime<Utc>,
     pub seen_since: DateTime<Utc>,
     pub summary: RunSummary,
-    /// The fatal error that stopped the run, if one did.
+    /// The fatal error that stopped the run, if one did; stored redacted.
+    #[serde(serialize_with = "crate::redact::serialize_stored_option")]
     pub error: Option<String>,
     /// The run was asked to stop (Ctrl-C, SIGTERM) before it was done.
     #[serde(default)]
@@ -418,6 +421,9 @@ mod tests {
         assert!(state(Outcome::Invalid, Some(30 * 24), now).is_due(7, now, rule), "asked again after 30d");
         let never = DueRule { invalid_retry_after: None, ..rule };
         assert!(!state(Outcome::Invalid, Some(1000 * 24), now).is_due(7, now, never));
+        let beyond_the_calendar =
+            DueRule { refresh: Duration::from_secs(1_000_000 * 366 * 24 * 3600), ..rule };
+        assert!(!state(Outcome::Found, Some(1), now).is_due(7, now, beyond_the_calendar), "no overflow");
     }
 
     #[test]

@@ -134,13 +134,17 @@ impl UserRecord {
     }
 }
 
-/// The lower-cased address when it is plausibly deliverable (`local@domain.tld`), else `None`.
+/// The lower-cased address when it is plausibly deliverable (`local@domain.tld`), else `None`. An
+/// internationalised domain is written in its ASCII (punycode) form, so that `carol@bücher.de` and
+/// `carol@xn--bcher-kva.de` are one key.
 ///
 /// Deliberately stricter than RFC 5322: quoted local parts and IP-literal domains are never
 /// enrichable, so looking them up would only spend money.
 pub fn normalize_email(raw: &str) -> Option<String> {
-    let email = raw.trim().to_lowercase();
-    let (local, domain) = email.split_once('@')?;
+    let lowered = raw.trim().to_lowercase();
+    let (local, domain) = lowered.split_once('@')?;
+    let domain = idna::domain_to_ascii(domain).ok()?;
+    let email = format!("{local}@{domain}");
     let local_ok = !local.is_empty()
         && local.len() <= 64
         && !local.starts_with('.')
@@ -155,7 +159,7 @@ pub fn normalize_email(raw: &str) -> Option<String> {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
         && labels.last().is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()));
     (local_ok && domain_ok).then_some(email)
@@ -172,6 +176,13 @@ mod tests {
             normalize_email("first.last+tag@mail.example.co.uk"),
             Some("first.last+tag@mail.example.co.uk".into())
         );
+    }
+
+    #[test]
+    fn writes_international_domains_in_ascii() {
+        assert_eq!(normalize_email("Carol@Bücher.de"), Some("carol@xn--bcher-kva.de".into()));
+        assert_eq!(normalize_email("carol@xn--bcher-kva.de"), Some("carol@xn--bcher-kva.de".into()));
+        assert_eq!(normalize_email("José@exämple.com"), Some("josé@xn--exmple-cua.com".into()));
     }
 
     #[test]

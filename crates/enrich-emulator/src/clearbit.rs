@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::echo;
 use crate::faults::{Cut, Fault, FaultDraw, broken_body, first_half};
 use crate::generate::Draw;
 use crate::{ClearbitRequest, EmulatorConfig, FaultCounts, Scripted, generate, lock, samples, status_code};
@@ -38,6 +39,8 @@ pub(crate) struct Clearbit {
 struct Book {
     scripts: HashMap<String, VecDeque<Scripted>>,
     requests: Vec<ClearbitRequest>,
+    /// Requests received, counted on arrival (the log above is written on answering).
+    received: u64,
     /// Clearbit bills an email once per period however often it is asked for.
     billed: HashSet<String>,
     /// Emails (or domains) asked for at least once: only a first ask can be queued.
@@ -207,6 +210,7 @@ impl Clearbit {
         let book = Book {
             scripts: HashMap::new(),
             requests: Vec::new(),
+            received: 0,
             billed: HashSet::new(),
             asked: HashSet::new(),
             employers: HashMap::new(),
@@ -251,6 +255,10 @@ impl Clearbit {
 
     pub(crate) fn requests(&self) -> Vec<ClearbitRequest> {
         lock(&self.book).requests.clone()
+    }
+
+    pub(crate) fn received(&self) -> u64 {
+        lock(&self.book).received
     }
 
     /// Clearbit's part of the counts; Heap's are left at zero.
@@ -298,7 +306,12 @@ impl Clearbit {
 
     /// The answer to an authorized lookup, with the quota it is subject to: none for scripted answers and
     /// faults, which are given exactly as scripted or drawn.
-    async fn answer(&self, endpoint: Endpoint, key: &str) -> (Reply, Option<u64>) {
+    async fn answer(
+        &self,
+        endpoint: Endpoint,
+        key: &str,
+        authorization: Option<&str>,
+    ) -> (Reply, Option<u64>) {
         let (scripted, fault) = {
             let mut book = lock(&self.book);
             let first_ask = book.asked.insert(key.to_owned());
@@ -308,7 +321,7 @@ impl Clearbit {
             (scripted, fault)
         };
         if let Some(scripted) = scripted {
-            return (self.scripted_reply(endpoint, key, scripted).await, None);
+            return (self.scripted_reply(endpoint, key, authorization, scripted).await, None);
         }
         let reply = match fault {
             None => return (self.lookup(endpoint, key), lock(&self.book).quota),
@@ -370,7 +383,13 @@ impl Clearbit {
         }
     }
 
-    async fn scripted_reply(&self, endpoint: Endpoint, key: &str, mut scripted: Scripted) -> Reply {
+    async fn scripted_reply(
+        &self,
+        endpoint: Endpoint,
+        key: &str,
+        authorization: Option<&str>,
+        mut scripted: Scripted,
+    ) -> Reply {
         loop {
             return match scripted {
                 Scripted::Delay(pause, then) => {
@@ -386,6 +405,7 @@ impl Clearbit {
                 Scripted::Redirect(status, location) => {
                     Reply { location: Some(location), ..Reply::new(status, String::new()) }
                 }
+                Scripted::Echo(status) => Reply::error(status, "error", &echo::message(authorization, key)),
             };
         }
     }
@@ -450,6 +470,7 @@ async fn find(
     Query(params): Query<FindParams>,
     headers: HeaderMap,
 ) -> Response {
+    lock(&clearbit.book).received += 1;
     let hints = params.hints();
     let key = match endpoint {
         Endpoint::Company => params.domain,
@@ -472,7 +493,7 @@ async fn find(
             match refusal {
                 Some(refusal) => (refusal, None),
                 None if lock(&clearbit.book).lapsed => (Reply::canonical(403), None),
-                None => clearbit.answer(endpoint, &key).await,
+                None => clearbit.answer(endpoint, &key, authorization).await,
             }
         }
     };

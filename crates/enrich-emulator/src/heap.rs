@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value};
 
+use crate::echo;
 use crate::faults::{Cut, Fault, FaultDraw, broken_body, first_half};
 use crate::{ApiFaultCounts, EmulatorConfig, HeapRequest, HeapUser, Scripted, lock, status_code};
 
@@ -111,7 +112,7 @@ pub(crate) fn router(heap: Arc<Heap>, body_limit: usize) -> Router {
         .with_state(heap)
 }
 
-async fn add_user_properties(State(heap): State<Arc<Heap>>, body: Bytes) -> Response {
+async fn add_user_properties(State(heap): State<Arc<Heap>>, headers: HeaderMap, body: Bytes) -> Response {
     let (scripted, fault) = {
         let mut book = lock(&heap.book);
         let scripted = book.scripts.pop_front();
@@ -120,12 +121,20 @@ async fn add_user_properties(State(heap): State<Arc<Heap>>, body: Bytes) -> Resp
         (scripted, fault)
     };
     match scripted {
-        Some(scripted) => scripted_answer(&heap, scripted, &body).await,
+        Some(scripted) => {
+            let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+            scripted_answer(&heap, scripted, authorization, &body).await
+        }
         None => faulted_answer(&heap, fault, &body).await,
     }
 }
 
-async fn scripted_answer(heap: &Heap, mut scripted: Scripted, body: &[u8]) -> Response {
+async fn scripted_answer(
+    heap: &Heap,
+    mut scripted: Scripted,
+    authorization: Option<&str>,
+    body: &[u8],
+) -> Response {
     loop {
         return match scripted {
             Scripted::Delay(pause, then) => {
@@ -139,6 +148,10 @@ async fn scripted_answer(heap: &Heap, mut scripted: Scripted, body: &[u8]) -> Re
             Scripted::Found | Scripted::Created => heap.accept(body),
             Scripted::Redirect(status, location) => {
                 (status_code(status), [(header::LOCATION, location)]).into_response()
+            }
+            Scripted::Echo(status) => {
+                (status_code(status), echo::message(authorization, &echo::first_identity(body)))
+                    .into_response()
             }
         };
     }

@@ -14,6 +14,7 @@
 //! configured with, exactly as they reach the real services.
 
 mod clearbit;
+mod echo;
 mod faults;
 mod generate;
 mod heap;
@@ -145,6 +146,9 @@ pub enum Scripted {
     Redirect(u16, String),
     /// Clearbit's 400 `rate_limit` answer ("Limit is 5 concurrent requests"); a plain 400 from Heap.
     RateLimit400,
+    /// This status with an error message quoting the request's `Authorization` header and the email
+    /// (Heap: the first user's identity) in upper case: Clearbit's JSON error body, Heap's plain text.
+    Echo(u16),
     /// Waits, then gives the wrapped answer.
     Delay(Duration, Box<Scripted>),
 }
@@ -287,6 +291,11 @@ impl Emulator {
     /// enforced limits refused and those whose connection a fault cut (status [`ClearbitRequest::DROPPED`]).
     pub fn clearbit_requests(&self) -> Vec<ClearbitRequest> {
         self.clearbit.requests()
+    }
+
+    /// How many lookups the Clearbit server has received, counted as they arrive, before any answer.
+    pub fn clearbit_requests_received(&self) -> u64 {
+        self.clearbit.received()
     }
 
     /// Every fault injected so far, and every lookup the enforced limits refused.

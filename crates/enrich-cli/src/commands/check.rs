@@ -48,7 +48,8 @@ pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
 
     let mut out = std::io::stdout().lock();
     for line in &lines {
-        writeln!(out, "{} {}", if line.ok { "✓" } else { "✗" }, line.text)?;
+        // Services' answers are quoted: they pass the redaction point.
+        writeln!(out, "{} {}", if line.ok { "✓" } else { "✗" }, enrich_core::redact::text(&line.text))?;
     }
     let failed = lines.iter().filter(|line| !line.ok).count();
     if failed > 0 {

@@ -35,13 +35,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(errors) => {
             for error in &errors.0 {
-                eprintln!("error: {error}");
+                // Secrets are not registered yet: a problem quoting a URL may still hold a password.
+                eprintln!("error: {}", enrich_core::redact::text(&error.to_string()));
             }
             let count = errors.0.len();
             eprintln!("{count} problem{} in {}", plural(count as u64), cli.config.display());
             return Ok(ExitCode::FAILURE);
         }
     };
+    config.connections.iter().for_each(crate::registry::register_secrets);
     match cli.command {
         Command::Validate => validate(&config),
         Command::Sync { name } => sync::manual(&config, &name).await,

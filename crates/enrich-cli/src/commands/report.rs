@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::Utc;
-use enrich_core::StateStore;
+use enrich_core::{StateStore, redact};
 use enrich_state_sled::SledStateStore;
 
 use crate::cli::ReportFormat;
@@ -40,16 +40,17 @@ pub fn show(
     drop(store); // the lock, released before the output is written
     let report = tally.report(name, Utc::now());
 
+    // Segment values are what a service sent: they pass the redaction point like any other text.
     if let Some(path) = html {
-        std::fs::write(path, render::report::html(&report))
+        std::fs::write(path, redact::text(&render::report::html(&report)).as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("{}: the report of `{name}` as a web page", path.display());
     }
-    let mut out = std::io::stdout().lock();
-    match format {
-        ReportFormat::Table => write!(out, "{}", render::report::table(&report))?,
-        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        ReportFormat::Csv => write!(out, "{}", render::report::csv(&report))?,
-    }
+    let shown = match format {
+        ReportFormat::Table => render::report::table(&report),
+        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Csv => render::report::csv(&report),
+    };
+    write!(std::io::stdout().lock(), "{}", redact::text(&shown))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use enrich_core::redact;
 use enrich_state_sled::read_connection_state;
 
 use crate::cli::Format;
@@ -20,9 +21,11 @@ pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) 
     }
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Text => write!(out, "{}", render::status_text(&states, history))?,
+        // The state is stored redacted; a state written by an older release may not be.
+        Format::Text => write!(out, "{}", redact::text(&render::status_text(&states, history)))?,
         Format::Json => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&render::status_json(&states, history))?)?
+            let json = serde_json::to_string_pretty(&render::status_json(&states, history))?;
+            writeln!(out, "{}", redact::text(&json))?
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use enrich_core::{CancellationToken, RunKind, StateStore, SyncReport, SyncRequest};
+use enrich_core::{CancellationToken, RunKind, StateStore, SyncReport, SyncRequest, redact};
 use enrich_state_sled::{SledStateStore, read_connection_state};
 
 use super::{config_folder, plural};
@@ -41,9 +41,9 @@ async fn once(
     let request = request.with_stop(stop).with_progress(crate::progress::for_stderr());
     let report = run_connection(config, connection, request).await?;
     let name = &connection.name;
-    print!("{}", render::run_summary(name, &report.run, &report.status));
+    print!("{}", redact::text(&render::run_summary(name, &report.run, &report.status)));
     if let Some(error) = &report.run.error {
-        eprintln!("error: {name}: {error}");
+        eprintln!("error: {name}: {}", redact::text(error));
         return Ok(ExitCode::FAILURE);
     }
     let failed = report.run.summary.failed;

@@ -216,6 +216,23 @@ fn type_errors_name_the_field_and_say_what_was_expected_in_words() {
 }
 
 #[test]
+fn a_section_of_the_wrong_kind_is_named_without_a_trailing_dot() {
+    assert_eq!(
+        problems("connections:\n  main: 5\n"),
+        ["enrich.yaml: connections.main: expected a mapping of `field: value` lines, got 5"]
+    );
+    let found = problems(
+        &GOOD.replace("    schedule:\n      every: 12h\n      backfill: 30d\n", "    schedule: weekly\n"),
+    );
+    assert_eq!(
+        found,
+        [
+            "enrich.yaml: connections.clearbit-heap.schedule: expected a mapping of `field: value` lines, got \"weekly\""
+        ]
+    );
+}
+
+#[test]
 fn a_byte_order_mark_is_not_part_of_the_file() {
     let folder = folder();
     assert!(parse_in(folder.path(), &format!("\u{feff}{GOOD}")).is_ok());

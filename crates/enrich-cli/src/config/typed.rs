@@ -267,8 +267,13 @@ fn path(segments: &[Segment]) -> String {
     })
 }
 
+/// `at.field`, or either alone when the other is empty.
 pub fn joined(at: &str, field: &str) -> String {
-    if at.is_empty() { field.to_owned() } else { format!("{at}.{field}") }
+    match (at.is_empty(), field.is_empty()) {
+        (true, _) => field.to_owned(),
+        (false, true) => at.to_owned(),
+        (false, false) => format!("{at}.{field}"),
+    }
 }
 
 /// Drops the field at `segments`; false when there is no such field.

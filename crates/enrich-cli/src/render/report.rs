@@ -1,5 +1,6 @@
 //! How `enrich report` looks: aligned tables, CSV, and a self-contained HTML page of bar charts.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use chrono::SecondsFormat;
@@ -126,12 +127,19 @@ pub fn csv(report: &Report) -> String {
     out
 }
 
-/// A CSV field, quoted when it holds a separator, a quote or a line break (RFC 4180).
+/// A CSV field, quoted when it holds a separator, a quote or a line break (RFC 4180). A text a
+/// spreadsheet would run as a formula (`=HYPERLINK(…)`, `+1`, `@SUM`…) is prefixed with `'`, so it reads
+/// as text: values come from a service, not from whoever opens the file.
 fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_owned()
+        text.into_owned()
     }
 }
 

@@ -62,14 +62,19 @@ impl Source for FakeSource {
         let domain = self.declined_domain.as_deref()?;
         key.to_string().ends_with(&format!("@{domain}")).then_some("declined domain")
     }
-    async fn lookup(&self, key: &LookupKey, _hints: &LookupHints) -> Result<Lookup, ConnectorError> {
+    async fn lookup(
+        &self,
+        key: &LookupKey,
+        _hints: &LookupHints,
+        _stop: &CancellationToken,
+    ) -> Option<Result<Lookup, ConnectorError>> {
         let email = key.to_string();
         self.asked.lock().unwrap().push(email.clone());
         if self.hang.contains(&email) {
             std::future::pending::<()>().await;
         }
         let answer = self.answers.lock().unwrap().get(&email).cloned();
-        answer.unwrap_or(Ok(Lookup::NotFound(Record::default())))
+        Some(answer.unwrap_or(Ok(Lookup::NotFound(Record::default()))))
     }
     async fn check(&self) -> Result<String, ConnectorError> {
         Ok("fine".into())
@@ -418,8 +423,13 @@ async fn invalid_keys_are_asked_again_after_the_sources_interval() {
         fn invalid_retry_after(&self) -> Option<Duration> {
             Some(Duration::ZERO)
         }
-        async fn lookup(&self, key: &LookupKey, hints: &LookupHints) -> Result<Lookup, ConnectorError> {
-            self.0.lookup(key, hints).await
+        async fn lookup(
+            &self,
+            key: &LookupKey,
+            hints: &LookupHints,
+            stop: &CancellationToken,
+        ) -> Option<Result<Lookup, ConnectorError>> {
+            self.0.lookup(key, hints, stop).await
         }
         async fn check(&self) -> Result<String, ConnectorError> {
             Ok("fine".into())
