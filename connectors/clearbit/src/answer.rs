@@ -1,19 +1,47 @@
-//! What one answer of the combined endpoint means, from its status code and body.
+//! What one answer of the combined or the Reveal endpoint means, from its status code and body: both
+//! speak the same status codes and error bodies.
 
 use enrich_core::ConnectorError;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// Which Clearbit API answered: they differ only in what a found record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// Enrichment's combined lookup: `{person, company}`.
+    Combined,
+    /// Reveal: `{ip, domain, fuzzy, company, …}`, a record only with a company.
+    Reveal,
+}
+
+impl Api {
+    /// The fields of which at least one must be an object for the answer to be a record.
+    fn record_fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Combined => &["person", "company"],
+            Self::Reveal => &["company"],
+        }
+    }
+
+    /// What stands for the key asked for in what Clearbit says.
+    fn placeholder(self) -> &'static str {
+        match self {
+            Self::Combined => "<email>",
+            Self::Reveal => "<ip>",
+        }
+    }
+}
+
 /// What one request came to, when it came to something.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Answer {
-    /// 200 or 201 with a person, a company or both: the whole `{person, company}` body.
+    /// 200 or 201 with a person, a company or both (Reveal: a company): the whole body.
     Record(Value),
     /// 404 `unknown_record`, or 200 with neither a person nor a company.
     NotFound,
     /// 202: Clearbit is fetching the record; the body means nothing yet.
     Queued,
-    /// 422: this email can never be looked up, and why.
+    /// 422: this email (or IP address) can never be looked up, and why.
     Invalid(String),
 }
 
@@ -36,21 +64,22 @@ impl Failure {
     }
 }
 
-/// Reads one answer. `email` is what was asked for: it is blanked out of anything Clearbit says, so
-/// that no error message or log line carries it. `endpoint` (without the query) is what a wrong-route
-/// answer names.
+/// Reads one answer of `api`. `asked` is what was asked for (an email, an IP address): it is blanked
+/// out of anything Clearbit says, so that no error message or log line carries it. `endpoint` (without
+/// the query) is what a wrong-route answer names.
 pub(crate) fn interpret(
+    api: Api,
     status: StatusCode,
     body: &[u8],
-    email: &str,
+    asked: &str,
     endpoint: &str,
 ) -> Result<Answer, Failure> {
     match status {
         // A 201 is a found record too (and billed as one).
-        StatusCode::OK | StatusCode::CREATED => parse_record(status, body),
+        StatusCode::OK | StatusCode::CREATED => parse_record(api, status, body),
         StatusCode::ACCEPTED => Ok(Answer::Queued),
         StatusCode::NOT_FOUND => interpret_not_found(&ErrorBody::parse(body), endpoint),
-        _ => interpret_error(status, &ErrorBody::parse(body).without(email)),
+        _ => interpret_error(status, &ErrorBody::parse(body).without(asked, api.placeholder())),
     }
 }
 
@@ -68,7 +97,7 @@ fn interpret_not_found(error: &ErrorBody, endpoint: &str) -> Result<Answer, Fail
     }
 }
 
-fn parse_record(status: StatusCode, body: &[u8]) -> Result<Answer, Failure> {
+fn parse_record(api: Api, status: StatusCode, body: &[u8]) -> Result<Answer, Failure> {
     let broken = |problem: String| Failure::Retryable {
         reason: format!("Clearbit answered {} with {problem}", status.as_u16()),
         rate_limited: false,
@@ -76,14 +105,14 @@ fn parse_record(status: StatusCode, body: &[u8]) -> Result<Answer, Failure> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(response)) => {
             // A person or company that is neither a record nor null is a broken answer, not "no record".
-            let broken_field = ["person", "company"].into_iter().find(|field| {
-                response.get(*field).is_some_and(|value| !value.is_null() && !value.is_object())
+            let fields = api.record_fields();
+            let broken_field = fields.iter().find(|field| {
+                response.get(**field).is_some_and(|value| !value.is_null() && !value.is_object())
             });
             if let Some(field) = broken_field {
                 return Err(broken(format!("a `{field}` that is not an object")));
             }
-            let absent = |field| response.get(field).is_none_or(Value::is_null);
-            if absent("person") && absent("company") {
+            if fields.iter().all(|field| response.get(*field).is_none_or(Value::is_null)) {
                 Ok(Answer::NotFound)
             } else {
                 Ok(Answer::Record(Value::Object(response)))
@@ -161,8 +190,8 @@ impl ErrorBody {
         Self { kind: field("type"), message: field("message") }
     }
 
-    fn without(self, email: &str) -> Self {
-        let blank = |text: String| text.replace(email, "<email>");
+    fn without(self, asked: &str, placeholder: &str) -> Self {
+        let blank = |text: String| text.replace(asked, placeholder);
         Self { kind: self.kind.map(blank), message: self.message.map(blank) }
     }
 
@@ -192,7 +221,7 @@ mod tests {
     }
 
     fn fatal(status: StatusCode, body: &[u8]) -> String {
-        match interpret(status, body, "a@b.io", ENDPOINT) {
+        match interpret(Api::Combined, status, body, "a@b.io", ENDPOINT) {
             Err(Failure::Final(ConnectorError::Fatal(message))) => message,
             other => panic!("{status} should be fatal, got {other:?}"),
         }
@@ -201,14 +230,17 @@ mod tests {
     #[test]
     fn a_201_is_a_found_record() {
         let record = br#"{"person": {"id": "p"}, "company": null}"#;
-        assert!(matches!(interpret(StatusCode::CREATED, record, "a@b.io", ENDPOINT), Ok(Answer::Record(_))));
+        assert!(matches!(
+            interpret(Api::Combined, StatusCode::CREATED, record, "a@b.io", ENDPOINT),
+            Ok(Answer::Record(_))
+        ));
     }
 
     #[test]
     fn only_a_404_unknown_record_is_not_found() {
         let unknown_record = br#"{"error": {"type": "unknown_record", "message": "Unknown email address"}}"#;
         assert_eq!(
-            interpret(StatusCode::NOT_FOUND, unknown_record, "a@b.io", ENDPOINT),
+            interpret(Api::Combined, StatusCode::NOT_FOUND, unknown_record, "a@b.io", ENDPOINT),
             Ok(Answer::NotFound)
         );
         let unknown_route = br#"{"error": {"type": "unknown_route", "message": "Unknown route"}}"#;
@@ -274,31 +306,59 @@ mod tests {
     #[test]
     fn blanks_the_email_out_of_what_clearbit_says() {
         let error = parse(r#"{"error": {"type": "email_invalid", "message": "a@b.io is invalid"}}"#)
-            .without("a@b.io");
+            .without("a@b.io", "<email>");
         assert_eq!(error.detail().as_deref(), Some("email_invalid: <email> is invalid"));
     }
 
     #[test]
     fn a_200_needs_a_json_object_with_a_person_or_a_company() {
         let record = br#"{"person": null, "company": {"name": "Uber"}}"#;
-        assert!(matches!(interpret(StatusCode::OK, record, "a@b.io", ENDPOINT), Ok(Answer::Record(_))));
+        assert!(matches!(
+            interpret(Api::Combined, StatusCode::OK, record, "a@b.io", ENDPOINT),
+            Ok(Answer::Record(_))
+        ));
         for empty in [&br#"{"person": null, "company": null}"#[..], b"{}"] {
-            assert_eq!(interpret(StatusCode::OK, empty, "a@b.io", ENDPOINT), Ok(Answer::NotFound));
+            assert_eq!(
+                interpret(Api::Combined, StatusCode::OK, empty, "a@b.io", ENDPOINT),
+                Ok(Answer::NotFound)
+            );
         }
         let not_objects =
             [&br#"{"person": "alex@clearbit.com"}"#[..], br#"{"person": null, "company": [1]}"#];
         for broken in
             [&b"{\"person\": {"[..], b"[1, 2]", b"", b"<html></html>"].into_iter().chain(not_objects)
         {
-            let failure = interpret(StatusCode::OK, broken, "a@b.io", ENDPOINT).unwrap_err();
+            let failure = interpret(Api::Combined, StatusCode::OK, broken, "a@b.io", ENDPOINT).unwrap_err();
             assert!(failure.is_retryable(), "{failure:?}");
         }
     }
 
     #[test]
+    fn a_reveal_answer_is_a_record_only_with_a_company() {
+        let found =
+            br#"{"ip": "203.0.113.9", "domain": "uber.com", "fuzzy": false, "company": {"name": "Uber"}}"#;
+        assert!(matches!(
+            interpret(Api::Reveal, StatusCode::OK, found, "203.0.113.9", ENDPOINT),
+            Ok(Answer::Record(_))
+        ));
+        let without = br#"{"ip": "203.0.113.9", "domain": null, "fuzzy": true, "company": null}"#;
+        assert_eq!(
+            interpret(Api::Reveal, StatusCode::OK, without, "203.0.113.9", ENDPOINT),
+            Ok(Answer::NotFound)
+        );
+        let broken = br#"{"ip": "203.0.113.9", "company": "Uber"}"#;
+        assert!(
+            interpret(Api::Reveal, StatusCode::OK, broken, "203.0.113.9", ENDPOINT)
+                .unwrap_err()
+                .is_retryable()
+        );
+    }
+
+    #[test]
     fn a_400_is_retried_only_when_it_is_a_rate_limit() {
         let rate_limit = br#"{"error": {"type": "rate_limit", "message": "Limit is 5 concurrent requests"}}"#;
-        let failure = interpret(StatusCode::BAD_REQUEST, rate_limit, "a@b.io", ENDPOINT).unwrap_err();
+        let failure =
+            interpret(Api::Combined, StatusCode::BAD_REQUEST, rate_limit, "a@b.io", ENDPOINT).unwrap_err();
         assert_eq!(
             failure,
             Failure::Retryable {
@@ -310,7 +370,7 @@ mod tests {
         );
         let other = br#"{"error": {"type": "invalid_param", "message": "Bad webhook_url"}}"#;
         assert_eq!(
-            interpret(StatusCode::BAD_REQUEST, other, "a@b.io", ENDPOINT),
+            interpret(Api::Combined, StatusCode::BAD_REQUEST, other, "a@b.io", ENDPOINT),
             Err(Failure::Final(ConnectorError::Rejected(
                 "Clearbit refused the lookup (400 Bad Request, invalid_param: Bad webhook_url)".into()
             )))
@@ -321,11 +381,11 @@ mod tests {
     fn a_422_says_why_without_the_status_when_clearbit_says_why() {
         let body = br#"{"error": {"type": "email_invalid", "message": "Invalid email."}}"#;
         assert_eq!(
-            interpret(StatusCode::UNPROCESSABLE_ENTITY, body, "a@b.io", ENDPOINT),
+            interpret(Api::Combined, StatusCode::UNPROCESSABLE_ENTITY, body, "a@b.io", ENDPOINT),
             Ok(Answer::Invalid("email_invalid: Invalid email.".into()))
         );
         assert_eq!(
-            interpret(StatusCode::UNPROCESSABLE_ENTITY, b"", "a@b.io", ENDPOINT),
+            interpret(Api::Combined, StatusCode::UNPROCESSABLE_ENTITY, b"", "a@b.io", ENDPOINT),
             Ok(Answer::Invalid("422 Unprocessable Entity".into()))
         );
     }

@@ -16,6 +16,15 @@ pub(crate) const DATE_LAST_CHECKED: &str = "Clearbit: Date Last Checked";
 /// `company only`, `person only` or `not found`.
 pub(crate) const MATCH: &str = "Clearbit: Match";
 
+/// Where a user's company came from: `enrichment` (their email) or `reveal` (their IP address).
+pub(crate) const COMPANY_SOURCE: &str = "Clearbit: Company Source";
+
+/// Reveal's own fields about how it matched an IP address to a company.
+pub(crate) const REVEAL_FUZZY: &str = "Clearbit: Reveal Fuzzy";
+pub(crate) const REVEAL_TYPE: &str = "Clearbit: Reveal Type";
+pub(crate) const REVEAL_CONFIDENCE: &str = "Clearbit: Reveal Confidence";
+pub(crate) const REVEAL_FIELDS: [&str; 3] = [REVEAL_FUZZY, REVEAL_TYPE, REVEAL_CONFIDENCE];
+
 /// Heap's own user properties: a property written under one of these names would overwrite what Heap
 /// records itself.
 pub(crate) const HEAP_BUILT_IN_NAMES: &[&str] = &[
@@ -731,7 +740,7 @@ pub(crate) fn path_of(attribute: &PropertyInfo) -> &str {
 }
 
 /// The properties every completed check writes about itself, whatever Clearbit found.
-pub(crate) fn check_properties() -> [PropertyInfo; 2] {
+pub(crate) fn check_properties() -> [PropertyInfo; 6] {
     let about_the_check = |name: &str, kind, description: &str| PropertyInfo {
         name: name.to_owned(),
         path: None,
@@ -750,6 +759,27 @@ pub(crate) fn check_properties() -> [PropertyInfo; 2] {
             Text,
             "What Clearbit found for the user's email at the last check: person and company, company \
              only, person only, or not found",
+        ),
+        about_the_check(
+            COMPANY_SOURCE,
+            Text,
+            "Where the company came from: enrichment (the user's email) or reveal (the IP address of their \
+             latest session)",
+        ),
+        about_the_check(
+            REVEAL_FUZZY,
+            Flag,
+            "Reveal: whether the IP address was matched to the company loosely rather than exactly",
+        ),
+        about_the_check(
+            REVEAL_TYPE,
+            Text,
+            "Reveal: what kind of network the IP address belongs to, such as company, education or isp",
+        ),
+        about_the_check(
+            REVEAL_CONFIDENCE,
+            Text,
+            "Reveal: how sure the match is, as Clearbit says it: very_high, high, medium, low or a score",
         ),
     ]
 }

@@ -13,6 +13,9 @@ use crate::selection::{PropertiesConfig, PropertySelection};
 /// Where Clearbit's Enrichment API answers person and combined lookups.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://person.clearbit.com";
 
+/// Where Clearbit Reveal answers IP lookups.
+pub(crate) const DEFAULT_REVEAL_BASE_URL: &str = "https://reveal.clearbit.com";
+
 /// The API version whose answers the catalogue describes: `ultimateParent` (2019-12-19), `subRole`
 /// (2018-11-16) and `metrics.trafficRank` (2022-12-15) all need it or a later one.
 pub(crate) const DEFAULT_API_VERSION: &str = "2022-12-15";
@@ -86,6 +89,37 @@ pub struct ClearbitConfig {
     /// billed, and a domain that did not resolve may come back.
     #[serde(default = "default_invalid_retry_after", with = "humantime_serde")]
     pub invalid_retry_after: Duration,
+    /// Clearbit Reveal as the fallback for users whose email found no company (or who have none): their
+    /// latest IP address is looked up instead. Absent: no Reveal lookups.
+    #[serde(default)]
+    pub reveal: Option<RevealConfig>,
+}
+
+/// Where Reveal lookups go; the key, limits and retries are the source's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevealConfig {
+    /// Defaults to `https://reveal.clearbit.com`; https, except for a local emulator.
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+impl RevealConfig {
+    fn base_url(&self) -> &str {
+        self.base_url.as_deref().unwrap_or(DEFAULT_REVEAL_BASE_URL).trim_end_matches('/')
+    }
+
+    /// The Reveal lookup's URL, without the query.
+    pub(crate) fn endpoint(&self) -> Result<Url, String> {
+        with_path(self.base_url(), "v1/companies/find")
+    }
+}
+
+/// `base` with `path` appended to its own path.
+fn with_path(base: &str, path: &str) -> Result<Url, String> {
+    let mut url = Url::parse(base).map_err(|error| error.to_string())?;
+    url.set_path(&format!("{}/{path}", url.path().trim_end_matches('/')));
+    Ok(url)
 }
 
 fn default_api_version() -> String {
@@ -136,14 +170,13 @@ impl ClearbitConfig {
 
     /// The combined lookup's URL, without the query: on the streaming host with `stream`.
     pub(crate) fn endpoint(&self) -> Result<Url, String> {
-        let mut url = Url::parse(self.base_url()).map_err(|error| error.to_string())?;
+        let mut url = with_path(self.base_url(), "v2/combined/find")?;
         if self.stream
             && let Some(domain) = url.host_str().and_then(|host| host.strip_prefix("person."))
         {
             let host = format!("person-stream.{domain}");
             url.set_host(Some(&host)).map_err(|error| error.to_string())?;
         }
-        url.set_path(&format!("{}/v2/combined/find", url.path().trim_end_matches('/')));
         Ok(url)
     }
 
@@ -165,6 +198,9 @@ impl ClearbitConfig {
         }
         if let Some(problem) = base_url_problem(self.base_url()) {
             errors.push(FieldError::new("base_url", problem));
+        }
+        if let Some(problem) = self.reveal.as_ref().and_then(|reveal| base_url_problem(reveal.base_url())) {
+            errors.push(FieldError::new("reveal.base_url", problem));
         }
         if self.max_concurrency == 0 {
             errors.push(FieldError::new("max_concurrency", "must be at least 1"));

@@ -15,11 +15,13 @@ mod free_email;
 mod limits;
 mod mapping;
 mod naming;
+mod reveal;
 mod selection;
 mod source;
 
 pub use catalogue::catalogue;
-pub use config::ClearbitConfig;
+pub use config::{ClearbitConfig, RevealConfig};
 pub use mapping::map_combined;
+pub use reveal::{is_public, map_reveal};
 pub use selection::{PropertiesConfig, PropertySelection};
 pub use source::ClearbitSource;

@@ -10,23 +10,37 @@ use enrich_core::property::MAX_TEXT_BYTES;
 use enrich_core::{PropertyKind, PropertyValue, Record};
 use serde_json::{Map, Value};
 
-use crate::catalogue::{self, MATCH};
+use crate::catalogue::{self, COMPANY_SOURCE, MATCH};
 use crate::naming::{path_name, preferred_name};
 use crate::selection::PropertySelection;
 
-/// Maps a combined response: every attribute the selection includes, and `Clearbit: Match`. A missing
-/// or null `person` or `company` contributes nothing.
+/// Maps a combined response: every attribute the selection includes, `Clearbit: Match`, and
+/// `Clearbit: Company Source` when there is a company. A missing or null `person` or `company`
+/// contributes nothing.
 pub fn map_combined(response: &Value, selection: &PropertySelection) -> Record {
     let person = response.get("person").and_then(Value::as_object);
     let company = response.get("company").and_then(Value::as_object);
+    let record = map_roots(selection, [("person", person), ("company", company)]);
+    let mut record = with_match(record, person.is_some(), company.is_some());
+    if company.is_some() {
+        record.properties.insert(COMPANY_SOURCE.to_owned(), PropertyValue::Text("enrichment".to_owned()));
+    }
+    record
+}
+
+/// Maps the attributes under each root (`person`, `company`) the selection includes.
+pub(crate) fn map_roots<'v>(
+    selection: &PropertySelection,
+    roots: impl IntoIterator<Item = (&'static str, Option<&'v Map<String, Value>>)>,
+) -> Record {
     let mut mapper =
         Mapper { selection, record: Record::default(), taken: HashSet::new(), numbered: HashMap::new() };
-    for (root, attributes) in [("person", person), ("company", company)] {
+    for (root, attributes) in roots {
         if let Some(attributes) = attributes {
             mapper.add_object(&mut vec![root], attributes);
         }
     }
-    with_match(mapper.record, person.is_some(), company.is_some())
+    mapper.record
 }
 
 /// What a check that found nothing writes.
@@ -249,9 +263,10 @@ mod tests {
         PropertyValue::Text(value.into())
     }
 
-    /// The properties of a record but `Clearbit: Match`.
+    /// The properties of a record but `Clearbit: Match` and `Clearbit: Company Source`.
     fn attributes(record: &Record) -> Vec<(&str, String)> {
-        let written = record.properties.iter().filter(|(name, _)| name.as_str() != MATCH);
+        let written =
+            record.properties.iter().filter(|(name, _)| ![MATCH, COMPANY_SOURCE].contains(&name.as_str()));
         written.map(|(name, value)| (name.as_str(), value.to_string())).collect()
     }
 

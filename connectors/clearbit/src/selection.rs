@@ -351,6 +351,10 @@ mod tests {
             [
                 "Clearbit: Date Last Checked",
                 "Clearbit: Match",
+                "Clearbit: Company Source",
+                "Clearbit: Reveal Fuzzy",
+                "Clearbit: Reveal Type",
+                "Clearbit: Reveal Confidence",
                 "Company Alexa US Rank",
                 "Company Amount Raised",
                 "Company Annual Revenue",
@@ -364,7 +368,7 @@ mod tests {
                 "Person Job Title",
             ]
         );
-        let raised = &listed[3];
+        let raised = &listed[7];
         assert_eq!(raised.path.as_deref(), Some("company.metrics.raised"));
         assert!(raised.description.contains("funding"));
     }

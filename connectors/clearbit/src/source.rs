@@ -1,7 +1,9 @@
 //! The Clearbit source: one combined lookup per email, within Clearbit's concurrency and rate limits,
 //! retried with backoff, with queued (202) lookups asked again a few times before they are left for the
-//! next run (or, on the streaming host, left at once).
+//! next run (or, on the streaming host, left at once). With Reveal configured, a user whose email found
+//! no company (or who has no usable email) is looked up by the IP address of their latest session.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,24 +12,29 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use enrich_core::{
-    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment, Source,
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Record,
+    Segment, Source, UserRecord,
 };
 use reqwest::header::{HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Client, StatusCode, Url, redirect};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::answer::{Answer, Failure, interpret};
-use crate::catalogue::{DATE_LAST_CHECKED, MATCH};
+use crate::answer::{Answer, Api, Failure, interpret};
+use crate::catalogue::{COMPANY_SOURCE, DATE_LAST_CHECKED, MATCH, REVEAL_FIELDS};
 use crate::config::ClearbitConfig;
 use crate::free_email::is_free_email;
 use crate::limits::Limits;
 use crate::mapping::{map_combined, not_found};
+use crate::reveal::{RevealAnswers, RevealOutcome, is_public, map_reveal};
 use crate::selection::PropertySelection;
 
 const USER_AGENT: &str = concat!("enrich/", env!("CARGO_PKG_VERSION"));
 
 /// The address `check()` looks up: Clearbit's own founder, whom Clearbit always knows.
 const CHECK_EMAIL: &str = "alex@clearbit.com";
+
+/// The address the Reveal check looks up: a well-known public one (Google's DNS resolver).
+const CHECK_IP: &str = "8.8.8.8";
 
 /// The longest pause between two retries of one request.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
@@ -39,14 +46,17 @@ const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// hold no permit, and must not keep others from using it.
 const LOOKUPS_PER_PERMIT: usize = 4;
 
-/// Clearbit Enrichment as a [`Source`]. Its `Debug` shows no key.
+/// Clearbit Enrichment (with Reveal as its fallback), or Reveal alone, as a [`Source`]. Its `Debug`
+/// shows no key.
 #[derive(Debug)]
 pub struct ClearbitSource {
     client: Client,
-    /// `…/v2/combined/find`, without the query.
-    endpoint: Url,
-    /// The endpoint as messages name it: without credentials a proxy URL may carry.
-    endpoint_shown: String,
+    /// What users are looked up by: email (Enrichment, with Reveal as the fallback), or IP (Reveal only).
+    key_kind: KeyKind,
+    /// `…/v2/combined/find`.
+    enrichment: Endpoint,
+    /// `…/v1/companies/find` with its answers of this run, when Reveal is configured.
+    reveal: Option<(Endpoint, RevealAnswers)>,
     api_version: HeaderValue,
     /// Whether Clearbit's `X-API-Warn` was logged already: once is enough.
     api_warned: AtomicBool,
@@ -68,6 +78,34 @@ pub struct ClearbitSource {
     selection: PropertySelection,
 }
 
+/// One of Clearbit's lookup URLs.
+#[derive(Debug)]
+struct Endpoint {
+    api: Api,
+    /// Without the query.
+    url: Url,
+    /// The URL as messages name it: without credentials a proxy URL may carry.
+    shown: String,
+}
+
+impl Endpoint {
+    fn new(api: Api, url: Url) -> Self {
+        let mut shown = url.clone();
+        // Both only fail for URLs that cannot have credentials, which then have none to remove.
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        Self { api, url, shown: shown.to_string() }
+    }
+}
+
+/// One request to make: where, with which query, and what it asks about (blanked out of answers).
+#[derive(Debug)]
+struct Ask<'a> {
+    endpoint: &'a Endpoint,
+    query: Vec<(&'static str, String)>,
+    asked: &'a str,
+}
+
 /// How a request's retries ended, for the message of a request that never succeeded.
 #[derive(Debug, Default)]
 struct RetryTally {
@@ -79,6 +117,18 @@ struct RetryTally {
 impl ClearbitSource {
     /// Builds the source from a config, refusing one that [`ClearbitConfig::validate`] finds fault with.
     pub fn new(config: &ClearbitConfig) -> Result<Self, ConnectorError> {
+        Self::build(config, KeyKind::Email)
+    }
+
+    /// Reveal alone, looking users up by IP address (`type: clearbit_reveal`): `reveal.base_url` is
+    /// where it asks.
+    pub fn reveal_only(config: &ClearbitConfig) -> Result<Self, ConnectorError> {
+        let config =
+            ClearbitConfig { reveal: Some(config.reveal.clone().unwrap_or_default()), ..config.clone() };
+        Self::build(&config, KeyKind::Ip)
+    }
+
+    fn build(config: &ClearbitConfig, key_kind: KeyKind) -> Result<Self, ConnectorError> {
         // `ensure_valid` words the refusal as every component's is, and refuses any problem.
         let selection = config.selection().map_err(|problems| {
             enrich_core::ensure_valid("Clearbit", &problems).expect_err("a config with problems is refused")
@@ -86,6 +136,12 @@ impl ClearbitSource {
         let endpoint = config
             .endpoint()
             .map_err(|error| ConnectorError::Fatal(format!("invalid Clearbit base_url: {error}")))?;
+        let reveal = match &config.reveal {
+            Some(reveal) => Some(reveal.endpoint().map_err(|error| {
+                ConnectorError::Fatal(format!("invalid Clearbit reveal.base_url: {error}"))
+            })?),
+            None => None,
+        };
         // Both are at least 1 once the config is valid.
         let at_least_one = |number: u32| NonZeroU32::new(number).unwrap_or(NonZeroU32::MIN);
         let limits = Limits::new(
@@ -108,14 +164,11 @@ impl ClearbitSource {
         let api_version = HeaderValue::from_str(&config.api_version).map_err(|_| {
             ConnectorError::Fatal(format!("invalid Clearbit api_version {:?}", config.api_version))
         })?;
-        let mut shown = endpoint.clone();
-        // Both only fail for URLs that cannot have credentials, which then have none to remove.
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
         Ok(Self {
             client,
-            endpoint_shown: shown.to_string(),
-            endpoint,
+            key_kind,
+            enrichment: Endpoint::new(Api::Combined, endpoint),
+            reveal: reveal.map(|url| (Endpoint::new(Api::Reveal, url), RevealAnswers::default())),
             api_version,
             api_warned: AtomicBool::new(false),
             refused: OnceLock::new(),
@@ -136,30 +189,26 @@ impl ClearbitSource {
 
     /// One request, started within the limits and in flight while it holds their permit; `None` when
     /// `stop` came first.
-    async fn ask_once(
-        &self,
-        email: &str,
-        hints: &LookupHints,
-        stop: &CancellationToken,
-    ) -> Result<Option<Answer>, Failure> {
+    async fn ask_once(&self, ask: &Ask<'_>, stop: &CancellationToken) -> Result<Option<Answer>, Failure> {
         let Some(_in_flight) = self.limits.admit(stop).await else { return Ok(None) };
         if let Some(refusal) = self.refused.get() {
             return Err(Failure::Final(refusal.clone()));
         }
-        let answer = self.request(email, hints).await;
+        let answer = self.request(ask).await;
         if let Err(Failure::Final(refusal @ ConnectorError::Fatal(_))) = &answer {
-            // A fatal answer holds for every email: nobody else is asked (nor billed) after it.
+            // A fatal answer holds for every key: nobody else is asked (nor billed) after it.
             let _ = self.refused.set(refusal.clone());
         }
         answer.map(Some)
     }
 
     /// Sends one request and reads its answer.
-    async fn request(&self, email: &str, hints: &LookupHints) -> Result<Answer, Failure> {
+    async fn request(&self, ask: &Ask<'_>) -> Result<Answer, Failure> {
+        let endpoint = ask.endpoint;
         let response = self
             .client
-            .get(self.endpoint.clone())
-            .query(&lookup_query(email, hints))
+            .get(endpoint.url.clone())
+            .query(&ask.query)
             .bearer_auth(self.api_key.expose_secret())
             .header("API-Version", self.api_version.clone())
             .send()
@@ -169,20 +218,10 @@ impl ClearbitSource {
         self.limits.observe(status, response.headers());
         self.heed_api_warning(response.headers());
         if status.is_redirection() {
-            return Err(Failure::Final(self.redirected(status, response.headers())));
+            return Err(Failure::Final(redirected(endpoint, status, response.headers())));
         }
         let body = self.read_body(response).await?;
-        interpret(status, &body, email, &self.endpoint_shown)
-    }
-
-    /// A redirect is a configuration problem: `base_url` points somewhere that sends requests on.
-    fn redirected(&self, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
-        let location = headers.get(LOCATION).and_then(|value| value.to_str().ok()).unwrap_or("nowhere");
-        ConnectorError::Fatal(format!(
-            "Clearbit answered {status} for {}, redirecting to {location}: redirects are not followed \
-             (they would carry the key elsewhere); check base_url",
-            self.endpoint_shown
-        ))
+        interpret(endpoint.api, status, &body, ask.asked, &endpoint.shown)
     }
 
     /// Logs Clearbit's warning about a deprecated API version, once per source.
@@ -218,15 +257,10 @@ impl ClearbitSource {
 
     /// One request, retried with backoff while it fails in a way that may pass, as often as
     /// `max_retries` and for as long as `max_retry_time` allow; `None` when `stop` came before an answer.
-    async fn ask(
-        &self,
-        email: &str,
-        hints: &LookupHints,
-        stop: &CancellationToken,
-    ) -> Result<Option<Answer>, ConnectorError> {
+    async fn ask(&self, ask: &Ask<'_>, stop: &CancellationToken) -> Result<Option<Answer>, ConnectorError> {
         let mut tally = RetryTally::default();
         let stopped = stop.clone();
-        let answer = (|| self.ask_once(email, hints, stop))
+        let answer = (|| self.ask_once(ask, stop))
             .retry(self.retries)
             // A stop ends the pause at once; the next attempt then starts nothing.
             .sleep(move |delay| {
@@ -283,11 +317,12 @@ impl ClearbitSource {
         hints: &LookupHints,
         stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>> {
+        let ask = Ask { endpoint: &self.enrichment, query: lookup_query(email, hints), asked: email };
         let mut delay = self.pending_delay;
         let mut re_asks_left = self.pending_retries;
         let mut queued = false;
         loop {
-            let answer = match self.ask(email, hints, stop).await {
+            let answer = match self.ask(&ask, stop).await {
                 Ok(Some(answer)) => answer,
                 // Stopped: a record Clearbit is fetching stays pending, anything else never happened.
                 Ok(None) => return queued.then_some(Ok(Lookup::Pending)),
@@ -316,6 +351,62 @@ impl ClearbitSource {
         }
     }
 
+    /// An email lookup, with Reveal asked about the hinted address when the email found no company.
+    async fn lookup_email_or_ip(
+        &self,
+        email: &str,
+        hints: &LookupHints,
+        stop: &CancellationToken,
+    ) -> Option<Result<Lookup, ConnectorError>> {
+        let fallback_ip = hints.ip.filter(|ip| self.reveal.is_some() && is_public(*ip));
+        // A free-mail address would only find a person, if anything: with Reveal, its address speaks
+        // for the company instead.
+        let email_lookup = if self.skip_free_email_domains && is_free_email(email) {
+            Lookup::NotFound(Record::default())
+        } else {
+            match self.lookup_email(email, hints, stop).await? {
+                Ok(lookup) => lookup,
+                Err(error) => return Some(Err(error)),
+            }
+        };
+        let emailed = match email_lookup {
+            Lookup::Found(record) if !record.properties.contains_key(COMPANY_SOURCE) => record,
+            Lookup::NotFound(record) => record,
+            settled => return Some(Ok(settled)),
+        };
+        let Some(ip) = fallback_ip else { return Some(Ok(found_if_any(emailed))) };
+        match self.lookup_ip(ip, stop).await {
+            // Stopped before Reveal answered: what the email found is written, Reveal asked next time.
+            None | Some(Ok(None)) => Some(Ok(found_if_any(emailed))),
+            Some(Ok(Some(company))) => Some(Ok(Lookup::Found(merged(emailed, company)))),
+            Some(Err(error)) => Some(Err(error)),
+        }
+    }
+
+    /// One Reveal lookup per address and run, however many users share it; `None` when stopped first.
+    async fn lookup_ip(&self, ip: IpAddr, stop: &CancellationToken) -> Option<RevealOutcome> {
+        let Some((endpoint, answers)) = &self.reveal else {
+            return Some(Err(ConnectorError::Fatal(
+                "Clearbit Enrichment looks users up by email; set reveal: to look IP addresses up".to_owned(),
+            )));
+        };
+        answers
+            .get(ip, || async {
+                let shown = ip.to_string();
+                let ask = Ask { endpoint, query: vec![("ip", shown.clone())], asked: &shown };
+                match self.ask(&ask, stop).await {
+                    Ok(None) => None,
+                    Ok(Some(Answer::Record(response))) => {
+                        Some(Ok(Some(map_reveal(&response, &self.selection))))
+                    }
+                    // Reveal does not queue; an invalid address has no company either.
+                    Ok(Some(Answer::NotFound | Answer::Queued | Answer::Invalid(_))) => Some(Ok(None)),
+                    Err(error) => Some(Err(error)),
+                }
+            })
+            .await
+    }
+
     /// A request that got no HTTP answer. reqwest's message would carry the URL, and with it the email.
     fn transport_failure(&self, error: reqwest::Error) -> Failure {
         let reason = if error.is_timeout() {
@@ -334,6 +425,33 @@ impl ClearbitSource {
     }
 }
 
+/// A redirect is a configuration problem: `base_url` points somewhere that sends requests on.
+fn redirected(endpoint: &Endpoint, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
+    let location = headers.get(LOCATION).and_then(|value| value.to_str().ok()).unwrap_or("nowhere");
+    ConnectorError::Fatal(format!(
+        "Clearbit answered {status} for {}, redirecting to {location}: redirects are not followed \
+         (they would carry the key elsewhere); check base_url",
+        endpoint.shown
+    ))
+}
+
+/// A record with properties beyond `Clearbit: Match` is a found one (a person, say).
+fn found_if_any(record: Record) -> Lookup {
+    if record.properties.keys().any(|name| name != MATCH) {
+        Lookup::Found(record)
+    } else {
+        Lookup::NotFound(record)
+    }
+}
+
+/// What the email found (a person, or nothing) with the company Reveal found.
+fn merged(mut emailed: Record, company: Record) -> Record {
+    emailed.properties.extend(company.properties);
+    emailed.derived.extend(company.derived);
+    emailed.cut.extend(company.cut);
+    emailed
+}
+
 /// The lookup's query: the email, and the hints Clearbit says raise the match rate.
 fn lookup_query(email: &str, hints: &LookupHints) -> Vec<(&'static str, String)> {
     let mut query = vec![("email", email.to_owned())];
@@ -350,20 +468,30 @@ impl Source for ClearbitSource {
     }
 
     fn key_kind(&self) -> KeyKind {
-        KeyKind::Email
+        self.key_kind
     }
 
     fn checked_property(&self) -> &str {
         DATE_LAST_CHECKED
     }
 
+    /// The selection's properties, without Reveal's fields when Reveal is not asked, and without
+    /// `Clearbit: Match` (which is about emails) when only Reveal is.
     fn properties(&self) -> Vec<PropertyInfo> {
-        self.selection.properties()
+        let mut properties = self.selection.properties();
+        properties.retain(|property| match property.name.as_str() {
+            MATCH => self.key_kind == KeyKind::Email,
+            name if REVEAL_FIELDS.contains(&name) => self.reveal.is_some(),
+            _ => true,
+        });
+        properties
     }
 
     /// The breakdowns the integration exists for: match rate, industry, company size, technologies.
     fn segments(&self) -> Vec<Segment> {
         let match_segment = Segment { title: "Match".into(), property: MATCH.into(), list: false };
+        let company_source =
+            Segment { title: "Company Source".into(), property: COMPANY_SOURCE.into(), list: false };
         let catalogued = [
             ("Company Industry", "company.category.industry", false),
             ("Company Employees Range", "company.metrics.employeesRange", false),
@@ -375,7 +503,12 @@ impl Source for ClearbitSource {
                 Some(Segment { title: title.into(), property, list })
             },
         );
-        std::iter::once(match_segment).chain(named).collect()
+        let about_the_lookup = match self.key_kind {
+            KeyKind::Email if self.reveal.is_some() => vec![match_segment, company_source],
+            KeyKind::Email => vec![match_segment],
+            KeyKind::Ip => vec![company_source],
+        };
+        about_the_lookup.into_iter().chain(named).collect()
     }
 
     fn max_in_flight(&self) -> usize {
@@ -384,11 +517,20 @@ impl Source for ClearbitSource {
 
     fn declines(&self, key: &LookupKey) -> Option<&'static str> {
         match key {
-            LookupKey::Email(email) if self.skip_free_email_domains && is_free_email(email) => {
+            LookupKey::Email(email)
+                if self.skip_free_email_domains && self.reveal.is_none() && is_free_email(email) =>
+            {
                 Some("free email domain")
             }
-            _ => None,
+            LookupKey::Ip(ip) if !is_public(*ip) => Some("private or reserved IP address"),
+            LookupKey::Email(_) | LookupKey::Ip(_) => None,
         }
+    }
+
+    /// With Reveal, a user without a usable email is looked up by a public IP address.
+    fn fallback_key(&self, user: &UserRecord) -> Option<LookupKey> {
+        let ip = user.ip.filter(|ip| self.reveal.is_some() && is_public(*ip))?;
+        Some(LookupKey::Ip(ip))
     }
 
     fn invalid_retry_after(&self) -> Option<Duration> {
@@ -402,23 +544,38 @@ impl Source for ClearbitSource {
         stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>> {
         match key {
-            LookupKey::Email(email) => self.lookup_email(email, hints, stop).await,
-            LookupKey::Ip(_) => Some(Err(ConnectorError::Fatal(
-                "Clearbit Enrichment looks users up by email, not by IP address".to_owned(),
-            ))),
+            LookupKey::Email(email) => self.lookup_email_or_ip(email, hints, stop).await,
+            LookupKey::Ip(ip) => Some(match self.lookup_ip(*ip, stop).await? {
+                Ok(Some(company)) => Ok(Lookup::Found(company)),
+                Ok(None) => Ok(Lookup::NotFound(Record::default())),
+                Err(error) => Err(error),
+            }),
         }
     }
 
     /// Any answer but a refusal of the key or the account proves the key works; a queued or refused
     /// address is no reason to ask again.
     async fn check(&self) -> Result<String, ConnectorError> {
-        let answer = self.ask(CHECK_EMAIL, &LookupHints::default(), &CancellationToken::new()).await?;
-        let outcome = match answer.ok_or_else(|| ConnectorError::Fatal("the check was stopped".to_owned()))? {
-            Answer::Record(_) => "record found, billed as one",
-            Answer::NotFound => "no record, billed as one",
-            Answer::Queued => "record queued, billed as one",
-            Answer::Invalid(_) => "address refused, not billed",
-        };
-        Ok(format!("key accepted (one lookup of {CHECK_EMAIL}: {outcome})"))
+        let mut asks = Vec::new();
+        if self.key_kind == KeyKind::Email {
+            let query = lookup_query(CHECK_EMAIL, &LookupHints::default());
+            asks.push(Ask { endpoint: &self.enrichment, query, asked: CHECK_EMAIL });
+        }
+        if let Some((endpoint, _)) = &self.reveal {
+            asks.push(Ask { endpoint, query: vec![("ip", CHECK_IP.to_owned())], asked: CHECK_IP });
+        }
+        let mut said = Vec::new();
+        for ask in &asks {
+            let answer = self.ask(ask, &CancellationToken::new()).await?;
+            let outcome =
+                match answer.ok_or_else(|| ConnectorError::Fatal("the check was stopped".to_owned()))? {
+                    Answer::Record(_) => "record found, billed as one",
+                    Answer::NotFound => "no record, billed as one",
+                    Answer::Queued => "record queued, billed as one",
+                    Answer::Invalid(_) => "refused as invalid, not billed",
+                };
+            said.push(format!("one lookup of {}: {outcome}", ask.asked));
+        }
+        Ok(format!("key accepted ({})", said.join("; ")))
     }
 }

@@ -211,8 +211,16 @@ fn the_catalogue_listing() {
 fn a_default_connection_lists_the_check_then_the_whole_catalogue_by_name() {
     let listed = PropertySelection::default().properties();
     let names: Vec<&str> = listed.iter().map(|property| property.name.as_str()).collect();
-    assert_eq!(names[..2], ["Clearbit: Date Last Checked", "Clearbit: Match"]);
-    assert!(names[2..].is_sorted(), "{names:?}");
+    let about_the_check = [
+        "Clearbit: Date Last Checked",
+        "Clearbit: Match",
+        "Clearbit: Company Source",
+        "Clearbit: Reveal Fuzzy",
+        "Clearbit: Reveal Type",
+        "Clearbit: Reveal Confidence",
+    ];
+    assert_eq!(names[..about_the_check.len()], about_the_check);
+    assert!(names[about_the_check.len()..].is_sorted(), "{names:?}");
     // Deprecated attributes are catalogued, but written only when a selection names them.
     let deprecated: Vec<String> = catalogue()
         .into_iter()
@@ -224,8 +232,8 @@ fn a_default_connection_lists_the_check_then_the_whole_catalogue_by_name() {
         ["Person Google Plus Handle", "Company Alexa US Rank", "Company Alexa Global Rank", "Company Logo"]
     );
     assert!(listed.iter().all(|property| !deprecated.contains(&property.name)));
-    assert_eq!(listed.len(), catalogue().len() - deprecated.len() + 2);
-    assert!(listed[..2].iter().all(|property| property.path.is_none()));
+    assert_eq!(listed.len(), catalogue().len() - deprecated.len() + about_the_check.len());
+    assert!(listed[..about_the_check.len()].iter().all(|property| property.path.is_none()));
 }
 
 #[test]
@@ -243,8 +251,12 @@ fn a_record_with_every_attribute() {
     let written: BTreeSet<&str> = record.properties.keys().map(String::as_str).collect();
     let listed: BTreeSet<String> =
         PropertySelection::default().properties().into_iter().map(|property| property.name).collect();
-    let expected: BTreeSet<&str> =
-        listed.iter().map(String::as_str).filter(|name| *name != "Clearbit: Date Last Checked").collect();
+    // The check date is the engine's; Reveal's own fields come only from Reveal.
+    let expected: BTreeSet<&str> = listed
+        .iter()
+        .map(String::as_str)
+        .filter(|name| *name != "Clearbit: Date Last Checked" && !name.starts_with("Clearbit: Reveal"))
+        .collect();
     assert_eq!(written, expected, "every catalogued property is written, under its listed name");
     insta::assert_json_snapshot!(record.properties);
 }

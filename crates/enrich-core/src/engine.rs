@@ -408,7 +408,7 @@ async fn read_due_users(
             summary.outside_window += 1;
             continue;
         }
-        let key = match user.lookup_key(key_kind) {
+        let key = match user.lookup_key(key_kind).or_else(|reason| source.fallback_key(&user).ok_or(reason)) {
             Ok(key) => key,
             Err(SkipReason::NoEmail | SkipReason::NoIp) => {
                 summary.no_email += 1;

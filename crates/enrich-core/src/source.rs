@@ -1,4 +1,4 @@
-//! Sources: services that turn a lookup key into properties (Clearbit Enrichment, later Reveal).
+//! Sources: services that turn a lookup key into properties (Clearbit Enrichment and Reveal).
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ConnectorError, KeyKind, LookupHints, LookupKey, PropertyInfo, Record, Segment};
+use crate::{ConnectorError, KeyKind, LookupHints, LookupKey, PropertyInfo, Record, Segment, UserRecord};
 
 /// What a source answered for one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +45,11 @@ pub trait Source: Send + Sync + Debug {
     /// when the connection skips those), or `None` to look it up. Declined users are counted, not
     /// recorded, so a changed setting takes effect at the next run.
     fn declines(&self, _key: &LookupKey) -> Option<&'static str> {
+        None
+    }
+    /// The key a user without a usable key of [`Source::key_kind`] is looked up by instead (Clearbit
+    /// with Reveal: the IP address of a user without an email), or `None` to skip the user.
+    fn fallback_key(&self, _user: &UserRecord) -> Option<LookupKey> {
         None
     }
     /// How long an invalid key stays invalid before it is asked again (`None`: while it stays the same).

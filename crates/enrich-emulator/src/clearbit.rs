@@ -1,7 +1,9 @@
-//! The Clearbit Enrichment API look-alike: combined, person and company lookups with Clearbit's
-//! authentication, status codes, error bodies, billing, rate limits and injected faults.
+//! The Clearbit Enrichment API look-alike: combined, person and company lookups, and Reveal's IP
+//! lookups, with Clearbit's authentication, status codes, error bodies, billing, rate limits and
+//! injected faults.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -47,6 +49,9 @@ struct Book {
     asked: HashSet<String>,
     /// People who changed jobs: email → the domain of their new employer.
     employers: HashMap<String, String>,
+    /// Reveal's knowledge: IP address → the domain of the company whose network it is. Other addresses
+    /// are answered 404 `unknown_record`.
+    networks: HashMap<String, String>,
     /// People who opted out, or whose record was deleted: answered 404 `unknown_record`.
     opted_out: HashSet<String>,
     /// The account's quota of billed emails, `config.quota` until a test changes it.
@@ -90,6 +95,7 @@ enum Endpoint {
     Combined,
     Person,
     Company,
+    Reveal,
 }
 
 impl Endpoint {
@@ -98,6 +104,7 @@ impl Endpoint {
             Endpoint::Combined => "/v2/combined/find",
             Endpoint::Person => "/v2/people/find",
             Endpoint::Company => "/v2/companies/find",
+            Endpoint::Reveal => "/v1/companies/find",
         }
     }
 }
@@ -106,6 +113,7 @@ impl Endpoint {
 struct FindParams {
     email: Option<String>,
     domain: Option<String>,
+    ip: Option<String>,
     given_name: Option<String>,
     family_name: Option<String>,
     ip_address: Option<String>,
@@ -214,6 +222,7 @@ impl Clearbit {
             billed: HashSet::new(),
             asked: HashSet::new(),
             employers: HashMap::new(),
+            networks: HashMap::new(),
             opted_out: HashSet::new(),
             quota: config.quota,
             lapsed: false,
@@ -234,6 +243,10 @@ impl Clearbit {
 
     pub(crate) fn change_employer(&self, email: &str, domain: &str) {
         lock(&self.book).employers.insert(email.to_lowercase(), domain.to_lowercase());
+    }
+
+    pub(crate) fn assign_network(&self, ip: &str, domain: &str) {
+        lock(&self.book).networks.insert(ip.to_lowercase(), domain.to_lowercase());
     }
 
     pub(crate) fn opt_out(&self, email: &str) {
@@ -348,6 +361,13 @@ impl Clearbit {
                 Some(company) => Reply::found(&company),
                 None => Reply::error(404, "unknown_record", "Unknown domain"),
             },
+            Endpoint::Reveal if key.parse::<IpAddr>().is_err() => {
+                Reply::error(422, "invalid_ip", "Invalid IP address")
+            }
+            Endpoint::Reveal if !lock(&self.book).networks.contains_key(key) => {
+                Reply::error(404, "unknown_record", "Unknown IP address")
+            }
+            Endpoint::Reveal => self.found(endpoint, key),
             Endpoint::Combined | Endpoint::Person => {
                 if let Err(refusal) = check_email(key) {
                     refusal
@@ -380,7 +400,22 @@ impl Clearbit {
             Endpoint::Person => Reply::found(&person_and_company().0),
             // Asked for by name, even a mailbox provider's domain has a company behind it.
             Endpoint::Company => Reply::found(&company_at(key).unwrap_or_else(|| generate::company(key))),
+            Endpoint::Reveal => Reply::found(&self.revealed(key)),
         }
+    }
+
+    /// Reveal's answer for an address: the company whose network it is, or none (`company: null`).
+    fn revealed(&self, ip: &str) -> Value {
+        let domain = lock(&self.book).networks.get(ip).cloned();
+        let company = domain.as_deref().and_then(company_at);
+        json!({
+            "ip": ip,
+            "domain": domain,
+            "fuzzy": company.is_none(),
+            "type": if company.is_some() { "company" } else { "isp" },
+            "confidenceScore": if company.is_some() { "very_high" } else { "low" },
+            "company": company,
+        })
     }
 
     async fn scripted_reply(
@@ -432,6 +467,7 @@ pub(crate) fn router(clearbit: Arc<Clearbit>) -> Router {
         .route(Endpoint::Combined.path(), lookup_route(Endpoint::Combined))
         .route(Endpoint::Person.path(), lookup_route(Endpoint::Person))
         .route(Endpoint::Company.path(), lookup_route(Endpoint::Company))
+        .route(Endpoint::Reveal.path(), lookup_route(Endpoint::Reveal))
         .route("/_emulator/clearbit/requests", get(request_log))
         .fallback(unknown_route)
         .with_state(clearbit)
@@ -449,7 +485,13 @@ async fn unknown_route(
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     let request = ClearbitRequest {
         path: uri.path().to_owned(),
-        email: params.email.clone().or(params.domain.clone()).unwrap_or_default().to_lowercase(),
+        email: params
+            .email
+            .clone()
+            .or(params.domain.clone())
+            .or(params.ip.clone())
+            .unwrap_or_default()
+            .to_lowercase(),
         authorized: authenticate(authorization, &clearbit.config.clearbit_key).is_ok(),
         authorization: authorization.map(str::to_owned),
         api_version: headers.get("api-version").and_then(|value| value.to_str().ok()).map(str::to_owned),
@@ -474,6 +516,7 @@ async fn find(
     let hints = params.hints();
     let key = match endpoint {
         Endpoint::Company => params.domain,
+        Endpoint::Reveal => params.ip,
         Endpoint::Combined | Endpoint::Person => params.email,
     }
     .unwrap_or_default()
@@ -531,6 +574,11 @@ fn in_api_version(endpoint: Endpoint, reply: Reply, version: &str) -> Reply {
         }
         Endpoint::Person => person_in_api_version(&mut body, version),
         Endpoint::Company => company_in_api_version(&mut body, version),
+        Endpoint::Reveal => {
+            if let Some(company) = body.get_mut("company") {
+                company_in_api_version(company, version);
+            }
+        }
     }
     Reply { body: body.to_string(), ..reply }
 }

@@ -1,4 +1,4 @@
-//! Loopback look-alikes of Clearbit's Enrichment API and Heap's Add User Properties API, for enrich's demo,
+//! Loopback look-alikes of Clearbit's Enrichment and Reveal APIs and Heap's Add User Properties API, for enrich's demo,
 //! end-to-end tests and benchmarks.
 //!
 //! Both servers follow what `EXTERNAL-APIS.md` records about the real services: Clearbit's authentication,
@@ -158,7 +158,7 @@ pub enum Scripted {
 pub struct ClearbitRequest {
     /// The endpoint asked, e.g. `/v2/combined/find`; any other path was answered 404 `unknown_route`.
     pub path: String,
-    /// The `email` asked for, lowercased; for company lookups, the `domain`.
+    /// The `email` asked for, lowercased; for company lookups, the `domain`; for Reveal, the `ip`.
     pub email: String,
     /// Whether the request carried the configured key.
     pub authorized: bool,
@@ -264,6 +264,13 @@ impl Emulator {
     /// `domain`, with that company's record.
     pub fn change_employer(&self, email: &str, domain: &str) {
         self.clearbit.change_employer(email, domain);
+    }
+
+    /// Reveal's knowledge: from now on Clearbit Reveal answers `ip` with the company at `domain` (the
+    /// generated or sample record, `fuzzy: false`, `type: company`, `confidenceScore: very_high`). Other
+    /// addresses are answered 404 `unknown_record`; a scripted `Found` for one is `company: null`.
+    pub fn assign_network(&self, ip: &str, domain: &str) {
+        self.clearbit.assign_network(ip, domain);
     }
 
     /// An opt-out (or a deleted record): from now on Clearbit answers 404 `unknown_record` for `email`.
