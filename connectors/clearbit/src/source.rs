@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::answer::{Answer, Api, Failure, interpret};
 use crate::catalogue::{COMPANY_SOURCE, DATE_LAST_CHECKED, MATCH, REVEAL_FIELDS};
-use crate::config::ClearbitConfig;
+use crate::config::{ClearbitConfig, RevealConfig};
 use crate::free_email::is_free_email;
 use crate::limits::Limits;
 use crate::mapping::{map_combined, not_found};
@@ -120,11 +120,11 @@ impl ClearbitSource {
         Self::build(config, KeyKind::Email)
     }
 
-    /// Reveal alone, looking users up by IP address (`type: clearbit_reveal`): `reveal.base_url` is
-    /// where it asks.
+    /// Reveal alone, looking users up by IP address (`type: clearbit_reveal`): `base_url` is Reveal's
+    /// (by default `https://reveal.clearbit.com`).
     pub fn reveal_only(config: &ClearbitConfig) -> Result<Self, ConnectorError> {
-        let config =
-            ClearbitConfig { reveal: Some(config.reveal.clone().unwrap_or_default()), ..config.clone() };
+        let reveal = RevealConfig { base_url: config.base_url.clone() };
+        let config = ClearbitConfig { reveal: Some(reveal), ..config.clone() };
         Self::build(&config, KeyKind::Ip)
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Heap Connect writes one schema per environment (`main_production`), with a `users` table (`user_id`,
 //! `identity`, `email`, `last_modified`, one column per custom user property) and a `sessions` table
-//! (`user_id`, `time`, …). There is no "last seen" column: it is the latest session's `time`. The sync
+//! (`user_id`, `time`, `ip`, …). There is no "last seen" column: it is the latest session's `time`, and
+//! the user's IP address (for IP-keyed sources, and as a match hint) is that session's `ip`. The sync
 //! may write a user's row more than once: the latest `last_modified` wins. Users without an identity
 //! (anonymous ones, most of them) cannot be addressed in Heap and are left out in SQL, not reported.
 
@@ -26,6 +27,7 @@ const USER_ID: &str = "user_id";
 const IDENTITY: &str = "identity";
 const LAST_MODIFIED: &str = "last_modified";
 const SESSION_TIME: &str = "time";
+const SESSION_IP: &str = "ip";
 
 /// Columns a table must have, each with the kind it must be of (`None`: any).
 type NeededColumns<'a> = Vec<(&'a str, Option<ColumnKind>)>;
@@ -114,7 +116,7 @@ impl HeapConnectDirectory {
     }
 
     /// The optional `users` columns the roster reads, in the order the query returns them after
-    /// user_id, identity and last_seen, with the name the query gives each.
+    /// user_id, identity, last_seen and ip, with the name the query gives each.
     fn optional_columns(&self) -> Vec<(&str, &'static str)> {
         [
             (&self.email_column, "email"),
@@ -141,7 +143,11 @@ impl HeapConnectDirectory {
         for (column, _) in self.optional_columns() {
             users.push((column, Some(ColumnKind::Text)));
         }
-        let sessions = vec![(USER_ID, Some(ColumnKind::UserId)), (SESSION_TIME, Some(ColumnKind::Timestamp))];
+        let sessions = vec![
+            (USER_ID, Some(ColumnKind::UserId)),
+            (SESSION_TIME, Some(ColumnKind::Timestamp)),
+            (SESSION_IP, Some(ColumnKind::Ip)),
+        ];
         [(USERS_TABLE, users), (SESSIONS_TABLE, sessions)]
     }
 
@@ -236,14 +242,19 @@ impl HeapConnectDirectory {
     }
 
     /// One row per identified user with a session since `$1`: the user's latest row, and the latest
-    /// session's time as `last_seen`. Sessions are filtered before they are grouped, which is the same
-    /// as filtering on their maximum, and cheaper. Column order: user_id, identity, last_seen, then the
-    /// optional columns (email, given_name, family_name) that are configured.
+    /// session's time as `last_seen` and its `ip`. Sessions are filtered before they are ranked, which
+    /// is the same as filtering on their latest, and cheaper. Column order: user_id, identity,
+    /// last_seen, ip, then the optional columns (email, given_name, family_name) that are configured.
     fn roster_query(&self) -> String {
         let users = format!("{}.{}", quoted(&self.schema), quoted(USERS_TABLE));
         let sessions = format!("{}.{}", quoted(&self.schema), quoted(SESSIONS_TABLE));
-        let (user_id, identity, last_modified, time) =
-            (quoted(USER_ID), quoted(IDENTITY), quoted(LAST_MODIFIED), quoted(SESSION_TIME));
+        let (user_id, identity, last_modified, time, ip) = (
+            quoted(USER_ID),
+            quoted(IDENTITY),
+            quoted(LAST_MODIFIED),
+            quoted(SESSION_TIME),
+            quoted(SESSION_IP),
+        );
         let optional = self.optional_columns();
         let optional_select: String =
             optional.iter().map(|(column, alias)| format!(", {} AS {alias}", quoted(column))).collect();
@@ -256,13 +267,14 @@ impl HeapConnectDirectory {
                 ) AS recency
                 FROM {users}
             ), last_sessions AS (
-                SELECT {user_id} AS user_id, MAX({time}) AS last_seen
+                SELECT {user_id} AS user_id, {time} AS last_seen, {ip} AS ip, ROW_NUMBER() OVER (
+                    PARTITION BY {user_id} ORDER BY {time} DESC
+                ) AS recency
                 FROM {sessions}
                 WHERE {time} >= $1
-                GROUP BY {user_id}
             )
-            SELECT u.user_id, u.identity, s.last_seen{optional_output}
-            FROM latest_users u JOIN last_sessions s ON s.user_id = u.user_id
+            SELECT u.user_id, u.identity, s.last_seen, s.ip{optional_output}
+            FROM latest_users u JOIN last_sessions s ON s.user_id = u.user_id AND s.recency = 1
             WHERE u.recency = 1 AND u.identity IS NOT NULL"
         )
     }
@@ -286,13 +298,13 @@ impl UserDirectory for HeapConnectDirectory {
             ConnectorError::Fatal(format!("cannot query the users: {}", error_message(&error)))
         })?;
         let optional = self.optional_columns();
-        let position = |alias: &str| optional.iter().position(|(_, named)| *named == alias).map(|at| 3 + at);
+        let position = |alias: &str| optional.iter().position(|(_, named)| *named == alias).map(|at| 4 + at);
         let columns = UserColumns {
             user_id: Some(0),
             identity: 1,
             last_seen: 2,
             email: position("email"),
-            ip: None,
+            ip: Some(3),
             given_name: position("given_name"),
             family_name: position("family_name"),
         };

@@ -103,21 +103,31 @@ async fn heap_connect_roster(
         (12, days(4)),
         (13, days(1)),
     ];
-    let insert_session =
-        format!("INSERT INTO {} (user_id, session_id, time) VALUES ($1, $2, $3)", scratch.table("sessions"));
+    // Each session comes from its own address, `81.2.69.{session_id}`: a user's is their latest's.
+    let insert_session = format!(
+        "INSERT INTO {} (user_id, session_id, time, ip) VALUES ($1, $2, $3, '81.2.69.' || $2::bigint::text)",
+        scratch.table("sessions")
+    );
     for (session_id, (user_id, time)) in (1_i64..).zip(&sessions) {
         let naive = time.naive_utc();
         let time: &(dyn ToSql + Sync) = if zoned_times { time } else { &naive };
         scratch.execute(&insert_session, &[user_id, &session_id, time]).await;
     }
+    let from_session = |user: enrich_core::UserRecord, session_id: u8| enrich_core::UserRecord {
+        ip: Some(std::net::Ipv4Addr::new(81, 2, 69, session_id).into()),
+        ..user
+    };
     let mut expected = vec![
-        user(1, "alice", Some("alice@acme.com"), now - Duration::hours(1)),
-        user(2, "o'brien \"the\" user", Some("ob@example.com"), days(2)),
-        user(3, "Zoë 北京 ✓", Some("zoe@example.cn"), days(6) + Duration::microseconds(123_457)),
-        user(4, " with, comma  and spaces ", None, days(1)),
-        user(5, "blank-email", None, days(5)),
-        user(11, "boundary", Some("edge@acme.com"), since),
-        user(12, "identified-later", Some("later@acme.com"), days(4)),
+        from_session(user(1, "alice", Some("alice@acme.com"), now - Duration::hours(1)), 2),
+        from_session(user(2, "o'brien \"the\" user", Some("ob@example.com"), days(2)), 4),
+        from_session(
+            user(3, "Zoë 北京 ✓", Some("zoe@example.cn"), days(6) + Duration::microseconds(123_457)),
+            5,
+        ),
+        from_session(user(4, " with, comma  and spaces ", None, days(1)), 6),
+        from_session(user(5, "blank-email", None, days(5)), 7),
+        from_session(user(11, "boundary", Some("edge@acme.com"), since), 13),
+        from_session(user(12, "identified-later", Some("later@acme.com"), days(4)), 15),
     ];
     sort_users(&mut expected);
     let bad_rows = vec![
@@ -263,7 +273,8 @@ async fn missing_and_mistyped_columns_are_all_named_with_their_table() {
             "{schema}.users.\"identity\" is int8, not text, varchar or char; \
              {schema}.users has no column \"last_modified\"; \
              {schema}.users has no column \"work_email\" (it has \"Work_Email\": names are matched exactly); \
-             {schema}.sessions.\"time\" is text, not timestamp or timestamptz"
+             {schema}.sessions.\"time\" is text, not timestamp or timestamptz; \
+             {schema}.sessions has no column \"ip\""
         )
     );
 }

@@ -20,6 +20,8 @@ use crate::config::ConnectionConfig;
 #[serde(rename_all = "snake_case")]
 pub enum SourceConfig {
     Clearbit(ClearbitConfig),
+    /// Reveal alone, keyed by IP address; `base_url` is Reveal's.
+    ClearbitReveal(ClearbitConfig),
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,13 +41,14 @@ pub enum UsersConfig {
 impl SourceConfig {
     pub fn validate(&self) -> Vec<FieldError> {
         match self {
-            Self::Clearbit(config) => config.validate(),
+            Self::Clearbit(config) | Self::ClearbitReveal(config) => config.validate(),
         }
     }
 
     pub fn build(&self) -> Result<Arc<dyn Source>, ConnectorError> {
         match self {
             Self::Clearbit(config) => Ok(Arc::new(ClearbitSource::new(config)?)),
+            Self::ClearbitReveal(config) => Ok(Arc::new(ClearbitSource::reveal_only(config)?)),
         }
     }
 }
@@ -97,9 +100,10 @@ fn resolve(folder: &Path, path: &Path) -> PathBuf {
 /// so that no log line, message or state record shows them.
 pub fn register_secrets(config: &ConnectionConfig) {
     match &config.source {
-        SourceConfig::Clearbit(config) => {
+        SourceConfig::Clearbit(config) | SourceConfig::ClearbitReveal(config) => {
             register_secret(config.api_key.expose_secret());
             config.base_url.as_deref().map(register_url);
+            config.reveal.as_ref().and_then(|reveal| reveal.base_url.as_deref()).map(register_url);
         }
     }
     match &config.sink {

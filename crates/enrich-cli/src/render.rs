@@ -14,7 +14,9 @@ use crate::registry::{SinkConfig, SourceConfig, UsersConfig};
 /// One line describing a connection, as `enrich validate` lists it.
 pub fn connection_line(connection: &ConnectionConfig) -> String {
     let source = match &connection.source {
+        SourceConfig::Clearbit(clearbit) if clearbit.reveal.is_some() => "clearbit (reveal fallback)",
         SourceConfig::Clearbit(_) => "clearbit",
+        SourceConfig::ClearbitReveal(_) => "clearbit_reveal",
     };
     let sink = match &connection.sink {
         SinkConfig::Heap(heap) => format!("heap app {}", heap.app_id),
@@ -55,6 +57,7 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
         ("bad rows skipped", summary.bad_rows),
         ("outside the window", summary.outside_window),
         ("without email", summary.no_email),
+        ("without IP", summary.no_ip),
         ("malformed email", summary.malformed_email),
         ("duplicate identities", summary.duplicate_identities),
         ("with several emails", summary.identities_with_several_emails),

@@ -410,8 +410,12 @@ async fn read_due_users(
         }
         let key = match user.lookup_key(key_kind).or_else(|reason| source.fallback_key(&user).ok_or(reason)) {
             Ok(key) => key,
-            Err(SkipReason::NoEmail | SkipReason::NoIp) => {
+            Err(SkipReason::NoEmail) => {
                 summary.no_email += 1;
+                continue;
+            }
+            Err(SkipReason::NoIp) => {
+                summary.no_ip += 1;
                 continue;
             }
             Err(SkipReason::MalformedEmail) => {

@@ -135,6 +135,8 @@ pub struct RunSummary {
     pub bad_rows: u64,
     pub outside_window: u64,
     pub no_email: u64,
+    /// Users an IP-keyed source (Reveal) could not look up: no IP address known.
+    pub no_ip: u64,
     pub malformed_email: u64,
     /// Rows repeating an identity already read: only the most recently seen row of an identity is used
     /// (the first of those seen equally recently).

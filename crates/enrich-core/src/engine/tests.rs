@@ -15,6 +15,8 @@ struct FakeSource {
     hang: Vec<String>,
     /// Emails at this domain are declined.
     declined_domain: Option<String>,
+    /// Users without a usable email are looked up by their IP address.
+    falls_back_to_ip: bool,
     asked: Mutex<Vec<String>>,
 }
 
@@ -61,6 +63,9 @@ impl Source for FakeSource {
     fn declines(&self, key: &LookupKey) -> Option<&'static str> {
         let domain = self.declined_domain.as_deref()?;
         key.to_string().ends_with(&format!("@{domain}")).then_some("declined domain")
+    }
+    fn fallback_key(&self, user: &UserRecord) -> Option<LookupKey> {
+        user.ip.filter(|_| self.falls_back_to_ip).map(LookupKey::Ip)
     }
     async fn lookup(
         &self,
@@ -639,4 +644,29 @@ async fn a_more_recent_row_takes_back_what_the_earlier_one_was_counted_as() {
     assert_eq!((s.read, s.duplicate_identities, s.due, s.skipped, s.up_to_date), (4, 2, 1, 1, 0));
     assert_eq!(s.top_reasons(5), vec![("skipped: declined domain", 1)]);
     assert_eq!(h.source.asked(), ["u1@firm.io"]);
+}
+
+#[tokio::test]
+async fn users_without_a_usable_email_are_looked_up_by_the_sources_fallback_key() {
+    let with_ip = |identity: &str, email: Option<&str>, ip: &str| {
+        user(identity, email, 1).map(|user| UserRecord { ip: Some(ip.parse().unwrap()), ..user })
+    };
+    let source = FakeSource { falls_back_to_ip: true, ..FakeSource::with(&[("81.2.69.160", found("Acme"))]) };
+    let h = harness(
+        source,
+        FakeSink::new(10),
+        vec![
+            with_ip("u1", None, "81.2.69.160"),
+            with_ip("u2", Some("not an email"), "81.2.69.160"), // shares u1's address: one lookup
+            with_ip("u3", Some("c@acme.com"), "81.2.69.161"),   // has an email: looked up by it
+            user("u4", None, 1),                                // neither
+        ],
+    );
+    let s = h.run().await.run.summary;
+    assert_eq!((s.no_email, s.malformed_email, s.due, s.lookups, s.found), (1, 0, 3, 2, 2));
+    assert_eq!(h.source.asked(), vec!["81.2.69.160", "c@acme.com"]);
+    assert_eq!(h.sink.written()["u2"]["Company Name"], PropertyValue::text("Acme").0);
+    let ip_digest = LookupKey::Ip("81.2.69.160".parse().unwrap()).digest();
+    assert_eq!(h.store.user("u1").unwrap().unwrap().key_hash, ip_digest);
+    assert_eq!(h.run().await.run.summary.lookups, 0, "a second run looks nothing up");
 }
