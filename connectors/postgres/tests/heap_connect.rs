@@ -113,7 +113,7 @@ async fn heap_connect_roster(
         let time: &(dyn ToSql + Sync) = if zoned_times { time } else { &naive };
         scratch.execute(&insert_session, &[user_id, &session_id, time]).await;
     }
-    let from_session = |user: enrich_core::UserRecord, session_id: u8| enrich_core::UserRecord {
+    let from_session = |user: UserRecord, session_id: u8| UserRecord {
         ip: Some(std::net::Ipv4Addr::new(81, 2, 69, session_id).into()),
         ..user
     };
