@@ -3,7 +3,8 @@
 //! Clearbit, and falls back to Reveal for identified users whose email found no company (personal
 //! mail, not found) or who have no email. Users whose email found a company are never revealed; each
 //! public address is asked once however many users share it; private ones never; a second run asks
-//! nothing; no address is stored in clear.
+//! nothing; no address is stored in clear. A second connection, Reveal alone, writes every user's
+//! company to a warehouse table keyed by Heap's `user_id` (`postgres_table`).
 //!
 //! Needs `ENRICH_TEST_POSTGRES_URL` (`cargo xtask test` sets it, or `eval "$(.ci/postgres start)"`).
 
@@ -91,16 +92,32 @@ async fn users_without_a_company_by_email_get_one_by_ip_and_each_address_is_aske
         schema.name
     );
     let reveal = format!("      reveal:\n        base_url: {}\n", emulator.clearbit_url());
-    workspace.write_config_of(&reveal, &users, "");
+    let warehouse = format!(
+        "  warehouse:
+    source:
+      type: clearbit_reveal
+      api_key: ${{CLEARBIT_API_KEY}}
+      base_url: {clearbit}
+      requests_per_minute: 1000000
+    sink:
+      type: postgres_table
+      url: ${{HEAP_CONNECT_URL}}
+      table: {schema}.clearbit_reveal
+      tls: disable
+{users}",
+        clearbit = emulator.clearbit_url(),
+        schema = schema.name,
+    );
+    workspace.write_config_of(&reveal, &users, &warehouse);
 
-    let sync = || {
-        let mut command = workspace.command(&["sync", "main"]);
+    let sync = |connection: &'static str| {
+        let mut command = workspace.command(&["sync", connection]);
         command.env("HEAP_CONNECT_URL", &url).env("ENRICH_LOG", "debug");
         async move {
             support::Run::from(tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap())
         }
     };
-    let first = sync().await;
+    let first = sync("main").await;
     first.success();
 
     let asked = |path: &str| -> Vec<String> {
@@ -140,7 +157,7 @@ async fn users_without_a_company_by_email_get_one_by_ip_and_each_address_is_aske
     assert_eq!(first.figure("looked up"), 5, "four emails and bo's address");
 
     let requests = emulator.clearbit_requests().len();
-    let second = sync().await;
+    let second = sync("main").await;
     second.success();
     assert_eq!(second.figure("looked up"), 0);
     assert_eq!(emulator.clearbit_requests().len(), requests, "a second run asks nothing");
@@ -150,5 +167,31 @@ async fn users_without_a_company_by_email_get_one_by_ip_and_each_address_is_aske
         assert!(!state.windows(ip.len()).any(|window| window == ip.as_bytes()), "{ip} is stored in clear");
         assert!(!first.stderr.contains(ip), "{ip} is logged in clear:\n{}", first.stderr);
     }
+
+    let before = emulator.clearbit_requests().len();
+    sync("warehouse").await.success();
+    assert_eq!(emulator.clearbit_requests().len() - before, 4, "one Reveal lookup per public address");
+    let table = format!("{}.clearbit_reveal", schema.name);
+    let rows = psql(
+        &url,
+        &format!(
+            "SELECT user_id, identity, properties->>'Company Domain', properties->>'Clearbit: Company Source', \
+             properties ? 'Clearbit: Date Last Checked' FROM {table} ORDER BY user_id"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        [
+            "1|ana|northwind.io|reveal|t",
+            "2|bo|northwind.io|reveal|t",
+            "3|cy|pinecrest.health|reveal|t",
+            "4|di|initech.com|reveal|t",
+            "6|fay|||t",
+        ]
+    );
+    let before = emulator.clearbit_requests().len();
+    sync("warehouse").await.success();
+    assert_eq!(emulator.clearbit_requests().len(), before, "a second run looks nothing up");
     drop(schema);
 }

@@ -224,14 +224,16 @@ pub fn redact_times(text: &str) -> String {
     out
 }
 
-/// Runs SQL on the test server with `psql` (it comes with the server), stopping at the first error.
-pub fn psql(url: &str, sql: &str) -> Result<(), String> {
+/// Runs SQL on the test server with `psql` (it comes with the server), stopping at the first error;
+/// returns what it printed, unaligned (`|` between columns), without headers.
+pub fn psql(url: &str, sql: &str) -> Result<String, String> {
     let output = Command::new("psql")
-        .args(["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", url, "--command", sql])
+        .args(["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--no-align", "--tuples-only"])
+        .args(["--dbname", url, "--command", sql])
         .output()
         .map_err(|error| format!("psql (it comes with the PostgreSQL server) cannot run: {error}"))?;
     if output.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
         Err(format!("psql failed: {}", String::from_utf8_lossy(&output.stderr)))
     }

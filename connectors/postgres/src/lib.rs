@@ -1,6 +1,7 @@
 //! User directories of enrich read from warehouses that speak the PostgreSQL protocol (PostgreSQL itself,
 //! Amazon Redshift): [`HeapConnectDirectory`] reads the `users` and `sessions` tables Heap Connect syncs,
-//! [`PostgresQueryDirectory`] runs a query of one's own.
+//! [`PostgresQueryDirectory`] runs a query of one's own; and a sink, [`PostgresTableSink`], writing
+//! properties to a table keyed by Heap's `user_id`.
 //!
 //! Both filter users to the window in SQL, stream the rows as the server sends them (memory does not
 //! grow with the roster), report a bad row and go on, and turn a schema that does not fit (a missing
@@ -15,7 +16,9 @@ mod heap_connect;
 mod identifier;
 mod query;
 mod rows;
+mod table_sink;
 
 pub use database::TlsMode;
 pub use heap_connect::{HeapConnectConfig, HeapConnectDirectory};
 pub use query::{PostgresQueryConfig, PostgresQueryDirectory};
+pub use table_sink::{PostgresTableConfig, PostgresTableSink};

@@ -8,7 +8,10 @@ use enrich_clearbit::{ClearbitConfig, ClearbitSource};
 use enrich_core::redact::{register_secret, register_url};
 use enrich_core::{Connection, ConnectorError, FieldError, Sink, Source, UserDirectory};
 use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
-use enrich_postgres::{HeapConnectConfig, HeapConnectDirectory, PostgresQueryConfig, PostgresQueryDirectory};
+use enrich_postgres::{
+    HeapConnectConfig, HeapConnectDirectory, PostgresQueryConfig, PostgresQueryDirectory,
+    PostgresTableConfig, PostgresTableSink,
+};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
@@ -28,6 +31,7 @@ pub enum SourceConfig {
 #[serde(rename_all = "snake_case")]
 pub enum SinkConfig {
     Heap(HeapSinkConfig),
+    PostgresTable(PostgresTableConfig),
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,12 +61,14 @@ impl SinkConfig {
     pub fn validate(&self) -> Vec<FieldError> {
         match self {
             Self::Heap(config) => config.validate(),
+            Self::PostgresTable(config) => config.validate(),
         }
     }
 
     pub fn build(&self) -> Result<Arc<dyn Sink>, ConnectorError> {
         match self {
             Self::Heap(config) => Ok(Arc::new(HeapSink::new(config)?)),
+            Self::PostgresTable(config) => Ok(Arc::new(PostgresTableSink::new(config)?)),
         }
     }
 }
@@ -110,6 +116,7 @@ pub fn register_secrets(config: &ConnectionConfig) {
         SinkConfig::Heap(config) => {
             config.base_url.as_deref().map(register_url);
         }
+        SinkConfig::PostgresTable(config) => register_url(config.url.expose_secret()),
     }
     match &config.users {
         UsersConfig::Csv(_) => {}

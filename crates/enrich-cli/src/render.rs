@@ -20,6 +20,7 @@ pub fn connection_line(connection: &ConnectionConfig) -> String {
     };
     let sink = match &connection.sink {
         SinkConfig::Heap(heap) => format!("heap app {}", heap.app_id),
+        SinkConfig::PostgresTable(table) => format!("table {}", table.table),
     };
     let users = match &connection.users {
         UsersConfig::Csv(csv) => format!("users from {}", csv.path.display()),
