@@ -110,14 +110,15 @@ async fn users_without_a_company_by_email_get_one_by_ip_and_each_address_is_aske
     );
     workspace.write_config_of(&reveal, &users, &warehouse);
 
-    let sync = |connection: &'static str| {
-        let mut command = workspace.command(&["sync", connection]);
+    // `enrich ARGS` with the warehouse's URL, logging at debug (where no address may appear in clear).
+    let enrich = |args: &[&str]| {
+        let mut command = workspace.command(args);
         command.env("HEAP_CONNECT_URL", &url).env("ENRICH_LOG", "debug");
         async move {
             support::Run::from(tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap())
         }
     };
-    let first = sync("main").await;
+    let first = enrich(&["sync", "main"]).await;
     first.success();
 
     let asked = |path: &str| -> Vec<String> {
@@ -157,7 +158,7 @@ async fn users_without_a_company_by_email_get_one_by_ip_and_each_address_is_aske
     assert_eq!(first.figure("looked up"), 5, "four emails and bo's address");
 
     let requests = emulator.clearbit_requests().len();
-    let second = sync("main").await;
+    let second = enrich(&["sync", "main"]).await;
     second.success();
     assert_eq!(second.figure("looked up"), 0);
     assert_eq!(emulator.clearbit_requests().len(), requests, "a second run asks nothing");
@@ -169,7 +170,7 @@ async fn users_without_a_company_by_email_get_one_by_ip_and_each_address_is_aske
     }
 
     let before = emulator.clearbit_requests().len();
-    sync("warehouse").await.success();
+    enrich(&["sync", "warehouse"]).await.success();
     assert_eq!(emulator.clearbit_requests().len() - before, 4, "one Reveal lookup per public address");
     let table = format!("{}.clearbit_reveal", schema.name);
     let rows = psql(
@@ -191,7 +192,12 @@ async fn users_without_a_company_by_email_get_one_by_ip_and_each_address_is_aske
         ]
     );
     let before = emulator.clearbit_requests().len();
-    sync("warehouse").await.success();
+    enrich(&["sync", "warehouse"]).await.success();
     assert_eq!(emulator.clearbit_requests().len(), before, "a second run looks nothing up");
+
+    let forgot = enrich(&["forget", "warehouse", NORTHWIND_OFFICE]).await;
+    forgot.success();
+    assert!(forgot.stdout.contains("2 users removed from the state (ana, bo)"), "{forgot}");
+    assert!(forgot.stdout.contains("this address will not be looked up again"), "{forgot}");
     drop(schema);
 }

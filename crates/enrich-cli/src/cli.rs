@@ -173,11 +173,12 @@ pub enum Command {
     /// result fetched for them but not yet written, rewriting the state database so that no file of
     /// the state folder holds them any more; later runs skip the email (a hash of it is kept in the
     /// database and in connection.json). Prints the identities removed and how to delete the users on
-    /// Heap's side, which enrich does not do for you.
+    /// Heap's side, which enrich does not do for you. An IP address forgets the users a Reveal
+    /// connection looked up by it.
     Forget {
         /// The connection's name in the config file.
         name: String,
-        /// The person's email address.
+        /// The person's email address, or an IP address.
         email: String,
     },
 

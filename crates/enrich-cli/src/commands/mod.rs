@@ -80,10 +80,11 @@ fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> 
     use enrich_core::StateStore;
 
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
-    let Some(normalized) = enrich_core::user::normalize_email(email) else {
-        anyhow::bail!("{email:?} is not an email address");
+    let key = match (email.trim().parse(), enrich_core::user::normalize_email(email)) {
+        (Ok(ip), _) => enrich_core::LookupKey::Ip(ip),
+        (Err(_), Some(normalized)) => enrich_core::LookupKey::Email(normalized),
+        (Err(_), None) => anyhow::bail!("{email:?} is neither an email address nor an IP address"),
     };
-    let key = enrich_core::LookupKey::Email(normalized);
     let store = enrich_state_sled::SledStateStore::open(&config.state_dir, &connection.name)?;
     let forgotten = store.forget(key.digest())?;
     let mut out = std::io::stdout().lock();
@@ -94,7 +95,8 @@ fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> 
         plural(forgotten.len() as u64),
         if forgotten.is_empty() { String::new() } else { format!(" ({})", forgotten.join(", ")) }
     )?;
-    writeln!(out, "{name}: this email will not be looked up again; remove it from the roster too")?;
+    let what = if matches!(key, enrich_core::LookupKey::Ip(_)) { "address" } else { "email" };
+    writeln!(out, "{name}: this {what} will not be looked up again; remove it from the roster too")?;
     if !forgotten.is_empty() {
         writeln!(
             out,
