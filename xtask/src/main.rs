@@ -159,6 +159,9 @@ async fn demo(warehouse: bool) -> anyhow::Result<()> {
         let url = postgres::start()?;
         load_heap_connect_schema(&url, &roster.csv)?;
         println!("loaded the roster into PostgreSQL as Heap Connect's schema demo_heap (users, sessions)");
+        for (domain, ip) in DEMO_OFFICES {
+            emulator.assign_network(ip, domain);
+        }
         ("config/demo-warehouse.yaml", Some(url))
     } else {
         ("config/demo.yaml", None)
@@ -192,17 +195,29 @@ async fn demo(warehouse: bool) -> anyhow::Result<()> {
     let first = run(&["sync", "demo"]).await?;
     print!("{}", heap_table(&emulator));
     let second = run(&["sync", "demo"]).await?;
+    // The second connection: every user's company by the address of their latest session, Reveal alone,
+    // into a warehouse table.
+    let revealed = if warehouse { Some(run(&["sync", "reveal"]).await?) } else { None };
     run(&["status"]).await?;
     run(&["report", "demo"]).await?;
     emulator.shutdown().await;
     if warehouse {
         postgres::stop()?;
     }
-    if !first.success() || !second.success() {
+    if !first.success() || !second.success() || revealed.is_some_and(|run| !run.success()) {
         bail!("a demo sync failed");
     }
     Ok(())
 }
+
+/// The company networks the demo's emulated Reveal knows: the sessions of these companies' people come
+/// from their office, and so do those of people with personal mail or none, spread over the offices.
+const DEMO_OFFICES: [(&str, &str); 4] = [
+    ("northwind.io", "81.2.69.10"),
+    ("pinecrest.health", "81.2.69.11"),
+    ("uber.com", "81.2.69.12"),
+    ("brightpath.edu", "81.2.69.13"),
+];
 
 /// Heap Connect's tables, as the warehouse tests create them.
 const HEAP_CONNECT_TABLES: &str = include_str!("../../tests/fixtures/heap_connect_schema.sql");
@@ -247,9 +262,12 @@ fn docs() -> anyhow::Result<()> {
 
 /// Loads the demo roster (CSV with identity, last_seen, email, plan) into a schema shaped like Heap
 /// Connect's: `users` (one row per user, a `user_id`, the email as a column) and `sessions` (the
-/// latest session of each user at its last-seen time).
+/// latest session of each user at its last-seen time, from the user's office: see [`DEMO_OFFICES`]).
 fn load_heap_connect_schema(url: &str, roster_csv: &str) -> anyhow::Result<()> {
     let tables = HEAP_CONNECT_TABLES.replace("{schema}", "demo_heap");
+    let offices: Vec<String> =
+        DEMO_OFFICES.iter().map(|(domain, ip)| format!("('{domain}', '{ip}')")).collect();
+    let offices = offices.join(", ");
     let script = format!(
         "SET client_min_messages TO warning;\n\
          DROP SCHEMA IF EXISTS demo_heap CASCADE;\n\
@@ -260,9 +278,16 @@ fn load_heap_connect_schema(url: &str, roster_csv: &str) -> anyhow::Result<()> {
          INSERT INTO demo_heap.users (user_id, identity, email, plan, last_modified) \
          SELECT row_number() OVER (ORDER BY identity), identity, NULLIF(email, ''), plan, \
          now() AT TIME ZONE 'UTC' FROM demo_heap.roster;\n\
-         INSERT INTO demo_heap.sessions (user_id, session_id, time) SELECT u.user_id, 1, \
-         r.last_seen AT TIME ZONE 'UTC' FROM demo_heap.users u JOIN demo_heap.roster r USING (identity);\n\
-         DROP TABLE demo_heap.roster;\n"
+         CREATE TEMP TABLE offices (n serial, domain text, ip text);\n\
+         INSERT INTO offices (domain, ip) VALUES {offices};\n\
+         INSERT INTO demo_heap.sessions (user_id, session_id, time, ip) SELECT u.user_id, 1, \
+         r.last_seen AT TIME ZONE 'UTC', COALESCE(\
+             (SELECT ip FROM offices WHERE domain = split_part(r.email, '@', 2)), \
+             CASE WHEN r.email = '' OR split_part(r.email, '@', 2) IN ('gmail.com', 'outlook.com') \
+                  THEN (SELECT ip FROM offices WHERE n = 1 + u.user_id % {count}) END) \
+         FROM demo_heap.users u JOIN demo_heap.roster r USING (identity);\n\
+         DROP TABLE demo_heap.roster;\n",
+        count = DEMO_OFFICES.len()
     );
     let mut psql = Command::new("psql")
         .args([url, "--quiet", "--no-psqlrc", "--set", "ON_ERROR_STOP=1"])

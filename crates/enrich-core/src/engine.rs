@@ -189,6 +189,7 @@ pub async fn sync(
     request.progress.planned(plan.len() as u64, planned_users);
 
     let source = connection.source.as_ref();
+    let suppressed = &suppressed;
     let mut lookups = futures::stream::iter(plan)
         .map(|(key, users)| {
             let stop = stop.clone();
@@ -196,7 +197,9 @@ pub async fn sync(
                 if stop.is_cancelled() {
                     return (key, users, None);
                 }
-                let hints = LookupHints::of(users.iter().map(|user| &user.record));
+                let mut hints = LookupHints::of(users.iter().map(|user| &user.record));
+                // A forgotten address is never sent, neither as a hint nor as a source's fallback.
+                hints.ip = hints.ip.filter(|ip| !suppressed.contains(&LookupKey::Ip(*ip).digest()));
                 let result = source.lookup(&key, &hints, &stop).await;
                 (key, users, result)
             }

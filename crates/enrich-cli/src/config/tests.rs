@@ -124,15 +124,16 @@ fn unknown_types_list_the_known_ones() {
         found,
         [
             "enrich.yaml: connections.clearbit-heap.source.type: unknown source type `hubspot`; \
-             the known source types are `clearbit`",
+             the known source types are `clearbit`, `clearbit_reveal`",
             "enrich.yaml: connections.clearbit-heap.sink.type: unknown sink type `amplitude`; \
-             the known sink types are `heap`",
+             the known sink types are `heap`, `postgres_table`",
         ]
     );
     let found = problems(&GOOD.replace("      type: heap\n", ""));
     assert_eq!(
         found,
-        ["enrich.yaml: connections.clearbit-heap.sink: missing `type`; the known sink types are `heap`"]
+        ["enrich.yaml: connections.clearbit-heap.sink: missing `type`; the known sink types are `heap`, \
+             `postgres_table`"]
     );
 }
 

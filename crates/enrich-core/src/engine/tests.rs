@@ -18,6 +18,8 @@ struct FakeSource {
     /// Users without a usable email are looked up by their IP address.
     falls_back_to_ip: bool,
     asked: Mutex<Vec<String>>,
+    /// The IP hint of each lookup, in order.
+    hinted_ips: Mutex<Vec<Option<std::net::IpAddr>>>,
 }
 
 impl FakeSource {
@@ -70,11 +72,12 @@ impl Source for FakeSource {
     async fn lookup(
         &self,
         key: &LookupKey,
-        _hints: &LookupHints,
+        hints: &LookupHints,
         _stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>> {
         let email = key.to_string();
         self.asked.lock().unwrap().push(email.clone());
+        self.hinted_ips.lock().unwrap().push(hints.ip);
         if self.hang.contains(&email) {
             std::future::pending::<()>().await;
         }
@@ -669,4 +672,21 @@ async fn users_without_a_usable_email_are_looked_up_by_the_sources_fallback_key(
     let ip_digest = LookupKey::Ip("81.2.69.160".parse().unwrap()).digest();
     assert_eq!(h.store.user("u1").unwrap().unwrap().key_hash, ip_digest);
     assert_eq!(h.run().await.run.summary.lookups, 0, "a second run looks nothing up");
+}
+
+#[tokio::test]
+async fn a_forgotten_address_is_never_sent_as_a_hint() {
+    let with_ip = |identity: &str, email: &str, ip: &str| {
+        user(identity, Some(email), 1).map(|user| UserRecord { ip: Some(ip.parse().unwrap()), ..user })
+    };
+    let h = harness(
+        FakeSource::default(),
+        FakeSink::new(10),
+        vec![with_ip("u1", "a@acme.com", "81.2.69.160"), with_ip("u2", "b@acme.com", "81.2.69.161")],
+    );
+    h.store.forget(LookupKey::Ip("81.2.69.160".parse().unwrap()).digest()).unwrap();
+    h.run().await;
+    let mut hinted = h.source.hinted_ips.lock().unwrap().clone();
+    hinted.sort();
+    assert_eq!(hinted, [None, Some("81.2.69.161".parse().unwrap())]);
 }
