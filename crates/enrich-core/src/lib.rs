@@ -5,6 +5,8 @@
 //! depend on it, never the other way round. Anything here is testable with in-memory fakes.
 
 pub mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod digest;
 pub mod directory;
 pub mod engine;

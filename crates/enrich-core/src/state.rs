@@ -264,6 +264,12 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StateError>;
+    /// Records `Error: message` as the connection's status, after a run stopped on it.
+    fn record_failure(&self, message: &str) -> Result<(), StateError> {
+        let mut state = self.connection()?;
+        state.status = ConnectionStatus::Error(message.to_owned());
+        self.put_connection(&state)
+    }
 }
 
 /// A [`StateStore`] in memory, for tests.

@@ -130,12 +130,6 @@ impl SledStateStore {
         Ok(self.db()?.scan_prefix(USER).count())
     }
 
-    /// Records `Error: message` as the status without touching the database, which may be what
-    /// failed; on a full disk, gives up the space reserved for this.
-    pub fn record_failure(&self, message: &str) -> Result<(), StateError> {
-        record_failure(&self.folder, read_connection_file(&self.folder.join(CONNECTION_FILE))?, message)
-    }
-
     fn db(&self) -> Result<sled::Db, StateError> {
         let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
         db.clone().ok_or_else(|| self.closed())
@@ -582,6 +576,12 @@ impl StateStore for SledStateStore {
 
     fn flush(&self) -> Result<(), StateError> {
         self.db()?.flush().map(drop).map_err(|error| self.sled_error(&error))
+    }
+
+    /// Without touching the database, which may be what failed; on a full disk, gives up the space
+    /// reserved for this.
+    fn record_failure(&self, message: &str) -> Result<(), StateError> {
+        record_failure(&self.folder, read_connection_file(&self.folder.join(CONNECTION_FILE))?, message)
     }
 }
 

@@ -1,0 +1,87 @@
+//! The store against a real PostgreSQL: `eval "$(.ci/postgres start)"` sets ENRICH_TEST_POSTGRES_URL.
+
+use std::sync::LazyLock;
+
+use secrecy::SecretString;
+
+use super::*;
+
+/// The test server, or a failure saying how to start one.
+pub(crate) fn test_state() -> PostgresState {
+    static STATE: LazyLock<PostgresState> = LazyLock::new(|| {
+        let url = std::env::var("ENRICH_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            panic!(
+                "ENRICH_TEST_POSTGRES_URL is not set: run `eval \"$(.ci/postgres start)\"` first \
+                 (or `cargo xtask test`, which does)"
+            )
+        });
+        PostgresState::new(&SecretString::from(url)).expect("a valid test URL")
+    });
+    STATE.clone()
+}
+
+/// A connection name of this test run's own, so that runs and tests never meet in the shared server.
+fn unique(test: &str, connection: &str) -> String {
+    static RUN: LazyLock<String> = LazyLock::new(|| {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("{}-{}", std::process::id(), nanos.as_nanos())
+    });
+    format!("{test}.{connection}.{}", *RUN)
+}
+
+fn open_in(test: &str, connection: &str) -> Result<Box<dyn StateStore>, StateError> {
+    Ok(Box::new(test_state().open(&unique(test, connection))?))
+}
+
+mod conformance {
+    enrich_core::state_store_conformance!(super::open_in);
+}
+
+#[test]
+fn status_reads_a_connection_while_it_is_locked() {
+    let name = unique("status", "a");
+    let state = test_state();
+    let store = state.open(&name).unwrap();
+    store.put_connection(&ConnectionState { users_enriched: 5, ..ConnectionState::default() }).unwrap();
+    let read = state.connection_states(&[name, unique("status", "never-ran")]).unwrap();
+    assert_eq!(read[0].users_enriched, 5);
+    assert_eq!(read[1], ConnectionState::default());
+}
+
+#[test]
+fn reset_keeps_history_and_forgotten_keys() {
+    use enrich_core::conformance::{pending, user_state};
+    let store = test_state().open(&unique("reset", "a")).unwrap();
+    store.put_users(&[("u1".into(), user_state(1, enrich_core::Outcome::Found))]).unwrap();
+    store.put_pending(&[pending("u2", 2)]).unwrap();
+    store.forget(3).unwrap();
+    store.record_failure("damaged").unwrap();
+    assert_eq!(store.reset().unwrap(), 1);
+    assert_eq!(store.users().count(), 0);
+    assert!(store.pending().unwrap().is_empty());
+    assert_eq!(store.connection().unwrap().status, ConnectionStatus::WaitingForData);
+}
+
+#[test]
+fn migrations_apply_once() {
+    let state = test_state();
+    state.open(&unique("migrations", "a")).unwrap();
+    let versions: i64 = state
+        .call(async move {
+            let session = Session::open(Arc::clone(&test_state().database)).await?;
+            let client = session.client.lock().await;
+            let row = client
+                .query_one("SELECT count(*) FROM enrich_schema_migrations WHERE version = 1", &[])
+                .await
+                .map_err(|error| failed("counting", &error))?;
+            Ok(row.get(0))
+        })
+        .unwrap();
+    assert_eq!(versions, 1, "applied once however many sessions opened");
+}
+
+#[test]
+fn a_bad_url_is_refused_without_its_password() {
+    let error = PostgresState::new(&SecretString::from("mysql://u:hunter2@h/db".to_owned())).unwrap_err();
+    assert!(error.0.starts_with("state url: ") && !error.0.contains("hunter2"), "{}", error.0);
+}
