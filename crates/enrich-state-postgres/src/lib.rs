@@ -136,10 +136,10 @@ impl PostgresState {
                     .map_err(|error| failed("taking the connection's lock", &error))?
                     .get(0);
                 if !locked {
-                    return Err(StateError(format!(
-                        "connection `{name}` is already syncing in another enrich process (it holds the \
-                         connection's lock in the state database)"
-                    )));
+                    return Err(StateError::busy(
+                        &name,
+                        "it holds the connection's lock in the state database",
+                    ));
                 }
                 id
             };

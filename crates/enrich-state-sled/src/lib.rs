@@ -274,10 +274,7 @@ fn lock_connection(state_dir: &Path, connection: &str) -> Result<(PathBuf, File)
         .open(&path)
         .map_err(|error| io_error(&path, &error))?;
     if lock.try_lock().is_err() {
-        return Err(StateError(format!(
-            "connection `{connection}` is already syncing in another enrich process (its state {} is locked)",
-            folder.display()
-        )));
+        return Err(StateError::busy(connection, &format!("its state {} is locked", folder.display())));
     }
     finish_replacing(&folder).map_err(|error| io_error(&folder, &error))?;
     Ok((folder, lock))

@@ -77,14 +77,12 @@ fn validate(config: &Config) -> anyhow::Result<ExitCode> {
 
 /// `enrich forget NAME EMAIL`.
 fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> {
-    use enrich_core::StateStore;
-
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
     let Some(normalized) = enrich_core::user::normalize_email(email) else {
         anyhow::bail!("{email:?} is not an email address");
     };
     let key = enrich_core::LookupKey::Email(normalized);
-    let store = enrich_state_sled::SledStateStore::open(&config.state_dir, &connection.name)?;
+    let store = crate::store::State::of(config)?.open(&connection.name)?;
     let forgotten = store.forget(key.digest())?;
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -3,30 +3,29 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use enrich_state_sled::SledStateStore;
-
 use super::plural;
 use crate::config::Config;
+use crate::store::State;
 
 /// `enrich state reset NAME [--yes]`.
 pub fn reset(config: &Config, name: &str, yes: bool) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
-    let folder = config.state_dir.join(&connection.name);
+    let state = State::of(config)?;
+    let folder = state.shown();
     if !yes
         && !confirmed(&format!(
             "Reset the state in {}? Every user of `{name}` is looked up again at the next sync, and each \
          lookup is paid for. Type yes to reset: ",
-            folder.display()
+            folder
         ))?
     {
         eprintln!("error: {name}: not reset");
         return Ok(ExitCode::FAILURE);
     }
-    let suppressed = SledStateStore::reset(&config.state_dir, &connection.name)?;
+    let suppressed = state.reset(&connection.name)?;
     println!(
-        "{name}: state reset in {}; every user will be looked up again at the next sync; {suppressed} \
+        "{name}: state reset in {folder}; every user will be looked up again at the next sync; {suppressed} \
          email{} forgotten on request stay{} forgotten",
-        folder.display(),
         plural(suppressed as u64),
         if suppressed == 1 { "s" } else { "" }
     );
