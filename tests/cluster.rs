@@ -29,12 +29,16 @@ struct Database {
 }
 
 impl Database {
-    fn create(server: &str) -> Self {
+    fn create() -> Self {
+        let server = std::env::var("ENRICH_TEST_POSTGRES_URL").expect(
+            "ENRICH_TEST_POSTGRES_URL is not set: `cargo xtask test` starts a PostgreSQL server and runs every \
+             test (or eval \"$(.ci/postgres start)\" before cargo test)",
+        );
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let name = format!("enrich_cluster_{}_{nanos}", std::process::id());
-        psql(server, &format!("CREATE DATABASE {name}")).unwrap();
+        psql(&server, &format!("CREATE DATABASE {name}")).unwrap();
         let (base, _) = server.rsplit_once('/').expect("the URL names a database");
-        Self { server: server.to_owned(), url: format!("{base}/{name}"), name }
+        Self { url: format!("{base}/{name}"), server, name }
     }
 }
 
@@ -121,11 +125,7 @@ async fn wait_for(what: &str, patience: Duration, mut done: impl FnMut() -> bool
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_workers_share_connections_and_one_takes_over_when_the_other_is_killed() {
-    let server = std::env::var("ENRICH_TEST_POSTGRES_URL").expect(
-        "ENRICH_TEST_POSTGRES_URL is not set: `cargo xtask test` starts a PostgreSQL server and runs every test \
-         (or eval \"$(.ci/postgres start)\" before cargo test)",
-    );
-    let database = Database::create(&server);
+    let database = Database::create();
     let workspace =
         Workspace::start(EmulatorConfig { latency: Duration::from_millis(50), ..EmulatorConfig::default() })
             .await;
@@ -187,4 +187,29 @@ async fn two_workers_share_connections_and_one_takes_over_when_the_other_is_kill
     assert!(!workspace.path(".enrich").exists(), "no local state folder");
     second.kill().unwrap();
     second.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_moves_from_sled_to_postgres_without_paying_again() {
+    let database = Database::create();
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let rows: Vec<_> = (0..20).map(|i| support::row(&format!("u{i}"), &format!("p{i}@firm.io"), 0)).collect();
+    workspace.write_roster(&rows);
+    workspace.enrich(&["sync", "main"]).await.success();
+    let export = workspace.enrich(&["state", "export", "main", "main.jsonl"]).await;
+    assert!(export.success().stdout.contains("exported 20 users"), "{export}");
+
+    let on_sled = std::fs::read_to_string(workspace.path("enrich.yaml")).unwrap();
+    let on_postgres = format!("state:\n  type: postgres\n  url: {}\n{on_sled}", database.url);
+    std::fs::write(workspace.path("enrich.yaml"), on_postgres).unwrap();
+    let import = workspace.enrich(&["state", "import", "main", "main.jsonl"]).await;
+    assert!(import.success().stdout.contains("imported 20 users and 0 pending writes"), "{import}");
+    let again = workspace.enrich(&["state", "import", "main", "main.jsonl"]).await;
+    assert!(again.failure().stderr.contains("already holds users"), "{again}");
+
+    let sync = workspace.enrich(&["sync", "main"]).await;
+    assert_eq!(sync.success().figure("looked up"), 0, "every user was checked already:\n{sync}");
+    assert_eq!(workspace.emulator.clearbit_requests().len(), 20);
+    let status = workspace.enrich(&["status", "main", "--history"]).await;
+    assert_eq!(status.success().stdout.matches("figures").count(), 2, "the sled run's history came along");
 }

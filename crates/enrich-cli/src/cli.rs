@@ -181,7 +181,7 @@ pub enum Command {
         email: String,
     },
 
-    /// Look after a connection's state folder.
+    /// Look after a connection's state: reset it, or move it between state stores.
     State {
         #[command(subcommand)]
         action: StateAction,
@@ -217,6 +217,25 @@ pub enum StateAction {
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long)]
         yes: bool,
+    },
+    /// Write a connection's whole state (users, pending writes, status, history, forgotten keys) to
+    /// a file, one JSON record a line, to import it elsewhere, e.g. from sled into PostgreSQL.
+    ///
+    /// Opening takes the connection's lock: stop its runs first. The file holds user identities and
+    /// fetched properties: it is created readable by its owner only.
+    Export {
+        /// The connection's name in the config file.
+        name: String,
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// Load a connection's state from a file `enrich state export` wrote, into the state store of
+    /// this config; refuses a connection whose state already holds users.
+    Import {
+        /// The connection's name in the config file.
+        name: String,
+        /// The file to read.
+        file: PathBuf,
     },
 }
 

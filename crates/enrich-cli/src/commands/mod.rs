@@ -55,6 +55,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Forget { name, email } => forget(&config, &name, &email),
         Command::Check { name } => check::run(&config, &name).await,
         Command::State { action: StateAction::Reset { name, yes } } => state::reset(&config, &name, yes),
+        Command::State { action: StateAction::Export { name, file } } => state::export(&config, &name, &file),
+        Command::State { action: StateAction::Import { name, file } } => state::import(&config, &name, &file),
         Command::Map { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before loading the config")
         }
