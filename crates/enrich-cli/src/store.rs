@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use enrich_core::{ConnectionState, StateError, StateStore};
+use enrich_core::{ConnectionState, SharedBudget, StateError, StateStore};
 use enrich_state_postgres::PostgresState;
 use enrich_state_sled::SledStateStore;
 
@@ -29,6 +29,14 @@ impl State {
         match self {
             Self::Sled(folder) => folder.display().to_string(),
             Self::Postgres(database) => database.shown().to_owned(),
+        }
+    }
+
+    /// Where workers sharing this state book their provider keys' requests: in its database.
+    pub fn shared_budget(&self) -> Option<Arc<dyn SharedBudget>> {
+        match self {
+            Self::Sled(_) => None,
+            Self::Postgres(database) => Some(Arc::new(database.clone())),
         }
     }
 

@@ -6,7 +6,8 @@
 //! Tables (created and migrated by enrich itself, see [`migrations`]): `enrich_connections` (one row
 //! per connection: its id and its [`ConnectionState`] as JSON), `enrich_users` and
 //! `enrich_pending_writes` (per connection and identity, with the lookup key's digest, so that `forget`
-//! finds a person's rows by index), `enrich_suppressed_keys` (the forget list).
+//! finds a person's rows by index), `enrich_suppressed_keys` (the forget list) and `enrich_rate_budgets` (per-minute budgets of
+//! provider keys that workers share: see [`SharedBudget`](enrich_core::SharedBudget)).
 //! Each call of the store is one transaction, committed before it returns: a check is acknowledged by
 //! the sink only after its pending write is committed, on whichever machine the run is.
 //!
@@ -19,6 +20,7 @@
 //! The trait is synchronous, as sled's calls are: each call runs on a small runtime of the store's
 //! own and the caller waits for it, which works alike from async code and plain threads.
 
+mod budget;
 mod migrations;
 
 use std::collections::BTreeMap;
@@ -45,6 +47,8 @@ const PAGE: i64 = 1_000;
 pub struct PostgresState {
     database: Arc<Database>,
     runtime: Arc<Runtime>,
+    /// The session rate budgets are booked on, opened at the first booking.
+    budget_session: Arc<Mutex<Option<Session>>>,
 }
 
 /// A runtime that may be dropped anywhere, async code included.
@@ -76,7 +80,11 @@ impl PostgresState {
             .enable_all()
             .build()
             .map_err(|error| StateError(format!("cannot start the state runtime: {error}")))?;
-        Ok(Self { database: Arc::new(database), runtime: Arc::new(Runtime(Some(runtime))) })
+        Ok(Self {
+            database: Arc::new(database),
+            runtime: Arc::new(Runtime(Some(runtime))),
+            budget_session: Arc::default(),
+        })
     }
 
     /// The URL without the password.

@@ -71,17 +71,47 @@ fn migrations_apply_once() {
             let session = Session::open(Arc::clone(&test_state().database)).await?;
             let client = session.client.lock().await;
             let row = client
-                .query_one("SELECT count(*) FROM enrich_schema_migrations WHERE version = 1", &[])
+                .query_one("SELECT count(*) FROM enrich_schema_migrations", &[])
                 .await
                 .map_err(|error| failed("counting", &error))?;
             Ok(row.get(0))
         })
         .unwrap();
-    assert_eq!(versions, 1, "applied once however many sessions opened");
+    assert_eq!(versions, 2, "each applied once however many sessions opened");
 }
 
 #[test]
 fn a_bad_url_is_refused_without_its_password() {
     let error = PostgresState::new(&SecretString::from("mysql://u:hunter2@h/db".to_owned())).unwrap_err();
     assert!(error.0.starts_with("state url: ") && !error.0.contains("hunter2"), "{}", error.0);
+}
+
+#[tokio::test]
+async fn workers_booking_one_key_are_spaced_by_its_interval_together() {
+    use enrich_core::SharedBudget;
+    use std::num::NonZeroU32;
+    use std::time::{Duration, Instant};
+
+    // Two workers of one database; a key of this test run's own.
+    let workers = [
+        test_state(),
+        PostgresState::new(&SecretString::from(std::env::var("ENRICH_TEST_POSTGRES_URL").unwrap())).unwrap(),
+    ];
+    let key = enrich_core::digest::stable_hash([unique("budget", "key").as_bytes()]);
+    let per_minute = NonZeroU32::new(600).unwrap(); // one request every 100 ms
+    let origin = Instant::now();
+    let mut starts = Vec::new();
+    for turn in 0..10 {
+        let wait = workers[turn % 2].book(key, per_minute).await.unwrap();
+        starts.push(origin.elapsed() + wait);
+    }
+    starts.sort();
+    let gaps: Vec<Duration> = starts.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    // The server's clock and this one advance alike; a few milliseconds cover the calls' own time.
+    assert!(
+        gaps.iter().all(|gap| *gap >= Duration::from_millis(90)),
+        "starts closer than the interval: {gaps:?}"
+    );
+    let other_key = workers[0].book(key.wrapping_add(1), per_minute).await.unwrap();
+    assert_eq!(other_key, Duration::ZERO, "another key has a budget of its own");
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use enrich_core::{CancellationToken, RunKind, StateStore, SyncReport, SyncRequest, redact};
+use enrich_core::{CancellationToken, RunKind, SharedBudget, StateStore, SyncReport, SyncRequest, redact};
 
 use super::{config_folder, plural};
 use crate::config::{Config, ConnectionConfig};
@@ -40,8 +40,9 @@ async fn once(
 ) -> anyhow::Result<ExitCode> {
     let stop = stop_on_signals();
     let request = request.with_stop(stop).with_progress(crate::progress::for_stderr());
-    let store = State::of(config)?.open(&connection.name)?;
-    let report = run_connection(config, connection, store, request).await?;
+    let state = State::of(config)?;
+    let store = state.open(&connection.name)?;
+    let report = run_connection(config, connection, (store, state.shared_budget()), request).await?;
     let name = &connection.name;
     print!("{}", redact::text(&render::run_summary(name, &report.run, &report.status)));
     if let Some(error) = &report.run.error {
@@ -59,14 +60,15 @@ async fn once(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds the connection and runs it on its state, opened (and locked) by the caller.
+/// Builds the connection and runs it on its state, opened (and locked) by the caller, booking its
+/// lookups in the shared budget when there is one.
 async fn run_connection(
     config: &Config,
     connection: &ConnectionConfig,
-    store: Arc<dyn StateStore>,
+    (store, budget): (Arc<dyn StateStore>, Option<Arc<dyn SharedBudget>>),
     request: SyncRequest,
 ) -> anyhow::Result<SyncReport> {
-    let built = build_connection(connection, config_folder(config))
+    let built = build_connection(connection, config_folder(config), budget)
         .with_context(|| format!("cannot build connection `{}`", connection.name))?;
     let report = enrich_core::sync(&built, Arc::clone(&store), request).await;
     report.map_err(|error| {
@@ -236,7 +238,7 @@ async fn keep_on_schedule(
         }
         let request = SyncRequest::over_window(RunKind::Scheduled, &connection.schedule, Utc::now())
             .with_stop(stop.clone());
-        match run_connection(config, connection, store, request).await {
+        match run_connection(config, connection, (store, state.shared_budget()), request).await {
             Ok(report) => {
                 metrics.record(name, &report);
                 let summary = render::run_summary(name, &report.run, &report.status);
