@@ -26,11 +26,11 @@ pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Progress, Schedule, SyncReport, SyncRequest, sync};
 pub use error::ConnectorError;
 pub use property::{Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
-pub use sink::{Sink, UserUpdate};
+pub use sink::{Refused, Sink, UserUpdate};
 pub use source::{Lookup, Source};
 pub use state::{
-    ConnectionState, ConnectionStatus, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,
+    ConnectionState, ConnectionStatus, DueRule, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,
     RunSummary, StateError, StateStore, UserState,
 };
 pub use tokio_util::sync::CancellationToken;
-pub use user::{KeyKind, LookupKey, SkipReason, UserRecord};
+pub use user::{KeyKind, LookupHints, LookupKey, PersonName, SkipReason, UserRecord};
