@@ -1,32 +1,16 @@
 use std::os::unix::fs::PermissionsExt;
 
-use chrono::Utc;
-use enrich_core::{ConnectionStatus, Outcome, Properties, PropertyValue, UserUpdate};
+use enrich_core::{ConnectionStatus, Outcome, PropertyValue};
 
 use super::*;
 
+/// The suite's states, of the key with digest 42.
 fn user_state(outcome: Outcome) -> UserState {
-    UserState {
-        key_hash: 42,
-        outcome,
-        checked_at: Some(Utc::now()),
-        attempted_at: Utc::now(),
-        detail: None,
-        written_at: None,
-        properties_hash: Some(7),
-        properties_written: 12,
-        written_properties: vec!["Company Industry".to_owned()],
-        segments: [("Company Industry".to_owned(), "Banks".to_owned())].into(),
-    }
+    enrich_core::conformance::user_state(42, outcome)
 }
 
 fn pending(identity: &str) -> PendingWrite {
-    PendingWrite {
-        update: UserUpdate { identity: identity.into(), user_id: None, properties: Properties::new() },
-        acknowledged: user_state(Outcome::Found),
-        previous: user_state(Outcome::Pending),
-        first_enrichment: true,
-    }
+    enrich_core::conformance::pending(identity, 42)
 }
 
 mod conformance {
