@@ -94,7 +94,9 @@ pub enum Command {
     /// every `schedule.every`, never twice at the same time. The log says when each next run is due.
     /// Ctrl-C or SIGTERM stops gracefully: no new lookup starts, lookups in flight finish (or are
     /// abandoned unrecorded after 10 s), fetched results are written, state is saved, exit 0.
-    /// Only one `enrich run` works on a state folder at a time.
+    /// Only one `enrich run` works on a state folder at a time; any number share a PostgreSQL state,
+    /// each connection running on one of them at a time (a busy one is tried again every 5 s). A run
+    /// that fails, or a state that cannot be read, is tried again a minute later.
     ///
     /// With `--metrics`, serves Prometheus metrics on http://ADDRESS/metrics (`/health` answers
     /// `200 ok`), per connection: counters of the runs since it started (runs, lookups, users by the

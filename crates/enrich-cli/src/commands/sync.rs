@@ -193,8 +193,15 @@ async fn keep_on_schedule(
         let saved = match state.connection_state(name) {
             Ok(saved) => saved,
             Err(error) => {
-                tracing::error!(connection = name, "{error}; not scheduling it");
-                return;
+                // A database may be back in a minute; a damaged folder says so every minute.
+                tracing::error!(
+                    connection = name,
+                    "cannot read its state: {error}; trying again in 1 minute"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(FAILED_RETRY) => continue,
+                    () = stop.cancelled() => return,
+                }
             }
         };
         metrics.observe(name, &saved);
