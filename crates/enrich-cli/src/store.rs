@@ -50,11 +50,17 @@ impl State {
 
     /// A connection's state as last saved, read without its lock, while it syncs.
     pub fn connection_state(&self, connection: &str) -> Result<ConnectionState, StateError> {
+        Ok(self.connection_states(&[connection.to_owned()])?.pop().unwrap_or_default())
+    }
+
+    /// The connections' states as last saved, read without their locks (in one session of a database).
+    pub fn connection_states(&self, connections: &[String]) -> Result<Vec<ConnectionState>, StateError> {
         match self {
-            Self::Sled(folder) => enrich_state_sled::read_connection_state(folder, connection),
-            Self::Postgres(database) => {
-                Ok(database.connection_states(&[connection.to_owned()])?.pop().unwrap_or_default())
-            }
+            Self::Sled(folder) => connections
+                .iter()
+                .map(|connection| enrich_state_sled::read_connection_state(folder, connection))
+                .collect(),
+            Self::Postgres(database) => database.connection_states(connections),
         }
     }
 

@@ -15,11 +15,9 @@ pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) 
         Some(name) => vec![config.connection(name).map_err(anyhow::Error::msg)?],
         None => config.connections.iter().collect(),
     };
-    let state = State::of(config)?;
-    let mut states = Vec::new();
-    for connection in connections {
-        states.push((connection, state.connection_state(&connection.name)?));
-    }
+    let names: Vec<String> = connections.iter().map(|connection| connection.name.clone()).collect();
+    let saved = State::of(config)?.connection_states(&names)?;
+    let states: Vec<_> = connections.into_iter().zip(saved).collect();
     let mut out = std::io::stdout().lock();
     match format {
         // The state is stored redacted; a state written by an older release may not be.
