@@ -62,22 +62,43 @@ fn reset_keeps_history_and_forgotten_keys() {
     assert_eq!(store.connection().unwrap().status, ConnectionStatus::WaitingForData);
 }
 
-#[test]
-fn migrations_apply_once() {
-    let state = test_state();
-    state.open(&unique("migrations", "a")).unwrap();
-    let versions: i64 = state
+/// Runs SQL in a session of `state`'s database.
+fn execute(state: &PostgresState, sql: &str) {
+    let database = Arc::clone(&state.database);
+    let sql = sql.to_owned();
+    state
         .call(async move {
-            let session = Session::open(Arc::clone(&test_state().database)).await?;
+            let session = Session::open(database).await?;
             let client = session.client.lock().await;
-            let row = client
-                .query_one("SELECT count(*) FROM enrich_schema_migrations", &[])
-                .await
-                .map_err(|error| failed("counting", &error))?;
-            Ok(row.get(0))
+            client.batch_execute(&sql).await.map_err(|error| failed("test SQL", &error))
         })
         .unwrap();
-    assert_eq!(versions, 2, "each applied once however many sessions opened");
+}
+
+#[test]
+fn migrations_apply_once_and_a_newer_schema_is_refused() {
+    // A database of its own: the test changes the schema itself.
+    let server = std::env::var("ENRICH_TEST_POSTGRES_URL").unwrap();
+    let name = unique("schema", "db").replace(['.', '-'], "_");
+    execute(&test_state(), &format!("CREATE DATABASE {name}"));
+    let (base, _) = server.rsplit_once('/').unwrap();
+    let own = PostgresState::new(&SecretString::from(format!("{base}/{name}"))).unwrap();
+    drop(own.open("a").unwrap());
+    drop(own.open("a").unwrap());
+    execute(
+        &own,
+        "DO $$ BEGIN IF (SELECT count(*) FROM enrich_schema_migrations) <> 2 THEN \
+         RAISE 'migrations applied more than once'; END IF; END $$",
+    );
+    execute(&own, "INSERT INTO enrich_schema_migrations (version) VALUES (99)");
+    let error = own.open("a").unwrap_err();
+    assert!(
+        error.0.contains("schema version 99, from a newer enrich") && error.0.contains("upgrade"),
+        "{}",
+        error.0
+    );
+    drop(own);
+    execute(&test_state(), &format!("DROP DATABASE {name} WITH (FORCE)"));
 }
 
 #[test]
