@@ -324,9 +324,29 @@ fn reserve_space(path: &Path) {
     }
 }
 
+/// How long an open waits for sled's own file lock to be let go by a handle of this process that was
+/// just closed: sled's background threads release it a moment after the last handle is dropped.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn open_db(users: &Path) -> sled::Result<sled::Db> {
     create_private_dir(users).map_err(|error| std::io::Error::other(error.0))?;
-    sled::Config::new().path(users).cache_capacity(CACHE_BYTES).flush_every_ms(Some(FLUSH_EVERY_MS)).open()
+    let config =
+        sled::Config::new().path(users).cache_capacity(CACHE_BYTES).flush_every_ms(Some(FLUSH_EVERY_MS));
+    let started = std::time::Instant::now();
+    loop {
+        // Our own lock file keeps other processes out, so a held sled lock is this process's closing
+        // handle (or an older enrich's, which the wait does not outlast).
+        match config.open() {
+            Err(error) if is_held(&error) && started.elapsed() < RELEASE_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+fn is_held(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 fn open_error(folder: &Path, error: &sled::Error) -> StateError {
@@ -334,7 +354,7 @@ fn open_error(folder: &Path, error: &sled::Error) -> StateError {
     match error {
         sled::Error::Corruption { .. } => damaged(folder, "sled found a bad record"),
         // Another version of enrich, which relied on sled's lock alone.
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StateError(format!(
+        error if is_held(error) => StateError(format!(
             "{} is already in use by another enrich process (its state {} is locked)",
             folder.display(),
             users.display()
