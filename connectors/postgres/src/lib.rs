@@ -8,6 +8,9 @@
 //! table or column, a column of the wrong type) into one fatal error that names the table and column.
 //! Connections use TLS through rustls (ring, the Mozilla roots); the password is never shown.
 //!
+//! [`Database`] (URL checks, TLS, sessions in UTC, errors without the password) is public for the
+//! PostgreSQL state store, which reaches its server the same way.
+//!
 //! This crate depends on `enrich-core` only: configs are plain serde types, and it knows nothing of the
 //! CLI, of YAML or of the other connectors.
 
@@ -18,7 +21,7 @@ mod query;
 mod rows;
 mod table_sink;
 
-pub use database::TlsMode;
+pub use database::{ConnectionTask, Database, TlsMode, error_message, url_problem};
 pub use heap_connect::{HeapConnectConfig, HeapConnectDirectory};
 pub use query::{PostgresQueryConfig, PostgresQueryDirectory};
 pub use table_sink::{PostgresTableConfig, PostgresTableSink};
