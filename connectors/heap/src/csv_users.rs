@@ -50,6 +50,10 @@ pub struct CsvUsersConfig {
     pub path: PathBuf,
     /// The column holding each user's email, or `identity` when identities are emails.
     pub email_property: String,
+    /// The column holding the IP address of each user's latest session (for Clearbit Reveal, and as a
+    /// match hint); `ip_address` by default.
+    #[serde(default)]
+    pub ip_property: Option<String>,
 }
 
 impl CsvUsersConfig {
@@ -58,6 +62,9 @@ impl CsvUsersConfig {
         let mut problems = Vec::new();
         if self.path.as_os_str().is_empty() {
             problems.push(FieldError::new("path", "must name the CSV file of users"));
+        }
+        if self.ip_property.as_deref().is_some_and(|column| column.trim().is_empty()) {
+            problems.push(FieldError::new("ip_property", "must name the column holding the IP address"));
         }
         if self.email_property.trim().is_empty() {
             problems.push(FieldError::new(
@@ -100,6 +107,8 @@ pub struct CsvDirectory {
     /// Already resolved by the caller.
     path: PathBuf,
     email_column: EmailColumn,
+    /// The column of the IP address, as configured (trimmed).
+    ip_column: String,
 }
 
 impl CsvDirectory {
@@ -109,7 +118,12 @@ impl CsvDirectory {
         } else {
             EmailColumn::Named(email_property.trim().to_owned())
         };
-        Self { path, email_column }
+        Self { path, email_column, ip_column: IP_COLUMN.to_owned() }
+    }
+
+    /// Reads IP addresses from this column instead of `ip_address`.
+    pub fn with_ip_column(self, ip_property: &str) -> Self {
+        Self { ip_column: ip_property.trim().to_owned(), ..self }
     }
 }
 
@@ -123,11 +137,12 @@ impl UserDirectory for CsvDirectory {
     /// `seen_since` itself.
     async fn users(&self, _seen_since: DateTime<Utc>) -> Result<UserStream, ConnectorError> {
         let path = self.path.clone();
-        let email_column = self.email_column.clone();
-        let (reader, columns) = tokio::task::spawn_blocking(move || open_roster(&path, &email_column))
-            .await
-            .map_err(|error| ConnectorError::Fatal(format!("opening the file failed: {error}")))?
-            .map_err(ConnectorError::Fatal)?;
+        let (email_column, ip_column) = (self.email_column.clone(), self.ip_column.clone());
+        let (reader, columns) =
+            tokio::task::spawn_blocking(move || open_roster(&path, &email_column, &ip_column))
+                .await
+                .map_err(|error| ConnectorError::Fatal(format!("opening the file failed: {error}")))?
+                .map_err(ConnectorError::Fatal)?;
         let file_name = self
             .path
             .file_name()
@@ -154,17 +169,25 @@ struct Columns {
 }
 
 /// Opens the file and finds its columns; the message says what is wrong with the file as a whole.
-fn open_roster(path: &Path, email_column: &EmailColumn) -> Result<(csv::Reader<File>, Columns), String> {
+fn open_roster(
+    path: &Path,
+    email_column: &EmailColumn,
+    ip_column: &str,
+) -> Result<(csv::Reader<File>, Columns), String> {
     let file = File::open(path).map_err(|error| format!("cannot be read: {error}"))?;
     // Flexible, so that a row with the wrong number of fields is one bad row rather than the end of
     // the reading. The csv crate drops a UTF-8 byte order mark before the header.
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
     let header = reader.byte_headers().map_err(|error| format!("cannot be read: {error}"))?;
-    let columns = locate_columns(header, email_column)?;
+    let columns = locate_columns(header, email_column, ip_column)?;
     Ok((reader, columns))
 }
 
-fn locate_columns(header: &ByteRecord, email_column: &EmailColumn) -> Result<Columns, String> {
+fn locate_columns(
+    header: &ByteRecord,
+    email_column: &EmailColumn,
+    ip_column: &str,
+) -> Result<Columns, String> {
     // Quoted in messages, so never raw bytes: a binary file must not reach the terminal or the status.
     let names: Vec<String> = header
         .iter()
@@ -199,7 +222,7 @@ fn locate_columns(header: &ByteRecord, email_column: &EmailColumn) -> Result<Col
     let user_id = position(USER_ID_COLUMN);
     let given_name = position(GIVEN_NAME_COLUMN);
     let family_name = position(FAMILY_NAME_COLUMN);
-    let ip = position(IP_COLUMN);
+    let ip = position(ip_column);
     let required_positions: Vec<Option<usize>> = required.iter().map(|name| position(name)).collect();
     let missing: Vec<&str> = required
         .iter()
@@ -358,7 +381,7 @@ fn user_from_row(row: &ByteRecord, columns: &Columns) -> Result<UserRecord, Stri
         family: optional(columns.family_name, FAMILY_NAME_COLUMN)?,
     };
     // A hint that is not an address is no hint: the user is still looked up by email.
-    let ip = optional(columns.ip, IP_COLUMN)?.and_then(|ip| ip.parse().ok());
+    let ip = optional(columns.ip, "IP address")?.and_then(|ip| ip.parse().ok());
     Ok(UserRecord {
         identity: identity.to_owned(),
         user_id,

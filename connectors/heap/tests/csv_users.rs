@@ -90,6 +90,22 @@ async fn passes_names_and_ip_addresses_on_as_match_hints() {
 }
 
 #[tokio::test]
+async fn reads_ip_addresses_from_the_configured_column() {
+    let (_folder, directory) = users_file(
+        "identity,email,last_seen,ip_address,Last IP\n\
+         u-1,ada@acme.com,2026-11-28,81.2.69.1,81.2.69.160\n",
+    );
+    let directory = directory.with_ip_column(" last ip ");
+    let users = read(&directory).await;
+    assert_eq!(users[0].as_ref().unwrap().ip, Some("81.2.69.160".parse().unwrap()));
+    let config: CsvUsersConfig = serde_json::from_value(
+        serde_json::json!({ "path": "users.csv", "email_property": "email", "ip_property": " " }),
+    )
+    .unwrap();
+    assert_eq!(config.validate()[0].field, "ip_property");
+}
+
+#[tokio::test]
 async fn passes_emails_as_written() {
     let (_folder, directory) = users_file("identity,email,last_seen\nu-1, Alex@ClearBit.com ,2026-11-28\n");
     let users = read(&directory).await;

@@ -108,7 +108,11 @@ impl UsersConfig {
     pub fn build(&self, folder: &Path) -> Result<Arc<dyn UserDirectory>, ConnectorError> {
         Ok(match self {
             Self::Csv(config) => {
-                Arc::new(CsvDirectory::new(resolve(folder, &config.path), &config.email_property))
+                let directory = CsvDirectory::new(resolve(folder, &config.path), &config.email_property);
+                Arc::new(match &config.ip_property {
+                    Some(column) => directory.with_ip_column(column),
+                    None => directory,
+                })
             }
             Self::HeapConnect(config) => Arc::new(HeapConnectDirectory::new(config)?),
             Self::Postgres(config) => Arc::new(PostgresQueryDirectory::new(config)?),
