@@ -189,19 +189,10 @@ pub async fn sync(
     request.progress.planned(plan.len() as u64, planned_users);
 
     let source = connection.source.as_ref();
-    let mut lookups = futures::stream::iter(plan)
-        .map(|(key, users)| {
-            let stop = stop.clone();
-            async move {
-                if stop.is_cancelled() {
-                    return (key, users, None);
-                }
-                let hints = LookupHints::of(users.iter().map(|user| &user.record));
-                let result = source.lookup(&key, &hints, &stop).await;
-                (key, users, result)
-            }
-        })
-        .buffer_unordered(source.max_in_flight().max(1));
+    let mut lookups = futures::stream::iter(in_requests(plan, source.max_keys_per_request()))
+        .map(|batch| look_up_batch(source, batch, stop.clone()))
+        .buffer_unordered(source.max_in_flight().max(1))
+        .flat_map(futures::stream::iter);
     let abandon = async {
         stop.cancelled().await;
         tokio::time::sleep(STOP_GRACE).await;
@@ -350,6 +341,34 @@ struct DueUser {
 
 /// The lookups of a run, in the order they should happen.
 type Plan = Vec<(LookupKey, Vec<DueUser>)>;
+
+/// The plan cut into the batches of one request each, in order.
+fn in_requests(plan: Plan, keys_per_request: usize) -> Vec<Plan> {
+    let mut lookups = plan.into_iter().peekable();
+    let mut batches = Vec::new();
+    while lookups.peek().is_some() {
+        batches.push(lookups.by_ref().take(keys_per_request.max(1)).collect());
+    }
+    batches
+}
+
+/// Looks one batch up: each key with its users and its answer, `None` when it was not asked.
+async fn look_up_batch(
+    source: &dyn Source,
+    batch: Plan,
+    stop: CancellationToken,
+) -> Vec<(LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>)> {
+    let mut answers = Vec::new();
+    if !stop.is_cancelled() {
+        let keys: Vec<(LookupKey, LookupHints)> = batch
+            .iter()
+            .map(|(key, users)| (key.clone(), LookupHints::of(users.iter().map(|user| &user.record))))
+            .collect();
+        answers = source.lookup_batch(&keys, &stop).await;
+    }
+    let mut answers = answers.into_iter();
+    batch.into_iter().map(|(key, users)| (key, users, answers.next().flatten())).collect()
+}
 
 /// Users the reading phase passes over.
 struct Skip<'a> {
