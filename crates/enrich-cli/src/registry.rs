@@ -8,6 +8,7 @@ use enrich_clearbit::{ClearbitConfig, ClearbitSource};
 use enrich_core::redact::{register_secret, register_url};
 use enrich_core::{Connection, ConnectorError, FieldError, Sink, Source, UserDirectory};
 use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
+use enrich_people_data_labs::{PeopleDataLabsConfig, PeopleDataLabsSource};
 use enrich_postgres::{HeapConnectConfig, HeapConnectDirectory, PostgresQueryConfig, PostgresQueryDirectory};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -20,6 +21,7 @@ use crate::config::ConnectionConfig;
 #[serde(rename_all = "snake_case")]
 pub enum SourceConfig {
     Clearbit(ClearbitConfig),
+    PeopleDataLabs(PeopleDataLabsConfig),
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,12 +42,14 @@ impl SourceConfig {
     pub fn validate(&self) -> Vec<FieldError> {
         match self {
             Self::Clearbit(config) => config.validate(),
+            Self::PeopleDataLabs(config) => config.validate(),
         }
     }
 
     pub fn build(&self) -> Result<Arc<dyn Source>, ConnectorError> {
         match self {
             Self::Clearbit(config) => Ok(Arc::new(ClearbitSource::new(config)?)),
+            Self::PeopleDataLabs(config) => Ok(Arc::new(PeopleDataLabsSource::new(config)?)),
         }
     }
 }
@@ -98,6 +102,10 @@ fn resolve(folder: &Path, path: &Path) -> PathBuf {
 pub fn register_secrets(config: &ConnectionConfig) {
     match &config.source {
         SourceConfig::Clearbit(config) => {
+            register_secret(config.api_key.expose_secret());
+            config.base_url.as_deref().map(register_url);
+        }
+        SourceConfig::PeopleDataLabs(config) => {
             register_secret(config.api_key.expose_secret());
             config.base_url.as_deref().map(register_url);
         }

@@ -15,6 +15,7 @@ use crate::registry::{SinkConfig, SourceConfig, UsersConfig};
 pub fn connection_line(connection: &ConnectionConfig) -> String {
     let source = match &connection.source {
         SourceConfig::Clearbit(_) => "clearbit",
+        SourceConfig::PeopleDataLabs(_) => "people_data_labs",
     };
     let sink = match &connection.sink {
         SinkConfig::Heap(heap) => format!("heap app {}", heap.app_id),

@@ -21,6 +21,24 @@ pub fn client(timeout: Duration) -> Result<Client, ConnectorError> {
         .map_err(|error| ConnectorError::Fatal(format!("cannot set up the HTTP client: {error}")))
 }
 
+/// What is wrong with a `base_url`, `example` being the service's own. The URL is never quoted: it may
+/// carry credentials for a proxy.
+pub fn base_url_problem(base_url: &str, example: &str) -> Option<String> {
+    match Url::parse(base_url) {
+        Ok(url) if !url.has_host() || !matches!(url.scheme(), "http" | "https") => {
+            Some(format!("must be an https URL, such as {example}"))
+        }
+        // Plain http would send the key in the clear, to anyone on the way.
+        Ok(url) if url.scheme() == "http" && !url.host_str().is_some_and(enrich_core::is_loopback_host) => Some(
+            "uses plain http, which would send the API key unencrypted: use https://; plain http is only \
+             allowed for a local emulator (localhost, 127.0.0.1, ::1)"
+                .to_owned(),
+        ),
+        Ok(_) => None,
+        Err(error) => Some(format!("is not an absolute URL ({error}): use one such as {example}")),
+    }
+}
+
 /// `url` as messages name it: without the credentials a proxy URL may carry.
 pub fn shown_url(url: &Url) -> String {
     let mut shown = url.clone();
