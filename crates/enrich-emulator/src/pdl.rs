@@ -112,7 +112,11 @@ impl Pdl {
         let mut book = lock(&self.book);
         match &mut book.credits {
             Some(0) => {
-                return error(402, "payment_required", "You have hit your account maximum (all matches used)");
+                return error(
+                    402,
+                    "payment_required",
+                    "You have hit your account maximum (all matches used)",
+                );
             }
             Some(credits) => *credits -= 1,
             None => {}
