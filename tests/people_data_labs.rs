@@ -12,9 +12,13 @@ use support::{APP_ID, Workspace, row};
 
 const PDL_KEY: &str = "pdl_e2e_0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
 
-/// 250 users and 230 distinct emails: users 230 to 249 share the email of users 0 to 19.
+/// User `n`'s email: users 230 to 249 share the email of users 0 to 19.
+fn email(n: usize) -> String {
+    format!("person{}@company{}.com", n % 230, n % 230 % 17)
+}
+
+/// 250 users and 230 distinct emails.
 fn roster(workspace: &Workspace) -> BTreeSet<String> {
-    let email = |n: usize| format!("person{}@company{}.com", n % 230, n % 230 % 17);
     let rows: Vec<_> = (0..250).map(|n| row(&format!("user-{n}"), &email(n), 0)).collect();
     workspace.write_roster(&rows);
     (0..250).map(email).collect()
@@ -57,7 +61,8 @@ async fn sync(workspace: &Workspace) -> support::Run {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_asks_each_email_once_in_bulk_and_writes_no_placeholder() {
-    let workspace = start(EmulatorConfig { pdl_free_plan: true, ..EmulatorConfig::default() }).await;
+    let config = EmulatorConfig { pdl_free_plan: true, pdl_credits: Some(1000), ..EmulatorConfig::default() };
+    let workspace = start(config).await;
     let emails = roster(&workspace);
     let first = sync(&workspace).await;
     first.success();
@@ -98,6 +103,12 @@ async fn a_sync_asks_each_email_once_in_bulk_and_writes_no_placeholder() {
     let matches: BTreeSet<&str> =
         heap.values().filter_map(|user| user["People Data Labs: Match"].as_str()).collect();
     assert!(matches.contains("person and company") && matches.contains("not found"), "{matches:?}");
+
+    let found_emails: BTreeSet<String> = (0..250)
+        .filter(|n| heap[&format!("user-{n}")]["People Data Labs: Match"] != "not found")
+        .map(email)
+        .collect();
+    assert_eq!(first.figure("credits left"), 1000 - found_emails.len() as u64, "one credit a person found");
 
     let second = sync(&workspace).await;
     second.success();

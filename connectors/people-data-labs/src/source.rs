@@ -78,11 +78,6 @@ impl PeopleDataLabsSource {
         })
     }
 
-    /// The credits PDL said the account has left, once an answer said.
-    pub fn credits_left(&self) -> Option<u64> {
-        u64::try_from(self.credits_left.load(Ordering::Relaxed)).ok()
-    }
-
     /// The bulk body: each person by email (and name, when known), numbered in `metadata` so that
     /// answers are matched to them whatever their order.
     fn bulk_body(&self, people: &[(&str, &LookupHints)]) -> Value {
@@ -201,6 +196,10 @@ impl Source for PeopleDataLabsSource {
 
     fn max_keys_per_request(&self) -> usize {
         self.max_keys_per_request
+    }
+
+    fn credits_left(&self) -> Option<u64> {
+        u64::try_from(self.credits_left.load(Ordering::Relaxed)).ok()
     }
 
     async fn lookup(

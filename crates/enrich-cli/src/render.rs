@@ -79,7 +79,8 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
     // The headline figures always show; the rest only when they happened.
     const ALWAYS: [&str; 9] =
         ["users read", "due", "looked up", "found", "not found", "pending", "invalid", "written", "failed"];
-    all.into_iter().filter(|(label, value)| *value > 0 || ALWAYS.contains(label)).collect()
+    let credits = summary.credits_left.map(|credits| ("credits left", credits));
+    all.into_iter().filter(|(label, value)| *value > 0 || ALWAYS.contains(label)).chain(credits).collect()
 }
 
 /// How many reasons a run summary lists.

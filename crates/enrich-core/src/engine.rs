@@ -301,6 +301,7 @@ pub async fn sync(
         summary.note(reason, *users);
     }
     let fatal = fatal.or(written.fatal);
+    summary.credits_left = source.credits_left();
 
     let mut state = store.connection()?;
     if written.data_reached && state.first_data_at.is_none() {

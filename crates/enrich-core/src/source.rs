@@ -41,6 +41,11 @@ pub trait Source: Send + Sync + Debug {
     /// How many lookups (batches, for a batch source) the engine may have in flight at once; the source
     /// enforces its own request concurrency and rate limits underneath.
     fn max_in_flight(&self) -> usize;
+    /// The credits the account has left, as the service last said (People Data Labs'
+    /// `x-totallimit-remaining`); `None` when it does not say.
+    fn credits_left(&self) -> Option<u64> {
+        None
+    }
     /// How many keys one [`Source::lookup_batch`] takes: more than 1 for a service with a bulk endpoint.
     fn max_keys_per_request(&self) -> usize {
         1
