@@ -209,6 +209,10 @@ impl Source for ClearbitSource {
         "clearbit"
     }
 
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
     fn key_kind(&self) -> KeyKind {
         KeyKind::Email
     }

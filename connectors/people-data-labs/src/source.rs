@@ -164,6 +164,10 @@ impl Source for PeopleDataLabsSource {
         "people_data_labs"
     }
 
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
     fn key_kind(&self) -> KeyKind {
         KeyKind::Email
     }

@@ -208,9 +208,9 @@ pub fn properties_table(properties: &[PropertyInfo]) -> String {
 }
 
 /// Properties as a Markdown table: the README's property reference is this output.
-pub fn properties_markdown(properties: &[PropertyInfo]) -> String {
+pub fn properties_markdown(properties: &[PropertyInfo], provider: &str) -> String {
     let cell = |text: &str| text.replace('|', "\\|");
-    let mut out = String::from("| Property | Kind | Clearbit attribute | Description |\n|---|---|---|---|\n");
+    let mut out = format!("| Property | Kind | {provider} attribute | Description |\n|---|---|---|---|\n");
     for property in properties {
         let _ = writeln!(
             out,

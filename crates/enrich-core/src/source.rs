@@ -28,6 +28,10 @@ pub enum Lookup {
 pub trait Source: Send + Sync + Debug {
     /// The config `type:` it was built from, such as `clearbit`.
     fn kind(&self) -> &'static str;
+    /// The service's name as people know it (`Clearbit`, `People Data Labs`), for messages and listings.
+    fn name(&self) -> &'static str {
+        self.kind()
+    }
     /// What users are looked up by.
     fn key_kind(&self) -> KeyKind;
     /// The property written with the time of every completed check, e.g. `Clearbit: Date Last Checked`.
