@@ -3,12 +3,14 @@
 //! next run (or, on the streaming host, left at once).
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use enrich_core::{
-    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment, Source,
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment,
+    SharedBudget, Source,
 };
 use enrich_http::{Failure, Limits, RetryPolicy, Window};
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -52,6 +54,7 @@ pub struct ClearbitSource {
     /// (401, 402, 403, unknown_route, a redirect), after which nothing is asked.
     limits: Limits,
     max_concurrency: usize,
+    requests_per_minute: NonZeroU32,
     timeout: Duration,
     retries: RetryPolicy,
     /// Whether `endpoint` is on the streaming host, where a 202 is not worth asking again.
@@ -63,6 +66,17 @@ pub struct ClearbitSource {
 }
 
 impl ClearbitSource {
+    /// Books every lookup in a budget shared with the other workers that use this key too, so that
+    /// together they keep to `requests_per_minute`.
+    pub fn with_shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
+        let key = enrich_core::digest::stable_hash([
+            b"clearbit".as_slice(),
+            self.api_key.expose_secret().as_bytes(),
+        ]);
+        self.limits.share(budget, key, self.requests_per_minute);
+        self
+    }
+
     /// Builds the source from a config, refusing one that [`ClearbitConfig::validate`] finds fault with.
     pub fn new(config: &ClearbitConfig) -> Result<Self, ConnectorError> {
         // `ensure_valid` words the refusal as every component's is, and refuses any problem.
@@ -95,6 +109,7 @@ impl ClearbitSource {
             api_key: config.api_key.clone(),
             limits,
             max_concurrency: config.max_concurrency,
+            requests_per_minute: at_least_one(config.requests_per_minute),
             timeout,
             retries,
             stream: config.stream,

@@ -3,13 +3,15 @@
 //! every later request.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::DateTime;
 use enrich_core::{
-    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment, Source,
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment,
+    SharedBudget, Source,
 };
 use enrich_http::{Failure, Limits, RetryPolicy, Window};
 use reqwest::header::HeaderMap;
@@ -38,6 +40,7 @@ pub struct PeopleDataLabsSource {
     api_key: SecretString,
     /// Concurrency, pace, PDL's window, and the first refusal of the key or the account.
     limits: Limits,
+    requests_per_minute: NonZeroU32,
     retries: RetryPolicy,
     timeout: Duration,
     max_keys_per_request: usize,
@@ -68,6 +71,7 @@ impl PeopleDataLabsSource {
             endpoint,
             api_key: config.api_key.clone(),
             limits,
+            requests_per_minute: at_least_one(config.requests_per_minute),
             retries: RetryPolicy::new(config.retry_delay, config.max_retries, config.max_retry_time),
             timeout: config.timeout,
             max_keys_per_request: config.max_keys_per_request,
@@ -76,6 +80,17 @@ impl PeopleDataLabsSource {
             titlecase: config.titlecase,
             credits_left: AtomicI64::new(-1),
         })
+    }
+
+    /// Books every request in a budget shared with the other workers that use this key too, so that
+    /// together they keep to `requests_per_minute`.
+    pub fn with_shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
+        let key = enrich_core::digest::stable_hash([
+            b"people_data_labs".as_slice(),
+            self.api_key.expose_secret().as_bytes(),
+        ]);
+        self.limits.share(budget, key, self.requests_per_minute);
+        self
     }
 
     /// The bulk body: each person by email (and name, when known), numbered in `metadata` so that

@@ -3,10 +3,10 @@
 //! all after an answer that refused the account.
 
 use std::num::NonZeroU32;
-use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use enrich_core::{CancellationToken, ConnectorError};
+use enrich_core::{CancellationToken, ConnectorError, SharedBudget};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::StatusCode;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -40,6 +40,29 @@ pub struct Limits {
     /// The first answer that refused the account or the route: every request after it, those waiting
     /// for a permit included, fails with it unasked.
     refused: OnceLock<ConnectorError>,
+    /// The key's budget shared with other workers, when there is one.
+    shared: Option<SharedPace>,
+}
+
+/// One key's per-minute budget, booked by every worker that uses the key.
+#[derive(Debug)]
+struct SharedPace {
+    budget: Arc<dyn SharedBudget>,
+    /// The key's digest: the budget never sees the key.
+    key: u64,
+    per_minute: NonZeroU32,
+}
+
+impl SharedPace {
+    /// Books a request and waits for its turn; a budget out of reach leaves this worker's own pace.
+    async fn wait(&self) {
+        match self.budget.book(self.key, self.per_minute).await {
+            Ok(wait) => tokio::time::sleep(wait).await,
+            Err(problem) => tracing::warn!(
+                "the shared rate budget cannot be booked ({problem}); keeping to this worker's own pace"
+            ),
+        }
+    }
 }
 
 impl Limits {
@@ -54,7 +77,13 @@ impl Limits {
             pace: DefaultDirectRateLimiter::direct(quota),
             window: Mutex::new(None),
             refused: OnceLock::new(),
+            shared: None,
         }
+    }
+
+    /// Books every request in `budget` too, under the key's digest, at `per_minute`.
+    pub fn share(&mut self, budget: Arc<dyn SharedBudget>, key: u64, per_minute: NonZeroU32) {
+        self.shared = Some(SharedPace { budget, key, per_minute });
     }
 
     /// Sends one request within the limits, in flight while it holds their permit; `None` when `stop`
@@ -90,6 +119,9 @@ impl Limits {
     async fn wait_for_turn(&self) -> SemaphorePermit<'_> {
         let permit = self.in_flight.acquire().await.expect("the request semaphore is never closed");
         self.pace.until_ready().await;
+        if let Some(shared) = &self.shared {
+            shared.wait().await;
+        }
         loop {
             let turn = {
                 let mut window = lock(&self.window);

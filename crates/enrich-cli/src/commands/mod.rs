@@ -55,6 +55,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Forget { name, email } => forget(&config, &name, &email),
         Command::Check { name } => check::run(&config, &name).await,
         Command::State { action: StateAction::Reset { name, yes } } => state::reset(&config, &name, yes),
+        Command::State { action: StateAction::Export { name, file } } => state::export(&config, &name, &file),
+        Command::State { action: StateAction::Import { name, file } } => state::import(&config, &name, &file),
         Command::Map { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before loading the config")
         }
@@ -77,14 +79,12 @@ fn validate(config: &Config) -> anyhow::Result<ExitCode> {
 
 /// `enrich forget NAME EMAIL`.
 fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> {
-    use enrich_core::StateStore;
-
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
     let Some(normalized) = enrich_core::user::normalize_email(email) else {
         anyhow::bail!("{email:?} is not an email address");
     };
     let key = enrich_core::LookupKey::Email(normalized);
-    let store = enrich_state_sled::SledStateStore::open(&config.state_dir, &connection.name)?;
+    let store = crate::store::State::of(config)?.open(&connection.name)?;
     let forgotten = store.forget(key.digest())?;
     let mut out = std::io::stdout().lock();
     writeln!(

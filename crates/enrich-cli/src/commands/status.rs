@@ -4,21 +4,20 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use enrich_core::redact;
-use enrich_state_sled::read_connection_state;
 
 use crate::cli::Format;
 use crate::config::{Config, ConnectionConfig};
 use crate::render;
+use crate::store::State;
 
 pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) -> anyhow::Result<ExitCode> {
     let connections: Vec<&ConnectionConfig> = match name {
         Some(name) => vec![config.connection(name).map_err(anyhow::Error::msg)?],
         None => config.connections.iter().collect(),
     };
-    let mut states = Vec::new();
-    for connection in connections {
-        states.push((connection, read_connection_state(&config.state_dir, &connection.name)?));
-    }
+    let names: Vec<String> = connections.iter().map(|connection| connection.name.clone()).collect();
+    let saved = State::of(config)?.connection_states(&names)?;
+    let states: Vec<_> = connections.into_iter().zip(saved).collect();
     let mut out = std::io::stdout().lock();
     match format {
         // The state is stored redacted; a state written by an older release may not be.
