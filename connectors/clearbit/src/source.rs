@@ -69,11 +69,8 @@ impl ClearbitSource {
     /// Books every lookup in a budget shared with the other workers that use this key too, so that
     /// together they keep to `requests_per_minute`.
     pub fn with_shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
-        let key = enrich_core::digest::stable_hash([
-            b"clearbit".as_slice(),
-            self.api_key.expose_secret().as_bytes(),
-        ]);
-        self.limits.share(budget, key, self.requests_per_minute);
+        let api_key = self.api_key.expose_secret();
+        self.limits.share(budget, "clearbit", api_key, self.requests_per_minute);
         self
     }
 

@@ -85,11 +85,8 @@ impl PeopleDataLabsSource {
     /// Books every request in a budget shared with the other workers that use this key too, so that
     /// together they keep to `requests_per_minute`.
     pub fn with_shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
-        let key = enrich_core::digest::stable_hash([
-            b"people_data_labs".as_slice(),
-            self.api_key.expose_secret().as_bytes(),
-        ]);
-        self.limits.share(budget, key, self.requests_per_minute);
+        let api_key = self.api_key.expose_secret();
+        self.limits.share(budget, "people_data_labs", api_key, self.requests_per_minute);
         self
     }
 

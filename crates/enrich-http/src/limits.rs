@@ -81,8 +81,16 @@ impl Limits {
         }
     }
 
-    /// Books every request in `budget` too, under the key's digest, at `per_minute`.
-    pub fn share(&mut self, budget: Arc<dyn SharedBudget>, key: u64, per_minute: NonZeroU32) {
+    /// Books every request in `budget` too, at `per_minute`, under a digest of the source's `kind` and
+    /// its `api_key`: workers sharing a key share its budget, and the budget never sees the key.
+    pub fn share(
+        &mut self,
+        budget: Arc<dyn SharedBudget>,
+        kind: &str,
+        api_key: &str,
+        per_minute: NonZeroU32,
+    ) {
+        let key = enrich_core::digest::stable_hash([kind.as_bytes(), api_key.as_bytes()]);
         self.shared = Some(SharedPace { budget, key, per_minute });
     }
 
