@@ -177,12 +177,13 @@ pub async fn sync(
         Vec::new()
     } else {
         let skip = Skip { resumed: &resumed_identities, suppressed: &suppressed };
-        match read_due_users(connection, store.as_ref(), &request, &skip, started_at, &mut summary).await? {
+        match read_due_users(connection, store.as_ref(), &request, &skip, started_at, &mut summary).await {
             Ok(plan) => plan,
-            Err(error) => {
+            Err(EngineError::Connection(error)) => {
                 fatal = Some(error);
                 Vec::new()
             }
+            Err(EngineError::State(error)) => return Err(error),
         }
     };
     let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum();
@@ -379,7 +380,23 @@ struct Skip<'a> {
     suppressed: &'a std::collections::BTreeSet<u64>,
 }
 
-/// Reads the roster and plans the lookups. The inner `Err` is a fatal roster error.
+/// Why a phase of a run cannot go on.
+#[derive(Debug)]
+enum EngineError {
+    /// The connection cannot run (an unreadable roster, a refused key): the run stops, and the report
+    /// and the stored status say why.
+    Connection(String),
+    /// The state store failed: nothing more can be recorded.
+    State(StateError),
+}
+
+impl From<StateError> for EngineError {
+    fn from(error: StateError) -> Self {
+        Self::State(error)
+    }
+}
+
+/// Reads the roster and plans the lookups.
 async fn read_due_users(
     connection: &Connection,
     store: &dyn StateStore,
@@ -387,12 +404,14 @@ async fn read_due_users(
     skip: &Skip<'_>,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
-) -> Result<Result<Plan, String>, StateError> {
+) -> Result<Plan, EngineError> {
     let name = connection.name.as_str();
     let progress = request.progress.as_ref();
     let mut users = match connection.users.users(request.seen_since).await {
         Ok(users) => users,
-        Err(error) => return Ok(Err(format!("{}: {error}", connection.users.describe()))),
+        Err(error) => {
+            return Err(EngineError::Connection(format!("{}: {error}", connection.users.describe())));
+        }
     };
     let source = connection.source.as_ref();
     let key_kind = source.key_kind();
@@ -417,7 +436,7 @@ async fn read_due_users(
                 continue;
             }
             Err(DirectoryError::Fatal(message)) => {
-                return Ok(Err(format!("{}: {message}", connection.users.describe())));
+                return Err(EngineError::Connection(format!("{}: {message}", connection.users.describe())));
             }
         };
         summary.read += 1;
@@ -466,7 +485,7 @@ async fn read_due_users(
             summary.deferred = plan.drain(limit..).map(|(_, users)| users.len() as u64).sum();
         }
     }
-    Ok(Ok(plan))
+    Ok(plan)
 }
 
 /// Decides whether a roster row is skipped, due or up to date.
