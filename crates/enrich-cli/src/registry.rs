@@ -7,7 +7,9 @@ use std::sync::Arc;
 use enrich_clearbit::{ClearbitConfig, ClearbitSource};
 use enrich_core::redact::{register_secret, register_url};
 use enrich_core::{Connection, ConnectorError, FieldError, SharedBudget, Sink, Source, UserDirectory};
-use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
+use enrich_csv::{CsvDirectory, CsvUsersConfig};
+use enrich_heap::{HeapSink, HeapSinkConfig};
+use enrich_people_data_labs::{PeopleDataLabsConfig, PeopleDataLabsSource};
 use enrich_postgres::{
     HeapConnectConfig, HeapConnectDirectory, PostgresQueryConfig, PostgresQueryDirectory,
     PostgresTableConfig, PostgresTableSink,
@@ -25,6 +27,7 @@ pub enum SourceConfig {
     Clearbit(ClearbitConfig),
     /// Reveal alone, keyed by IP address; `base_url` is Reveal's.
     ClearbitReveal(ClearbitConfig),
+    PeopleDataLabs(PeopleDataLabsConfig),
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +49,7 @@ impl SourceConfig {
     pub fn validate(&self) -> Vec<FieldError> {
         match self {
             Self::Clearbit(config) | Self::ClearbitReveal(config) => config.validate(),
+            Self::PeopleDataLabs(config) => config.validate(),
         }
     }
 
@@ -62,6 +66,13 @@ impl SourceConfig {
             Self::Clearbit(config) => Ok(Arc::new(with_budget(ClearbitSource::new(config)?, budget))),
             Self::ClearbitReveal(config) => {
                 Ok(Arc::new(with_budget(ClearbitSource::reveal_only(config)?, budget)))
+            }
+            Self::PeopleDataLabs(config) => {
+                let source = PeopleDataLabsSource::new(config)?;
+                Ok(Arc::new(match budget {
+                    Some(budget) => source.with_shared_budget(budget),
+                    None => source,
+                }))
             }
         }
     }
@@ -132,6 +143,10 @@ pub fn register_secrets(config: &ConnectionConfig) {
             register_secret(config.api_key.expose_secret());
             config.base_url.as_deref().map(register_url);
             config.reveal.as_ref().and_then(|reveal| reveal.base_url.as_deref()).map(register_url);
+        }
+        SourceConfig::PeopleDataLabs(config) => {
+            register_secret(config.api_key.expose_secret());
+            config.base_url.as_deref().map(register_url);
         }
     }
     match &config.sink {

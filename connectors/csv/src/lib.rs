@@ -1,4 +1,5 @@
-//! The CSV user directory: the roster read from a file such as a Heap users export.
+//! The CSV user directory of enrich: the roster read from a file such as a Heap users export. It is
+//! no one service's: any source and sink work with it.
 //!
 //! The file needs a header row with the columns `identity`, `last_seen` and the email column named in the
 //! config (none when identities are emails); `user_id` is passed on when present, and so are
@@ -21,7 +22,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::shorten;
+use enrich_core::error::shorten;
 
 /// The identity column; as `email_property`, it says that identities are the email addresses.
 const IDENTITY_COLUMN: &str = "identity";
