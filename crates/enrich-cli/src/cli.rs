@@ -73,19 +73,33 @@ pub enum Command {
     Sync {
         /// The connection's name in the config file.
         name: String,
+        /// Only say what the sync would do and cost (users due, distinct lookup keys, billed
+        /// lookups, time at the configured rate): nothing is looked up or written.
+        #[arg(long)]
+        dry_run: bool,
     },
 
     /// Enrich users seen longer ago than the backfill window, once.
     ///
     /// Runs one sync over users seen since the given time instead of the connection's `backfill`
     /// window; users checked within the refresh interval are still not looked up again. Recorded in
-    /// the run history as a backfill.
+    /// the run history as a backfill. On a terminal, a backfill of more lookups than
+    /// `--confirm-over` shows what it costs and asks first.
     Backfill {
         /// The connection's name in the config file.
         name: String,
         /// How far back: a duration (`30d`, `12w`) or a date (`2026-01-01`, `2026-01-01T00:00:00Z`).
         #[arg(long, value_parser = parse_since)]
         since: chrono::DateTime<chrono::Utc>,
+        /// Only say what the backfill would do and cost: nothing is looked up or written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Ask on a terminal before a backfill of more billed lookups than this.
+        #[arg(long, value_name = "LOOKUPS", env = "ENRICH_CONFIRM_OVER", default_value_t = 1000)]
+        confirm_over: u64,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 
     /// Keep every connection (or the named ones) on its schedule until stopped.

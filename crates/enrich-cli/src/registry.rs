@@ -48,6 +48,13 @@ impl SourceConfig {
             Self::Clearbit(config) => Ok(Arc::new(ClearbitSource::new(config)?)),
         }
     }
+
+    /// The pace the source is configured to keep, for time estimates.
+    pub fn lookups_per_minute(&self) -> u32 {
+        match self {
+            Self::Clearbit(config) => config.requests_per_minute,
+        }
+    }
 }
 
 impl SinkConfig {

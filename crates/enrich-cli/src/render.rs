@@ -107,6 +107,29 @@ fn kind(run: &RunRecord) -> String {
     format!("{what} of users seen since {}", time(run.seen_since))
 }
 
+/// `7315` as `7,315`.
+pub fn thousands(count: u64) -> String {
+    let digits = count.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A rough duration as a person says it: `40 s`, `12 min`, `2 h 5 min`.
+pub fn rough_duration(time: std::time::Duration) -> String {
+    let seconds = time.as_secs();
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", (seconds + 30) / 60),
+        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
 pub fn time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
@@ -218,4 +241,21 @@ pub fn properties_markdown(properties: &[PropertyInfo]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn counts_and_durations_read_as_people_write_them() {
+        assert_eq!(thousands(7315), "7,315");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(rough_duration(Duration::from_secs(7315 * 60 / 600)), "12 min");
+        assert_eq!(rough_duration(Duration::from_secs(45)), "45 s");
+        assert_eq!(rough_duration(Duration::from_secs(7500)), "2 h 5 min");
+    }
 }

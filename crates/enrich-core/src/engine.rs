@@ -339,6 +339,35 @@ pub async fn sync(
     Ok(SyncReport { run, status: state.status })
 }
 
+/// What a run would do now, worked out by the run's own reading phase: no lookup, no write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPlan {
+    /// The reading phase's figures (read, outside the window, due, deferred, …); `resumed` counts
+    /// the checks an interrupted run fetched, which are written without a lookup.
+    pub summary: RunSummary,
+    /// Each lookup the run would make, in its order, with how many users it serves.
+    pub lookups: Vec<(LookupKey, u64)>,
+}
+
+/// Plans a run of `connection` as [`sync`] would (same due rules, grouping, order and cap), for a
+/// dry run or a cost preview. The inner `Err` is a fatal roster error.
+pub async fn plan(
+    connection: &Connection,
+    store: &dyn StateStore,
+    request: &SyncRequest,
+) -> Result<Result<RunPlan, String>, StateError> {
+    let resumed: HashSet<String> =
+        store.pending()?.into_iter().map(|pending| pending.update.identity).collect();
+    let suppressed = store.connection()?.suppressed;
+    let mut summary = RunSummary { resumed: resumed.len() as u64, ..RunSummary::default() };
+    let skip = Skip { resumed: &resumed, suppressed: &suppressed };
+    let plan = read_due_users(connection, store, request, &skip, Utc::now(), &mut summary).await?;
+    Ok(plan.map(|plan| RunPlan {
+        summary,
+        lookups: plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect(),
+    }))
+}
+
 /// A due user with what is remembered of it.
 #[derive(Debug)]
 struct DueUser {

@@ -19,7 +19,7 @@ pub mod user;
 
 pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
-pub use engine::{Connection, Progress, Schedule, SyncReport, SyncRequest, sync};
+pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;
 pub use property::{Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
 pub use sink::{Sink, UserUpdate};

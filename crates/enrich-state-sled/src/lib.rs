@@ -101,6 +101,15 @@ impl SledStateStore {
         }
     }
 
+    /// Opens a connection's state if it was ever saved, and `None` otherwise, creating nothing: a
+    /// dry run of a connection that never ran needs no folder.
+    pub fn open_existing(state_dir: &Path, connection: &str) -> Result<Option<Self>, StateError> {
+        if !connection_folder(state_dir, connection).join(CONNECTION_FILE).exists() {
+            return Ok(None);
+        }
+        Self::open(state_dir, connection).map(Some)
+    }
+
     /// Starts a connection's state over: a fresh database, keeping the run history and every key
     /// forgotten on request (from `connection.json` and whatever of the old database is readable).
     /// Returns how many forgotten keys stay suppressed.

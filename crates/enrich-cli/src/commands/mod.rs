@@ -2,6 +2,7 @@
 
 mod check;
 mod map;
+mod preview;
 mod properties;
 mod report;
 mod state;
@@ -46,8 +47,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     config.connections.iter().for_each(crate::registry::register_secrets);
     match cli.command {
         Command::Validate => validate(&config),
-        Command::Sync { name } => sync::manual(&config, &name).await,
-        Command::Backfill { name, since } => sync::backfill(&config, &name, since).await,
+        Command::Sync { name, dry_run } => sync::manual(&config, &name, dry_run).await,
+        Command::Backfill { name, since, dry_run, confirm_over, yes } => {
+            let ask = if yes || dry_run { None } else { Some(confirm_over) };
+            sync::backfill(&config, &name, since, dry_run, ask).await
+        }
         Command::Run { names, metrics, .. } => sync::on_schedule(&config, &names, metrics).await,
         Command::Status { name, format, history } => status::show(&config, name.as_deref(), format, history),
         Command::Report { name, format, html } => report::show(&config, &name, format, html.as_deref()),

@@ -34,11 +34,9 @@ pub fn reset(config: &Config, name: &str, yes: bool) -> anyhow::Result<ExitCode>
 }
 
 /// Asks on the terminal; refuses to guess when there is none.
-fn confirmed(question: &str) -> anyhow::Result<bool> {
+pub(super) fn confirmed(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "not on a terminal, so nobody can confirm the reset: add --yes to reset without asking"
-        );
+        anyhow::bail!("not on a terminal, so nobody can confirm: add --yes to go ahead without asking");
     }
     let mut err = std::io::stderr().lock();
     write!(err, "{question}")?;

@@ -1,7 +1,7 @@
 //! `enrich sync`, `enrich backfill` and `enrich run`: running connections, once or on their schedule.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,23 +12,94 @@ use chrono::{DateTime, Utc};
 use enrich_core::{CancellationToken, RunKind, StateStore, SyncReport, SyncRequest, redact};
 use enrich_state_sled::{SledStateStore, read_connection_state};
 
-use super::{config_folder, plural};
+use super::{config_folder, plural, preview};
 use crate::config::{Config, ConnectionConfig};
 use crate::metrics::{self, Metrics};
 use crate::registry::build_connection;
 use crate::render;
 
-/// `enrich sync NAME`.
-pub async fn manual(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+/// `enrich sync NAME [--dry-run]`.
+pub async fn manual(config: &Config, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
     let request = SyncRequest::over_window(RunKind::Manual, &connection.schedule, Utc::now());
+    if dry_run {
+        return dry(config, connection, &request).await;
+    }
     once(config, connection, request).await
 }
 
-/// `enrich backfill NAME --since …`.
-pub async fn backfill(config: &Config, name: &str, since: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+/// `enrich backfill NAME --since … [--dry-run]`; with `ask_over`, asks on a terminal before more
+/// lookups than that.
+pub async fn backfill(
+    config: &Config,
+    name: &str,
+    since: DateTime<Utc>,
+    dry_run: bool,
+    ask_over: Option<u64>,
+) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
-    once(config, connection, SyncRequest::backfill(since)).await
+    let request = SyncRequest::backfill(since);
+    if dry_run {
+        return dry(config, connection, &request).await;
+    }
+    if let Some(limit) = ask_over
+        && std::io::stdin().is_terminal()
+        && !confirm_cost(config, connection, &request, limit).await?
+    {
+        eprintln!("error: {name}: backfill not started");
+        return Ok(ExitCode::FAILURE);
+    }
+    once(config, connection, request).await
+}
+
+/// Prints what the run would do and cost; looks nothing up, writes nothing.
+async fn dry(
+    config: &Config,
+    connection: &ConnectionConfig,
+    request: &SyncRequest,
+) -> anyhow::Result<ExitCode> {
+    let name = &connection.name;
+    let plan = match preview::plan(config, connection, request).await? {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("error: {name}: {}", redact::text(&error));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let pace = connection.source.lookups_per_minute();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{name}: dry run of a {} of users seen since {}; nothing was looked up or written",
+        if matches!(request.kind, RunKind::Backfill { .. }) { "backfill" } else { "sync" },
+        render::time(request.seen_since)
+    )?;
+    for line in preview::lines(&plan, &preview::Cost::of(&plan, pace), pace) {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows the cost of a backfill over `limit` lookups and asks whether to go ahead.
+async fn confirm_cost(
+    config: &Config,
+    connection: &ConnectionConfig,
+    request: &SyncRequest,
+    limit: u64,
+) -> anyhow::Result<bool> {
+    // A roster error is the run's to report.
+    let Ok(plan) = preview::plan(config, connection, request).await? else { return Ok(true) };
+    let pace = connection.source.lookups_per_minute();
+    let cost = preview::Cost::of(&plan, pace);
+    if cost.lookups <= limit {
+        return Ok(true);
+    }
+    let mut question = format!("{}: this backfill costs more than {limit} lookups:\n", connection.name);
+    for line in preview::lines(&plan, &cost, pace) {
+        question.push_str(&format!("  {line}\n"));
+    }
+    question.push_str("Type yes to start it: ");
+    super::state::confirmed(&question)
 }
 
 /// One run in the foreground, stopped gracefully by Ctrl-C; prints the summary.
