@@ -3,6 +3,9 @@
 
 mod support;
 
+use std::process::Stdio;
+use std::time::Duration;
+
 use enrich_emulator::EmulatorConfig;
 use support::{Workspace, row};
 
@@ -75,4 +78,84 @@ async fn a_costly_backfill_asks_first_on_a_terminal() {
     under.success();
     assert!(!under.stdout.contains("Type yes"), "4 lookups are not over 4: {under}");
     assert_eq!(workspace.emulator.clearbit_requests().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_says_syncing_during_a_run_and_what_to_do_after_an_error() {
+    let workspace =
+        Workspace::start(EmulatorConfig { latency: Duration::from_secs(2), ..EmulatorConfig::default() })
+            .await;
+    roster(&workspace);
+    let mut sync =
+        workspace.command(&["sync", "main"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let during = loop {
+        let status = workspace.enrich(&["status", "main"]).await;
+        if status.stdout.contains("syncing") {
+            break status;
+        }
+        assert!(sync.try_wait().unwrap().is_none(), "the sync ended before status saw it: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    during.success();
+    assert!(during.stdout.starts_with("main: Waiting For Data\n  syncing     since "), "{during}");
+    assert!(!during.stdout.contains("never run"), "{during}");
+    assert!(tokio::task::spawn_blocking(move || sync.wait()).await.unwrap().unwrap().success());
+    let after = workspace.enrich(&["status", "main"]).await;
+    after.success();
+    assert!(!after.stdout.contains("syncing"), "{after}");
+    assert!(after.stdout.contains("next run    due "), "{after}");
+
+    // Only the user seen before the window is still due: a backfill looks it up, with a wrong key.
+    let wrong = "sk_wrong_000000000000000000000000";
+    let failed = workspace.enrich_with(&["backfill", "main", "--since", "60d"], wrong, None).await;
+    failed.failure();
+    let status = workspace.enrich(&["status", "main"]).await;
+    status.failure();
+    assert!(status.stdout.starts_with("main: Error: "), "{status}");
+    assert!(
+        status.stdout.contains("`enrich check main` proves it and `enrich sync main` runs it now"),
+        "says what to do next: {status}"
+    );
+    assert!(!status.stdout.contains("next run    due"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_report_count_the_same_users_after_a_forget() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    roster(&workspace);
+    workspace.enrich(&["sync", "main"]).await.success();
+    let (enriched, reported) = enriched_and_found(&workspace).await;
+    assert_eq!((enriched.as_str(), reported.as_str()), ("4", "4"));
+    workspace.enrich(&["forget", "main", "team@acme-industries.com"]).await.success();
+    let (enriched, reported) = enriched_and_found(&workspace).await;
+    assert_eq!((enriched.as_str(), reported.as_str()), ("2", "2"), "the two users of the mailbox are gone");
+}
+
+/// The users `enrich status` says are enriched, and those `enrich report` counts as found.
+async fn enriched_and_found(workspace: &Workspace) -> (String, String) {
+    let status = workspace.enrich(&["status", "main"]).await;
+    let enriched = status.stdout.split("enriched    ").nth(1).and_then(|rest| rest.split(' ').next());
+    let report = workspace.enrich(&["report", "main"]).await;
+    let found = report.stdout.split("%: ").nth(1).and_then(|rest| rest.split(' ').next());
+    (
+        enriched.unwrap_or_else(|| panic!("{status}")).to_owned(),
+        found.unwrap_or_else(|| panic!("{report}")).to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_roster_without_a_usable_row_fails_check_and_sync() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    std::fs::write(
+        workspace.path("users.csv"),
+        "identity,last_seen,email\nu1,soon,a@firm.io\nu2,later,b@firm.io\n",
+    )
+    .unwrap();
+    let check = workspace.enrich(&["check", "main"]).await;
+    check.failure();
+    assert!(check.stdout.contains("✗ ") && check.stdout.contains("every row is bad"), "{check}");
+    assert!(!check.stdout.contains("ready"), "{check}");
+    let sync = workspace.enrich(&["sync", "main"]).await;
+    sync.failure();
+    assert!(sync.stderr.contains("none of the 2 rows of the roster is usable"), "{sync}");
 }

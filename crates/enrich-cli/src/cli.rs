@@ -131,8 +131,8 @@ pub enum Command {
     ///
     /// `Waiting For Data` until Clearbit properties first reached the sink, then `Connected`;
     /// `Error: <reason>` after a run stopped on a fatal error or on its state (damaged, disk full),
-    /// until the next good run. Readable
-    /// while a sync runs.
+    /// until the next good run, with what to do next. Readable while a sync runs, which it shows as
+    /// "syncing since …". Exits 1 when a connection shown is in `Error`, for monitoring.
     Status {
         /// Only this connection.
         name: Option<String>,

@@ -313,7 +313,8 @@ pub async fn sync(
     if written.data_reached && state.first_data_at.is_none() {
         state.first_data_at = Some(Utc::now());
     }
-    state.users_enriched += written.newly_enriched;
+    // Counted, not added up: it agrees with `enrich report` whatever later checks changed.
+    state.users_enriched = crate::found_users(store.as_ref())?;
     state.derived_properties.extend(derived);
     state.status = match &fatal {
         Some(error) => {
@@ -573,8 +574,6 @@ impl<'a> Check<'a> {
             self.checked_property.to_owned(),
             PropertyValue::Text(self.now.to_rfc3339_opts(SecondsFormat::Secs, true)),
         );
-        let first_enrichment = self.outcome == Outcome::Found
-            && !(previous.outcome == Outcome::Found && previous.written_at.is_some());
         let acknowledged = UserState {
             key_hash: self.key_hash,
             outcome: self.outcome,
@@ -590,7 +589,6 @@ impl<'a> Check<'a> {
             update: UserUpdate { identity: user.record.identity, user_id: user.record.user_id, properties },
             acknowledged,
             previous: UserState { key_hash: self.key_hash, ..previous },
-            first_enrichment,
         };
         (write, unchanged)
     }
@@ -600,7 +598,6 @@ impl<'a> Check<'a> {
 struct StatesOfWrite {
     acknowledged: UserState,
     previous: UserState,
-    first_enrichment: bool,
 }
 
 struct WriteContext {
@@ -618,7 +615,6 @@ struct WriteReport {
     batches: u64,
     failed: u64,
     aborted: u64,
-    newly_enriched: u64,
     /// Found properties were acknowledged by the sink in this run.
     data_reached: bool,
     fatal: Option<String>,
@@ -674,11 +670,7 @@ async fn write_batch(
     let (updates, states): (Vec<UserUpdate>, Vec<StatesOfWrite>) = batch
         .into_iter()
         .map(|pending| {
-            let states = StatesOfWrite {
-                acknowledged: pending.acknowledged,
-                previous: pending.previous,
-                first_enrichment: pending.first_enrichment,
-            };
+            let states = StatesOfWrite { acknowledged: pending.acknowledged, previous: pending.previous };
             (pending.update, states)
         })
         .unzip();
@@ -689,9 +681,6 @@ async fn write_batch(
             let states: Vec<(String, UserState)> = identities
                 .zip(states)
                 .map(|(identity, states)| {
-                    if states.first_enrichment {
-                        report.newly_enriched += 1;
-                    }
                     report.data_reached |= states.acknowledged.outcome == Outcome::Found;
                     (identity, states.acknowledged)
                 })

@@ -26,7 +26,7 @@ pub use sink::{Sink, UserUpdate};
 pub use source::{Lookup, Source};
 pub use state::{
     ConnectionState, ConnectionStatus, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,
-    RunSummary, StateError, StateStore, UserState,
+    RunSummary, StateError, StateStore, UserState, found_users,
 };
 pub use tokio_util::sync::CancellationToken;
 pub use user::{KeyKind, LookupKey, SkipReason, UserRecord};

@@ -24,7 +24,6 @@ fn pending(identity: &str) -> PendingWrite {
         update: UserUpdate { identity: identity.into(), user_id: None, properties: Properties::new() },
         acknowledged: user_state(Outcome::Found),
         previous: user_state(Outcome::Pending),
-        first_enrichment: true,
     }
 }
 

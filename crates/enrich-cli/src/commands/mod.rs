@@ -90,6 +90,10 @@ fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> 
     let key = enrich_core::LookupKey::Email(normalized);
     let store = enrich_state_sled::SledStateStore::open(&config.state_dir, &connection.name)?;
     let forgotten = store.forget(key.digest())?;
+    // The figure `enrich status` shows counts the users still remembered, as `enrich report` does.
+    let mut state = store.connection()?;
+    state.users_enriched = enrich_core::found_users(&store)?;
+    store.put_connection(&state)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

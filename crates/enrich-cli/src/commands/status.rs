@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use enrich_core::redact;
-use enrich_state_sled::read_connection_state;
+use enrich_core::{ConnectionStatus, redact};
+use enrich_state_sled::{read_connection_state, syncing_since};
 
 use crate::cli::Format;
 use crate::config::{Config, ConnectionConfig};
@@ -17,7 +17,11 @@ pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) 
     };
     let mut states = Vec::new();
     for connection in connections {
-        states.push((connection, read_connection_state(&config.state_dir, &connection.name)?));
+        states.push(render::StatusOf {
+            connection,
+            state: read_connection_state(&config.state_dir, &connection.name)?,
+            syncing_since: syncing_since(&config.state_dir, &connection.name),
+        });
     }
     let mut out = std::io::stdout().lock();
     match format {
@@ -28,5 +32,7 @@ pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) 
             writeln!(out, "{}", redact::text(&json))?
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // For monitoring: a connection in `Error` needs someone.
+    let failing = states.iter().any(|shown| matches!(shown.state.status, ConnectionStatus::Error(_)));
+    Ok(if failing { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

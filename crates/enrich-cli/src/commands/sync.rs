@@ -117,7 +117,15 @@ async fn once(
         eprintln!("error: {name}: {}", redact::text(error));
         return Ok(ExitCode::FAILURE);
     }
-    let failed = report.run.summary.failed;
+    let summary = &report.run.summary;
+    if summary.read == 0 && summary.bad_rows > 0 {
+        eprintln!(
+            "error: {name}: none of the {} rows of the roster is usable (the log above says why); `enrich validate` checks its columns",
+            summary.bad_rows
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let failed = summary.failed;
     if failed > 0 {
         eprintln!(
             "error: {name}: {failed} user{} failed and will be retried at the next run (the log above says why)",
@@ -135,6 +143,7 @@ async fn run_connection(
     request: SyncRequest,
 ) -> anyhow::Result<SyncReport> {
     let store = Arc::new(SledStateStore::open(&config.state_dir, &connection.name)?);
+    store.mark_syncing(Utc::now())?;
     let built = build_connection(connection, config_folder(config))
         .with_context(|| format!("cannot build connection `{}`", connection.name))?;
     let report = enrich_core::sync(&built, Arc::clone(&store) as Arc<dyn StateStore>, request).await;
