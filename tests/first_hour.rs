@@ -159,3 +159,21 @@ async fn a_roster_without_a_usable_row_fails_check_and_sync() {
     sync.failure();
     assert!(sync.stderr.contains("none of the 2 rows of the roster is usable"), "{sync}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_names_the_column_a_misnamed_setting_meant() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    std::fs::write(
+        workspace.path("users.csv"),
+        "identity,last_seen,Email Address\nu1,1795860000,a@firm.io\n",
+    )
+    .unwrap();
+    let run = workspace.enrich(&["validate"]).await;
+    run.failure();
+    assert!(
+        run.stderr.contains(
+            "connections.main.users.email_property: no column \"email\" in the file (its header has: identity, last_seen, Email Address); write email_property: \"Email Address\""
+        ),
+        "{run}"
+    );
+}

@@ -85,11 +85,18 @@ impl UsersConfig {
         }
     }
 
+    /// Problems of the roster itself (a CSV header lacking a configured column), for `enrich
+    /// validate`: other commands leave the roster to the run, which reads it again.
+    pub fn validate_roster(&self, folder: &Path) -> Vec<FieldError> {
+        match self {
+            Self::Csv(config) => config.validate_header(&resolve(folder, &config.path)),
+            Self::HeapConnect(_) | Self::Postgres(_) => Vec::new(),
+        }
+    }
+
     pub fn build(&self, folder: &Path) -> Result<Arc<dyn UserDirectory>, ConnectorError> {
         Ok(match self {
-            Self::Csv(config) => {
-                Arc::new(CsvDirectory::new(resolve(folder, &config.path), &config.email_property))
-            }
+            Self::Csv(config) => Arc::new(CsvDirectory::new(resolve(folder, &config.path), config)),
             Self::HeapConnect(config) => Arc::new(HeapConnectDirectory::new(config)?),
             Self::Postgres(config) => Arc::new(PostgresQueryDirectory::new(config)?),
         })

@@ -34,15 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config = match config::load(&cli.config) {
         Ok(config) => config,
-        Err(errors) => {
-            for error in &errors.0 {
-                // Secrets are not registered yet: a problem quoting a URL may still hold a password.
-                eprintln!("error: {}", enrich_core::redact::text(&error.to_string()));
-            }
-            let count = errors.0.len();
-            eprintln!("{count} problem{} in {}", plural(count as u64), cli.config.display());
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(errors) => return Ok(config_problems(&cli.config, &errors.0)),
     };
     config.connections.iter().for_each(crate::registry::register_secrets);
     match cli.command {
@@ -69,7 +61,34 @@ pub fn plural(count: u64) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
 
+/// Prints every problem of the config file, then how many there are.
+fn config_problems(path: &Path, problems: &[config::ConfigError]) -> ExitCode {
+    for problem in problems {
+        // Secrets may not be registered yet: a problem quoting a URL may still hold a password.
+        eprintln!("error: {}", enrich_core::redact::text(&problem.to_string()));
+    }
+    let count = problems.len();
+    eprintln!("{count} problem{} in {}", plural(count as u64), path.display());
+    ExitCode::FAILURE
+}
+
 fn validate(config: &Config) -> anyhow::Result<ExitCode> {
+    let roster_problems: Vec<config::ConfigError> = config
+        .connections
+        .iter()
+        .flat_map(|connection| {
+            connection.users.validate_roster(config_folder(config)).into_iter().map(|problem| {
+                config::ConfigError {
+                    file: config.path.clone(),
+                    location: Some(format!("connections.{}.users.{}", connection.name, problem.field)),
+                    message: problem.message,
+                }
+            })
+        })
+        .collect();
+    if !roster_problems.is_empty() {
+        return Ok(config_problems(&config.path, &roster_problems));
+    }
     let mut out = std::io::stdout().lock();
     let count = config.connections.len();
     writeln!(out, "{}: valid, {count} connection{}", config.path.display(), plural(count as u64))?;
