@@ -177,3 +177,17 @@ async fn validate_names_the_column_a_misnamed_setting_meant() {
         "{run}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_cut_short_by_a_pipe_is_no_error() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    roster(&workspace);
+    let enrich = env!("CARGO_BIN_EXE_enrich");
+    for command in ["completions zsh", "man", "properties main"] {
+        let mut shell = std::process::Command::new("sh");
+        shell.args(["-c", &format!("{enrich} {command} | head -1 >/dev/null")]);
+        shell.current_dir(workspace.folder.path()).env("CLEARBIT_API_KEY", support::KEY);
+        let run = support::Run::from(shell.output().unwrap());
+        assert!(run.stderr.is_empty(), "`enrich {command} | head -1` printed an error: {run}");
+    }
+}

@@ -83,8 +83,7 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
 const TOP_REASONS: usize = 5;
 
 pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> String {
-    let elapsed = format!("{:.1}s", (run.finished_at - run.started_at).num_milliseconds() as f64 / 1000.0);
-    let mut out = format!("{name}: {} finished in {elapsed}; status {status}\n", kind(run));
+    let mut out = format!("{name}: {} finished in {}; status {status}\n", kind(run), elapsed(run));
     for (label, value) in figures(&run.summary) {
         let _ = writeln!(out, "  {label:<22}{value:>8}");
     }
@@ -96,6 +95,22 @@ pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> St
         }
     }
     out
+}
+
+/// A run on one line, for the log of `enrich run`: one event per run.
+pub fn run_line(run: &RunRecord, status: &ConnectionStatus) -> String {
+    format!("{} finished in {}; status {status}; {}", kind(run), elapsed(run), figures_line(&run.summary))
+}
+
+fn elapsed(run: &RunRecord) -> String {
+    format!("{:.1}s", (run.finished_at - run.started_at).num_milliseconds() as f64 / 1000.0)
+}
+
+/// The figures of a run on one line: `users read 324 · due 265 · …`.
+fn figures_line(summary: &RunSummary) -> String {
+    let figures: Vec<String> =
+        figures(summary).into_iter().map(|(label, value)| format!("{label} {value}")).collect();
+    figures.join(" · ")
 }
 
 fn kind(run: &RunRecord) -> String {
@@ -188,9 +203,7 @@ pub fn status_text(shown: &[StatusOf<'_>], history: bool) -> String {
                 time(run.finished_at),
                 kind(run)
             );
-            let line: Vec<String> =
-                figures(&run.summary).into_iter().map(|(label, value)| format!("{label} {value}")).collect();
-            let _ = writeln!(out, "  figures     {}", line.join(" · "));
+            let _ = writeln!(out, "  figures     {}", figures_line(&run.summary));
             if let Some(line) = how_it_stopped(run) {
                 let _ = writeln!(out, "  {line}");
             }

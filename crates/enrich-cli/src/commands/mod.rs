@@ -23,7 +23,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Map { source: MapSource::Clearbit { file } } => return map::clearbit(file.as_deref()),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "enrich", &mut std::io::stdout());
+            // Generated whole first: clap_complete panics on a failed write, such as a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "enrich", &mut script);
+            std::io::stdout().write_all(&script)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Man => {

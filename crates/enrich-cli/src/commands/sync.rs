@@ -283,8 +283,7 @@ async fn keep_on_schedule(
         match run_connection(config, connection, request).await {
             Ok(report) => {
                 metrics.record(name, &report);
-                let summary = render::run_summary(name, &report.run, &report.status);
-                tracing::info!(connection = name, "{}", summary.trim_end());
+                tracing::info!(connection = name, "{}", render::run_line(&report.run, &report.status));
             }
             Err(error) => {
                 tracing::error!(connection = name, "run failed: {error:#}; trying again in 1 minute");
