@@ -7,9 +7,9 @@ use serde_json::Value;
 /// What one request came to, when it came to something.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Answer {
-    /// 200 with a person, a company or both: the whole `{person, company}` body.
+    /// 200 or 201 with a person, a company or both: the whole `{person, company}` body.
     Record(Value),
-    /// 404, or 200 with neither a person nor a company.
+    /// 404 `unknown_record`, or 200 with neither a person nor a company.
     NotFound,
     /// 202: Clearbit is fetching the record; the body means nothing yet.
     Queued,
@@ -37,19 +37,40 @@ impl Failure {
 }
 
 /// Reads one answer. `email` is what was asked for: it is blanked out of anything Clearbit says, so
-/// that no error message or log line carries it.
-pub(crate) fn interpret(status: StatusCode, body: &[u8], email: &str) -> Result<Answer, Failure> {
+/// that no error message or log line carries it. `endpoint` (without the query) is what a wrong-route
+/// answer names.
+pub(crate) fn interpret(
+    status: StatusCode,
+    body: &[u8],
+    email: &str,
+    endpoint: &str,
+) -> Result<Answer, Failure> {
     match status {
-        StatusCode::OK => parse_record(body),
+        // A 201 is a found record too (and billed as one).
+        StatusCode::OK | StatusCode::CREATED => parse_record(status, body),
         StatusCode::ACCEPTED => Ok(Answer::Queued),
-        StatusCode::NOT_FOUND => Ok(Answer::NotFound),
+        StatusCode::NOT_FOUND => interpret_not_found(&ErrorBody::parse(body), endpoint),
         _ => interpret_error(status, &ErrorBody::parse(body).without(email)),
     }
 }
 
-fn parse_record(body: &[u8]) -> Result<Answer, Failure> {
+/// Only a 404 of type `unknown_record` is an answer about the person; any other (`unknown_route`, or
+/// a proxy's page) says the requests go to the wrong place, which no lookup will mend.
+fn interpret_not_found(error: &ErrorBody, endpoint: &str) -> Result<Answer, Failure> {
+    match error.kind.as_deref() {
+        Some("unknown_record") => Ok(Answer::NotFound),
+        kind => {
+            let what = kind.map_or_else(|| "without a Clearbit error body".to_owned(), str::to_owned);
+            Err(Failure::Final(ConnectorError::Fatal(format!(
+                "Clearbit answered 404 {what} for {endpoint}: check base_url"
+            ))))
+        }
+    }
+}
+
+fn parse_record(status: StatusCode, body: &[u8]) -> Result<Answer, Failure> {
     let broken = |problem: String| Failure::Retryable {
-        reason: format!("Clearbit answered 200 with {problem}"),
+        reason: format!("Clearbit answered {} with {problem}", status.as_u16()),
         rate_limited: false,
     };
     match serde_json::from_slice::<Value>(body) {
@@ -92,6 +113,9 @@ fn interpret_error(status: StatusCode, error: &ErrorBody) -> Result<Answer, Fail
         402 => stop(ConnectorError::Fatal(format!(
             "Clearbit says the account is over its quota ({summary}): lookups stop until the quota renews \
              or the plan is raised"
+        ))),
+        403 => stop(ConnectorError::Fatal(format!(
+            "Clearbit refused the account ({summary}): the plan may have lapsed or the key been disabled"
         ))),
         _ if rate_limited => retry(format!("Clearbit is rate limiting ({summary})"), true),
         500..=599 => retry(format!("Clearbit failed ({summary})"), false),
@@ -161,8 +185,52 @@ fn non_blank(text: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    const ENDPOINT: &str = "https://person.clearbit.com/v2/combined/find";
+
     fn parse(body: &str) -> ErrorBody {
         ErrorBody::parse(body.as_bytes())
+    }
+
+    fn fatal(status: StatusCode, body: &[u8]) -> String {
+        match interpret(status, body, "a@b.io", ENDPOINT) {
+            Err(Failure::Final(ConnectorError::Fatal(message))) => message,
+            other => panic!("{status} should be fatal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_201_is_a_found_record() {
+        let record = br#"{"person": {"id": "p"}, "company": null}"#;
+        assert!(matches!(interpret(StatusCode::CREATED, record, "a@b.io", ENDPOINT), Ok(Answer::Record(_))));
+    }
+
+    #[test]
+    fn only_a_404_unknown_record_is_not_found() {
+        let unknown_record = br#"{"error": {"type": "unknown_record", "message": "Unknown email address"}}"#;
+        assert_eq!(
+            interpret(StatusCode::NOT_FOUND, unknown_record, "a@b.io", ENDPOINT),
+            Ok(Answer::NotFound)
+        );
+        let unknown_route = br#"{"error": {"type": "unknown_route", "message": "Unknown route"}}"#;
+        assert_eq!(
+            fatal(StatusCode::NOT_FOUND, unknown_route),
+            "Clearbit answered 404 unknown_route for https://person.clearbit.com/v2/combined/find: check base_url"
+        );
+        assert_eq!(
+            fatal(StatusCode::NOT_FOUND, b"<html>Not Found</html>"),
+            "Clearbit answered 404 without a Clearbit error body for \
+             https://person.clearbit.com/v2/combined/find: check base_url"
+        );
+    }
+
+    #[test]
+    fn account_refusals_are_fatal() {
+        for status in [StatusCode::UNAUTHORIZED, StatusCode::PAYMENT_REQUIRED, StatusCode::FORBIDDEN] {
+            fatal(status, br#"{"error": {"type": "forbidden", "message": "Plan lapsed"}}"#);
+        }
+        assert!(
+            fatal(StatusCode::FORBIDDEN, b"").contains("the plan may have lapsed or the key been disabled")
+        );
     }
 
     #[test]
@@ -213,16 +281,16 @@ mod tests {
     #[test]
     fn a_200_needs_a_json_object_with_a_person_or_a_company() {
         let record = br#"{"person": null, "company": {"name": "Uber"}}"#;
-        assert!(matches!(interpret(StatusCode::OK, record, "a@b.io"), Ok(Answer::Record(_))));
+        assert!(matches!(interpret(StatusCode::OK, record, "a@b.io", ENDPOINT), Ok(Answer::Record(_))));
         for empty in [&br#"{"person": null, "company": null}"#[..], b"{}"] {
-            assert_eq!(interpret(StatusCode::OK, empty, "a@b.io"), Ok(Answer::NotFound));
+            assert_eq!(interpret(StatusCode::OK, empty, "a@b.io", ENDPOINT), Ok(Answer::NotFound));
         }
         let not_objects =
             [&br#"{"person": "alex@clearbit.com"}"#[..], br#"{"person": null, "company": [1]}"#];
         for broken in
             [&b"{\"person\": {"[..], b"[1, 2]", b"", b"<html></html>"].into_iter().chain(not_objects)
         {
-            let failure = interpret(StatusCode::OK, broken, "a@b.io").unwrap_err();
+            let failure = interpret(StatusCode::OK, broken, "a@b.io", ENDPOINT).unwrap_err();
             assert!(failure.is_retryable(), "{failure:?}");
         }
     }
@@ -230,7 +298,7 @@ mod tests {
     #[test]
     fn a_400_is_retried_only_when_it_is_a_rate_limit() {
         let rate_limit = br#"{"error": {"type": "rate_limit", "message": "Limit is 5 concurrent requests"}}"#;
-        let failure = interpret(StatusCode::BAD_REQUEST, rate_limit, "a@b.io").unwrap_err();
+        let failure = interpret(StatusCode::BAD_REQUEST, rate_limit, "a@b.io", ENDPOINT).unwrap_err();
         assert_eq!(
             failure,
             Failure::Retryable {
@@ -242,7 +310,7 @@ mod tests {
         );
         let other = br#"{"error": {"type": "invalid_param", "message": "Bad webhook_url"}}"#;
         assert_eq!(
-            interpret(StatusCode::BAD_REQUEST, other, "a@b.io"),
+            interpret(StatusCode::BAD_REQUEST, other, "a@b.io", ENDPOINT),
             Err(Failure::Final(ConnectorError::Rejected(
                 "Clearbit refused the lookup (400 Bad Request, invalid_param: Bad webhook_url)".into()
             )))
@@ -253,11 +321,11 @@ mod tests {
     fn a_422_says_why_without_the_status_when_clearbit_says_why() {
         let body = br#"{"error": {"type": "email_invalid", "message": "Invalid email."}}"#;
         assert_eq!(
-            interpret(StatusCode::UNPROCESSABLE_ENTITY, body, "a@b.io"),
+            interpret(StatusCode::UNPROCESSABLE_ENTITY, body, "a@b.io", ENDPOINT),
             Ok(Answer::Invalid("email_invalid: Invalid email.".into()))
         );
         assert_eq!(
-            interpret(StatusCode::UNPROCESSABLE_ENTITY, b"", "a@b.io"),
+            interpret(StatusCode::UNPROCESSABLE_ENTITY, b"", "a@b.io", ENDPOINT),
             Ok(Answer::Invalid("422 Unprocessable Entity".into()))
         );
     }

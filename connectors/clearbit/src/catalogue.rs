@@ -192,7 +192,7 @@ const PERSON: &[(&str, &str, PropertyKind, &str)] = &[
         "person.googleplus.handle",
         "Person Google Plus Handle",
         Text,
-        "The person's Google+ user name (Google+ closed in 2019)",
+        "Deprecated, Google+ closed in 2019: the person's Google+ user name",
     ),
     ("person.gravatar.handle", "Person Gravatar Handle", Text, "The person's Gravatar user name"),
     (
@@ -233,12 +233,17 @@ const PERSON: &[(&str, &str, PropertyKind, &str)] = &[
         "When Clearbit last refreshed what it knows about the person",
     ),
     ("person.phone", "Person Phone", Text, "The person's phone number"),
-    ("person.activeAt", "Person Active At", Date, "When Clearbit last saw the person active"),
+    (
+        "person.activeAt",
+        "Person Active At",
+        Date,
+        "When the person's email address became active, as far as Clearbit knows",
+    ),
     (
         "person.inactiveAt",
         "Person Inactive At",
         Date,
-        "When Clearbit found the person no longer active, such as after leaving the job it knew",
+        "When the person's email address stopped being active, such as after they left the job it was for",
     ),
 ];
 
@@ -364,6 +369,13 @@ const COMPANY: &[(&str, &str, PropertyKind, &str)] = &[
         "Every six-digit NAICS code that applies to the company, separated by commas",
     ),
     (
+        "company.category.naics6Codes2022",
+        // As derivation named it before the catalogue knew it: users may hold it under that name.
+        "Company NAICS6 Codes2022",
+        List,
+        "Every six-digit code of the 2022 edition of NAICS that applies to the company, separated by commas",
+    ),
+    (
         "company.description",
         "Company Description",
         Text,
@@ -478,13 +490,13 @@ const COMPANY: &[(&str, &str, PropertyKind, &str)] = &[
         "company.metrics.alexaUsRank",
         "Company Alexa US Rank",
         Number,
-        "The rank of the company's website by its US traffic on Alexa; 1 is the busiest",
+        "Deprecated, not updated since June 2023: the rank of the company's website by US traffic on Alexa",
     ),
     (
         "company.metrics.alexaGlobalRank",
         "Company Alexa Global Rank",
         Number,
-        "The rank of the company's website by its worldwide traffic on Alexa; 1 is the busiest",
+        "Deprecated, not updated since June 2023: the rank of the company's website by world traffic on Alexa",
     ),
     (
         "company.metrics.trafficRank",
@@ -586,7 +598,12 @@ const COMPANY: &[(&str, &str, PropertyKind, &str)] = &[
         Url,
         "A link to the company's Twitter profile picture",
     ),
-    ("company.logo", "Company Logo", Url, "A link to the company's logo"),
+    (
+        "company.logo",
+        "Company Logo",
+        Url,
+        "Deprecated, logo.clearbit.com shut down in December 2025: a link to the company's logo",
+    ),
     (
         "company.emailProvider",
         // A true/false flag, not the name of a provider.
@@ -634,6 +651,15 @@ const COMPANY: &[(&str, &str, PropertyKind, &str)] = &[
         Date,
         "When Clearbit last refreshed what it knows about the company",
     ),
+];
+
+/// Attributes Clearbit no longer maintains: listed and selectable by their exact path, but left out of
+/// every selection that does not name them.
+const DEPRECATED: &[&str] = &[
+    "person.googleplus.handle",
+    "company.metrics.alexaUsRank",
+    "company.metrics.alexaGlobalRank",
+    "company.logo",
 ];
 
 /// The roles of `company.metrics.roleCounts`: (key, the role in a name, the people in a description).
@@ -692,6 +718,11 @@ pub(crate) fn attributes() -> &'static [PropertyInfo] {
 /// The catalogue entry of an attribute path such as `company.site.url`.
 pub(crate) fn known(path: &str) -> Option<&'static PropertyInfo> {
     BY_PATH.get(path).copied()
+}
+
+/// Whether Clearbit no longer maintains the attribute at `path`.
+pub(crate) fn is_deprecated(path: &str) -> bool {
+    DEPRECATED.contains(&path)
 }
 
 /// The path of a catalogue entry, which every entry has.
@@ -779,6 +810,20 @@ mod tests {
             assert!(!description.contains('\n') && !description.ends_with('.'), "{attribute:?}");
             assert!(description.len() < 140, "{} is too long to read at a glance", attribute.name);
         }
+    }
+
+    #[test]
+    fn deprecated_attributes_are_catalogued_and_say_so() {
+        for path in DEPRECATED {
+            let attribute = known(path).unwrap_or_else(|| panic!("{path} is not catalogued"));
+            assert!(attribute.description.starts_with("Deprecated, "), "{attribute:?}");
+        }
+        let said: Vec<&str> = attributes()
+            .iter()
+            .filter(|attribute| attribute.description.starts_with("Deprecated"))
+            .map(path_of)
+            .collect();
+        assert_eq!(said, DEPRECATED);
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::selection::{PropertiesConfig, PropertySelection};
 /// Where Clearbit's Enrichment API answers person and combined lookups.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://person.clearbit.com";
 
+/// The API version whose answers the catalogue describes: `ultimateParent` (2019-12-19), `subRole`
+/// (2018-11-16) and `metrics.trafficRank` (2022-12-15) all need it or a later one.
+pub(crate) const DEFAULT_API_VERSION: &str = "2022-12-15";
+
 /// The shortest timeout of a streaming request: the streaming host holds a request up to 60 seconds
 /// while it fetches the record, and then needs time to send it.
 const STREAM_MIN_TIMEOUT: Duration = Duration::from_secs(65);
@@ -74,6 +78,22 @@ pub struct ClearbitConfig {
     /// under the catalogue's names.
     #[serde(default)]
     pub properties: PropertiesConfig,
+    /// The API version asked for in the `API-Version` header (a date, such as `2022-12-15`); without it,
+    /// answers take the shape the account was pinned to at its first request.
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// How long an email Clearbit refused as invalid (422) waits before it is asked again: 422s are not
+    /// billed, and a domain that did not resolve may come back.
+    #[serde(default = "default_invalid_retry_after", with = "humantime_serde")]
+    pub invalid_retry_after: Duration,
+}
+
+fn default_api_version() -> String {
+    DEFAULT_API_VERSION.to_owned()
+}
+
+fn default_invalid_retry_after() -> Duration {
+    Duration::from_secs(30 * 24 * 60 * 60)
 }
 
 fn default_timeout() -> Duration {
@@ -158,6 +178,15 @@ impl ClearbitConfig {
         if self.timeout.is_zero() {
             errors.push(FieldError::new("timeout", "must be longer than zero, such as 20s"));
         }
+        if !is_api_version(&self.api_version) {
+            errors.push(FieldError::new(
+                "api_version",
+                format!("must be a date such as {DEFAULT_API_VERSION}, got {:?}", self.api_version),
+            ));
+        }
+        if self.invalid_retry_after.is_zero() {
+            errors.push(FieldError::new("invalid_retry_after", "must be longer than zero, such as 30d"));
+        }
         if self.max_retry_time.is_zero() {
             errors.push(FieldError::new(
                 "max_retry_time",
@@ -175,6 +204,15 @@ impl ClearbitConfig {
         }
         Err(errors)
     }
+}
+
+/// `YYYY-MM-DD`, as Clearbit names its versions.
+fn is_api_version(version: &str) -> bool {
+    version.len() == 10
+        && version.bytes().enumerate().all(|(at, byte)| match at {
+            4 | 7 => byte == b'-',
+            _ => byte.is_ascii_digit(),
+        })
 }
 
 fn api_key_problem(key: &str) -> Option<&'static str> {
@@ -241,6 +279,8 @@ mod tests {
         assert_eq!(config.retry_delay, Duration::from_millis(500));
         assert_eq!(config.max_retry_time, Duration::from_secs(120));
         assert!(!config.skip_free_email_domains);
+        assert_eq!(config.api_version, "2022-12-15");
+        assert_eq!(config.invalid_retry_after, Duration::from_secs(30 * 86_400));
         assert_eq!(config.validate(), []);
     }
 
@@ -286,12 +326,23 @@ mod tests {
             "requests_per_minute": 0,
             "timeout": "0s",
             "max_retry_time": "0s",
+            "api_version": "latest",
+            "invalid_retry_after": "0s",
         });
         let config = config(problems);
         let fields: Vec<_> = config.validate().into_iter().map(|error| error.field).collect();
         assert_eq!(
             fields,
-            ["api_key", "base_url", "max_concurrency", "requests_per_minute", "timeout", "max_retry_time"]
+            [
+                "api_key",
+                "base_url",
+                "max_concurrency",
+                "requests_per_minute",
+                "timeout",
+                "api_version",
+                "invalid_retry_after",
+                "max_retry_time"
+            ]
         );
     }
 

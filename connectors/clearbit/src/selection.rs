@@ -32,8 +32,10 @@ pub struct PropertiesConfig {
 /// catalogue's names.
 #[derive(Debug, Clone)]
 pub struct PropertySelection {
-    /// `None` includes everything.
+    /// `None` includes everything but deprecated attributes.
     include: Option<GlobSet>,
+    /// Deprecated attributes `include` names by their exact path: only these are written.
+    chosen_deprecated: HashSet<String>,
     exclude: GlobSet,
     /// The name of every catalogued or renamed attribute, by path.
     names: HashMap<String, String>,
@@ -64,7 +66,15 @@ impl PropertySelection {
             compile_globs("include", globs, &mut problems)
         });
         let exclude = compile_globs("exclude", &config.exclude, &mut problems);
-        let selection = Self::compiled(include, exclude, &config.rename);
+        let mut selection = Self::compiled(include, exclude, &config.rename);
+        selection.chosen_deprecated = config
+            .include
+            .iter()
+            .flatten()
+            .map(|glob| glob.trim())
+            .filter(|path| catalogue::is_deprecated(path))
+            .map(str::to_owned)
+            .collect();
         problems.extend(selection.rename_problems(&config.rename));
         if problems.is_empty() { Ok(selection) } else { Err(problems) }
     }
@@ -80,12 +90,19 @@ impl PropertySelection {
             reserved.insert(name.to_lowercase());
             names.insert(path.clone(), name.to_owned());
         }
-        Self { include, exclude, names, reserved }
+        Self { include, chosen_deprecated: HashSet::new(), exclude, names, reserved }
     }
 
-    /// Whether the attribute at `path` (such as `company.site.url`) is written.
+    /// Whether the attribute at `path` (such as `company.site.url`) is written. A deprecated attribute
+    /// is written only when `include` names it exactly: a glob such as `company.*` does not bring back
+    /// what Clearbit no longer maintains.
     pub(crate) fn includes(&self, path: &str) -> bool {
-        self.include.as_ref().is_none_or(|include| include.is_match(path)) && !self.exclude.is_match(path)
+        let included = if catalogue::is_deprecated(path) {
+            self.chosen_deprecated.contains(path)
+        } else {
+            self.include.as_ref().is_none_or(|include| include.is_match(path))
+        };
+        included && !self.exclude.is_match(path)
     }
 
     /// Every property a connection with this selection can write: the two about the check first, then
@@ -274,10 +291,23 @@ mod tests {
     fn everything_by_default() {
         let everything = PropertySelection::default();
         for attribute in catalogue::attributes() {
-            assert!(everything.includes(path_of(attribute)));
+            let path = path_of(attribute);
+            assert_eq!(everything.includes(path), !catalogue::is_deprecated(path), "{path}");
         }
         assert!(everything.includes("company.metrics.newThing"));
         assert_eq!(selection(json!({})).properties(), everything.properties());
+    }
+
+    #[test]
+    fn deprecated_attributes_are_written_only_when_named() {
+        let companies = selection(json!({ "include": ["company.*"] }));
+        assert!(!companies.includes("company.logo") && !companies.includes("company.metrics.alexaUsRank"));
+        let named = selection(json!({ "include": ["company.*", "company.logo"] }));
+        assert!(named.includes("company.logo"));
+        assert!(!named.includes("company.metrics.alexaUsRank"));
+        assert!(named.properties().iter().any(|property| property.name == "Company Logo"));
+        let excluded = selection(json!({ "include": ["company.logo"], "exclude": ["company.logo"] }));
+        assert!(!excluded.includes("company.logo"));
     }
 
     #[test]
@@ -324,7 +354,7 @@ mod tests {
     #[test]
     fn the_listing_puts_the_check_first_then_sorts_by_name() {
         let listed = selection(json!({
-            "include": ["company.metrics.*", "person.employment.title"],
+            "include": ["company.metrics.*", "person.employment.title", "company.metrics.alexaUsRank"],
             "exclude": ["company.metrics.roleCounts.*"],
             "rename": { "company.metrics.raised": "Company Amount Raised" },
         }))
@@ -335,7 +365,6 @@ mod tests {
             [
                 "Clearbit: Date Last Checked",
                 "Clearbit: Match",
-                "Company Alexa Global Rank",
                 "Company Alexa US Rank",
                 "Company Amount Raised",
                 "Company Annual Revenue",
@@ -349,7 +378,7 @@ mod tests {
                 "Person Job Title",
             ]
         );
-        let raised = &listed[4];
+        let raised = &listed[3];
         assert_eq!(raised.path.as_deref(), Some("company.metrics.raised"));
         assert!(raised.description.contains("funding"));
     }

@@ -3,14 +3,17 @@
 //! next run (or, on the streaming host, left at once).
 
 use std::num::NonZeroU32;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use enrich_core::{
-    CancellationToken, ConnectorError, KeyKind, Lookup, LookupKey, PropertyInfo, Segment, Source,
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment, Source,
 };
-use reqwest::{Client, Url};
+use reqwest::header::{HeaderMap, HeaderValue, LOCATION};
+use reqwest::{Client, StatusCode, Url, redirect};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::answer::{Answer, Failure, interpret};
@@ -42,6 +45,15 @@ pub struct ClearbitSource {
     client: Client,
     /// `…/v2/combined/find`, without the query.
     endpoint: Url,
+    /// The endpoint as messages name it: without credentials a proxy URL may carry.
+    endpoint_shown: String,
+    api_version: HeaderValue,
+    /// Whether Clearbit's `X-API-Warn` was logged already: once is enough.
+    api_warned: AtomicBool,
+    /// The first answer that refused the account or the route (401, 402, 403, unknown_route, a
+    /// redirect): every lookup after it, those waiting for a permit included, fails with it unasked.
+    refused: OnceLock<ConnectorError>,
+    invalid_retry_after: Duration,
     api_key: SecretString,
     limits: Limits,
     max_concurrency: usize,
@@ -81,9 +93,11 @@ impl ClearbitSource {
             at_least_one(u32::try_from(config.max_concurrency).unwrap_or(u32::MAX)),
         );
         let timeout = config.request_timeout();
+        // A redirect would carry the key to wherever it points, over plain http too: never followed.
         let client = Client::builder()
             .user_agent(USER_AGENT)
             .timeout(timeout)
+            .redirect(redirect::Policy::none())
             .build()
             .map_err(|error| ConnectorError::Fatal(format!("cannot set up the HTTP client: {error}")))?;
         let retries = ExponentialBuilder::new()
@@ -91,9 +105,21 @@ impl ClearbitSource {
             .with_min_delay(config.retry_delay)
             .with_max_delay(MAX_RETRY_DELAY)
             .with_max_times(config.max_retries);
+        let api_version = HeaderValue::from_str(&config.api_version).map_err(|_| {
+            ConnectorError::Fatal(format!("invalid Clearbit api_version {:?}", config.api_version))
+        })?;
+        let mut shown = endpoint.clone();
+        // Both only fail for URLs that cannot have credentials, which then have none to remove.
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
         Ok(Self {
             client,
+            endpoint_shown: shown.to_string(),
             endpoint,
+            api_version,
+            api_warned: AtomicBool::new(false),
+            refused: OnceLock::new(),
+            invalid_retry_after: config.invalid_retry_after,
             api_key: config.api_key.clone(),
             limits,
             max_concurrency: config.max_concurrency,
@@ -110,20 +136,61 @@ impl ClearbitSource {
 
     /// One request, started within the limits and in flight while it holds their permit; `None` when
     /// `stop` came first.
-    async fn ask_once(&self, email: &str, stop: &CancellationToken) -> Result<Option<Answer>, Failure> {
+    async fn ask_once(
+        &self,
+        email: &str,
+        hints: &LookupHints,
+        stop: &CancellationToken,
+    ) -> Result<Option<Answer>, Failure> {
         let Some(_in_flight) = self.limits.admit(stop).await else { return Ok(None) };
+        if let Some(refusal) = self.refused.get() {
+            return Err(Failure::Final(refusal.clone()));
+        }
+        let answer = self.request(email, hints).await;
+        if let Err(Failure::Final(refusal @ ConnectorError::Fatal(_))) = &answer {
+            // A fatal answer holds for every email: nobody else is asked (nor billed) after it.
+            let _ = self.refused.set(refusal.clone());
+        }
+        answer.map(Some)
+    }
+
+    /// Sends one request and reads its answer.
+    async fn request(&self, email: &str, hints: &LookupHints) -> Result<Answer, Failure> {
         let response = self
             .client
             .get(self.endpoint.clone())
-            .query(&[("email", email)])
+            .query(&lookup_query(email, hints))
             .bearer_auth(self.api_key.expose_secret())
+            .header("API-Version", self.api_version.clone())
             .send()
             .await
             .map_err(|error| self.transport_failure(error))?;
         let status = response.status();
         self.limits.observe(status, response.headers());
+        self.heed_api_warning(response.headers());
+        if status.is_redirection() {
+            return Err(Failure::Final(self.redirected(status, response.headers())));
+        }
         let body = self.read_body(response).await?;
-        interpret(status, &body, email).map(Some)
+        interpret(status, &body, email, &self.endpoint_shown)
+    }
+
+    /// A redirect is a configuration problem: `base_url` points somewhere that sends requests on.
+    fn redirected(&self, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
+        let location = headers.get(LOCATION).and_then(|value| value.to_str().ok()).unwrap_or("nowhere");
+        ConnectorError::Fatal(format!(
+            "Clearbit answered {status} for {}, redirecting to {location}: redirects are not followed \
+             (they would carry the key elsewhere); check base_url",
+            self.endpoint_shown
+        ))
+    }
+
+    /// Logs Clearbit's warning about a deprecated API version, once per source.
+    fn heed_api_warning(&self, headers: &HeaderMap) {
+        let Some(warning) = headers.get("X-API-Warn").and_then(|value| value.to_str().ok()) else { return };
+        if !self.api_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(api_version = ?self.api_version, "Clearbit warns about the API version: {warning}");
+        }
     }
 
     /// The body, unless it is larger than [`MAX_ANSWER_BYTES`]: then the lookup fails at once rather
@@ -151,10 +218,15 @@ impl ClearbitSource {
 
     /// One request, retried with backoff while it fails in a way that may pass, as often as
     /// `max_retries` and for as long as `max_retry_time` allow; `None` when `stop` came before an answer.
-    async fn ask(&self, email: &str, stop: &CancellationToken) -> Result<Option<Answer>, ConnectorError> {
+    async fn ask(
+        &self,
+        email: &str,
+        hints: &LookupHints,
+        stop: &CancellationToken,
+    ) -> Result<Option<Answer>, ConnectorError> {
         let mut tally = RetryTally::default();
         let stopped = stop.clone();
-        let answer = (|| self.ask_once(email, stop))
+        let answer = (|| self.ask_once(email, hints, stop))
             .retry(self.retries)
             // A stop ends the pause at once; the next attempt then starts nothing.
             .sleep(move |delay| {
@@ -208,13 +280,14 @@ impl ClearbitSource {
     async fn lookup_email(
         &self,
         email: &str,
+        hints: &LookupHints,
         stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>> {
         let mut delay = self.pending_delay;
         let mut re_asks_left = self.pending_retries;
         let mut queued = false;
         loop {
-            let answer = match self.ask(email, stop).await {
+            let answer = match self.ask(email, hints, stop).await {
                 Ok(Some(answer)) => answer,
                 // Stopped: a record Clearbit is fetching stays pending, anything else never happened.
                 Ok(None) => return queued.then_some(Ok(Lookup::Pending)),
@@ -259,6 +332,15 @@ impl ClearbitSource {
         };
         Failure::Retryable { reason, rate_limited: false }
     }
+}
+
+/// The lookup's query: the email, and the hints Clearbit says raise the match rate.
+fn lookup_query(email: &str, hints: &LookupHints) -> Vec<(&'static str, String)> {
+    let mut query = vec![("email", email.to_owned())];
+    query.extend(hints.given_name.clone().map(|name| ("given_name", name)));
+    query.extend(hints.family_name.clone().map(|name| ("family_name", name)));
+    query.extend(hints.ip.map(|ip| ("ip_address", ip.to_string())));
+    query
 }
 
 #[async_trait]
@@ -309,13 +391,18 @@ impl Source for ClearbitSource {
         }
     }
 
+    fn invalid_retry_after(&self) -> Option<Duration> {
+        Some(self.invalid_retry_after)
+    }
+
     async fn lookup(
         &self,
         key: &LookupKey,
+        hints: &LookupHints,
         stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>> {
         match key {
-            LookupKey::Email(email) => self.lookup_email(email, stop).await,
+            LookupKey::Email(email) => self.lookup_email(email, hints, stop).await,
             LookupKey::Ip(_) => Some(Err(ConnectorError::Fatal(
                 "Clearbit Enrichment looks users up by email, not by IP address".to_owned(),
             ))),
@@ -325,7 +412,7 @@ impl Source for ClearbitSource {
     /// Any answer but a refusal of the key or the account proves the key works; a queued or refused
     /// address is no reason to ask again.
     async fn check(&self) -> Result<String, ConnectorError> {
-        let answer = self.ask(CHECK_EMAIL, &CancellationToken::new()).await?;
+        let answer = self.ask(CHECK_EMAIL, &LookupHints::default(), &CancellationToken::new()).await?;
         let outcome = match answer.ok_or_else(|| ConnectorError::Fatal("the check was stopped".to_owned()))? {
             Answer::Record(_) => "record found, billed as one",
             Answer::NotFound => "no record, billed as one",

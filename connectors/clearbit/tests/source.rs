@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use enrich_clearbit::{ClearbitConfig, ClearbitSource, PropertySelection, map_combined};
 use enrich_core::{
-    CancellationToken, ConnectorError, KeyKind, Lookup, LookupKey, PropertyKind, PropertyValue, Record,
-    Source,
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyKind, PropertyValue,
+    Record, Source,
 };
 use enrich_emulator::{Emulator, EmulatorConfig};
 use futures::StreamExt;
@@ -45,7 +45,15 @@ fn source_with(server: &MockServer, overrides: Value) -> ClearbitSource {
 
 async fn lookup(source: &ClearbitSource, email: &str) -> Result<Lookup, ConnectorError> {
     let never_stopped = CancellationToken::new();
-    source.lookup(&LookupKey::Email(email.to_owned()), &never_stopped).await.expect("never stopped")
+    source
+        .lookup(&LookupKey::Email(email.to_owned()), &LookupHints::default(), &never_stopped)
+        .await
+        .expect("never stopped")
+}
+
+/// Clearbit's answer for an email it knows nothing about.
+fn unknown_record() -> ResponseTemplate {
+    clearbit_error(404, "unknown_record", "Unknown person.")
 }
 
 /// The request the source must make for `email`, key included.
@@ -123,7 +131,7 @@ async fn a_record_is_mapped_with_the_connections_selection() {
 #[tokio::test]
 async fn sends_the_key_as_a_bearer_token_and_says_who_asks() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    Mock::given(method("GET")).respond_with(unknown_record()).mount(&server).await;
 
     lookup(&source(&server), "a+b@example.com").await.unwrap();
     let requests = server.received_requests().await.unwrap();
@@ -132,6 +140,104 @@ async fn sends_the_key_as_a_bearer_token_and_says_who_asks() {
     assert!(request.headers["user-agent"].to_str().unwrap().starts_with("enrich/"));
     assert_eq!(request.url.path(), "/v2/combined/find");
     assert_eq!(request.url.query(), Some("email=a%2Bb%40example.com"));
+    assert_eq!(request.headers["api-version"], "2022-12-15", "the version the catalogue describes");
+}
+
+#[tokio::test]
+async fn sends_the_configured_api_version_and_the_match_hints() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(unknown_record()).mount(&server).await;
+    let source = source_with(&server, json!({ "api_version": "2019-12-19" }));
+    let hints = LookupHints {
+        given_name: Some("Ada".into()),
+        family_name: Some("Lovelace".into()),
+        ip: Some("203.0.113.7".parse().unwrap()),
+    };
+    source.lookup(&LookupKey::Email(EMAIL.into()), &hints, &CancellationToken::new()).await.unwrap().unwrap();
+    let request = &server.received_requests().await.unwrap()[0];
+    assert_eq!(request.headers["api-version"], "2019-12-19");
+    let query: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+    let expected =
+        [("email", EMAIL), ("given_name", "Ada"), ("family_name", "Lovelace"), ("ip_address", "203.0.113.7")];
+    assert_eq!(query, expected.map(|(name, value)| (name.to_owned(), value.to_owned())));
+}
+
+#[tokio::test]
+async fn a_201_is_a_found_record() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(ResponseTemplate::new(201).set_body_json(calvinklein())).mount(&server).await;
+    assert!(matches!(lookup(&source(&server), EMAIL).await, Ok(Lookup::Found(_))));
+}
+
+#[tokio::test]
+async fn a_404_of_another_type_is_a_wrong_base_url_and_fatal() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(clearbit_error(404, "unknown_route", "No such route"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = lookup(&source(&server), EMAIL).await.unwrap_err();
+    assert_eq!(
+        error,
+        ConnectorError::Fatal(format!(
+            "Clearbit answered 404 unknown_route for {}/v2/combined/find: check base_url",
+            server.uri()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn a_403_stops_the_connection_at_once() {
+    let server = MockServer::start().await;
+    find(EMAIL).respond_with(clearbit_error(403, "forbidden", "Plan lapsed")).expect(1).mount(&server).await;
+    let error = lookup(&source(&server), EMAIL).await.unwrap_err();
+    assert!(error.is_fatal(), "{error:?}");
+    assert!(message(&error).contains("forbidden: Plan lapsed"), "{error}");
+}
+
+#[tokio::test]
+async fn after_a_fatal_answer_no_other_email_is_asked() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(clearbit_error(403, "forbidden", "Plan lapsed"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let source = source(&server);
+    let first = lookup(&source, EMAIL).await.unwrap_err();
+    let second = lookup(&source, "someone.else@example.com").await.unwrap_err();
+    assert_eq!(first, second, "the same refusal, without asking");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_names_the_location() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(unknown_record()).expect(0).mount(&elsewhere).await;
+    let server = MockServer::start().await;
+    let location = format!("{}/v2/combined/find?email=x", elsewhere.uri());
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", location.as_str()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = lookup(&source(&server), EMAIL).await.unwrap_err();
+    assert!(error.is_fatal(), "{error:?}");
+    assert!(message(&error).contains(&format!("redirecting to {location}")), "{error}");
+}
+
+#[tokio::test]
+async fn an_api_warning_is_heeded_without_failing_the_lookup() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(unknown_record().insert_header("X-API-Warn", "API version 2016-01-01 is deprecated"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let source = source(&server);
+    for _ in 0..2 {
+        assert_eq!(lookup(&source, EMAIL).await, Ok(not_found()));
+    }
 }
 
 #[tokio::test]
@@ -320,7 +426,7 @@ async fn an_unreachable_host_is_transient_and_the_message_has_no_url() {
 async fn requests_in_flight_stay_within_max_concurrency() {
     let server = MockServer::start().await;
     let delay = Duration::from_millis(100);
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404).set_delay(delay)).mount(&server).await;
+    Mock::given(method("GET")).respond_with(unknown_record().set_delay(delay)).mount(&server).await;
     let source = source_with(&server, json!({ "max_concurrency": 2 }));
     assert_eq!(source.max_in_flight(), 8);
 
@@ -339,7 +445,7 @@ async fn a_lookup_waiting_on_a_202_holds_no_request_permit() {
     let server = MockServer::start().await;
     let queued = "queued@example.com";
     find(queued).respond_with(ResponseTemplate::new(202)).mount(&server).await;
-    find(EMAIL).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    find(EMAIL).respond_with(unknown_record()).mount(&server).await;
     let source =
         source_with(&server, json!({ "max_concurrency": 1, "pending_delay": "150ms", "pending_retries": 2 }));
 
@@ -368,7 +474,7 @@ async fn a_429_with_a_reset_waits_for_the_reset_instead_of_backing_off() {
         .expect(1)
         .mount(&server)
         .await;
-    find(EMAIL).respond_with(ResponseTemplate::new(404)).expect(1).mount(&server).await;
+    find(EMAIL).respond_with(unknown_record()).expect(1).mount(&server).await;
 
     // With a 1 ms backoff, a blind retry would come at once and spend the retries on more 429s.
     let started = Instant::now();
@@ -380,8 +486,8 @@ async fn a_429_with_a_reset_waits_for_the_reset_instead_of_backing_off() {
 #[tokio::test]
 async fn a_spent_window_holds_every_lookup_until_it_resets() {
     let server = MockServer::start().await;
-    find(EMAIL).respond_with(with_rate_limit(ResponseTemplate::new(404), 0, 2)).mount(&server).await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    find(EMAIL).respond_with(with_rate_limit(unknown_record(), 0, 2)).mount(&server).await;
+    Mock::given(method("GET")).respond_with(unknown_record()).mount(&server).await;
     let source = source(&server);
 
     lookup(&source, EMAIL).await.unwrap();
@@ -394,10 +500,7 @@ async fn a_spent_window_holds_every_lookup_until_it_resets() {
 #[tokio::test]
 async fn a_low_remainder_is_spread_until_the_reset() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(with_rate_limit(ResponseTemplate::new(404), 2, 3))
-        .mount(&server)
-        .await;
+    Mock::given(method("GET")).respond_with(with_rate_limit(unknown_record(), 2, 3)).mount(&server).await;
     let source = source(&server);
     lookup(&source, EMAIL).await.unwrap();
 
@@ -439,7 +542,7 @@ async fn retries_stop_once_max_retry_time_runs_out() {
 #[tokio::test]
 async fn requests_keep_to_requests_per_minute() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(404)).mount(&server).await;
+    Mock::given(method("GET")).respond_with(unknown_record()).mount(&server).await;
     // One request every 50 ms, after a burst of max_concurrency.
     let source = source_with(&server, json!({ "requests_per_minute": 1200, "max_concurrency": 2 }));
 
@@ -520,7 +623,7 @@ async fn three_hundred_lookups_meet_neither_the_rate_nor_the_concurrency_limit()
 #[tokio::test]
 async fn check_accepts_any_answer_but_a_refused_key_or_account() {
     let server = MockServer::start().await;
-    find("alex@clearbit.com").respond_with(ResponseTemplate::new(404)).up_to_n_times(1).mount(&server).await;
+    find("alex@clearbit.com").respond_with(unknown_record()).up_to_n_times(1).mount(&server).await;
     find("alex@clearbit.com").respond_with(clearbit_error(402, "quota", "Over quota")).mount(&server).await;
     let source = source(&server);
 
@@ -598,6 +701,7 @@ fn refuses_an_invalid_config_without_quoting_the_key() {
 async fn an_ip_address_is_not_a_key_it_can_look_up() {
     let source = ClearbitSource::new(&config("https://person.clearbit.com", json!({}))).unwrap();
     let ip = LookupKey::Ip("192.0.2.1".parse().unwrap());
-    let error = source.lookup(&ip, &CancellationToken::new()).await.unwrap().unwrap_err();
+    let error =
+        source.lookup(&ip, &LookupHints::default(), &CancellationToken::new()).await.unwrap().unwrap_err();
     assert!(error.is_fatal(), "{error:?}");
 }

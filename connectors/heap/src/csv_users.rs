@@ -2,8 +2,10 @@
 //!
 //! The file needs a header row with the identity, last-seen and email columns the config names
 //! (`identity`, `last_seen` by default; no email column when identities are emails); `user_id` is
-//! passed on when present, other columns are ignored. `enrich validate` reads the header and names
-//! the column a misnamed setting most likely meant. A bad row is reported and skipped; the rest of the file is still read. Fields may not span
+//! passed on when present, and so are `given_name`, `family_name` and `ip_address`, which sources send
+//! as match hints; other columns are ignored. `enrich validate` reads the header and names the column
+//! a misnamed setting most likely meant. A bad row is reported and skipped; the rest of the file is
+//! still read. Fields may not span
 //! lines: a quote left open is reported on its line, and the lines after it are read as rows.
 
 use std::fs::File;
@@ -13,7 +15,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use csv::ByteRecord;
-use enrich_core::{ConnectorError, DirectoryError, FieldError, UserDirectory, UserRecord, UserStream};
+use enrich_core::{
+    ConnectorError, DirectoryError, FieldError, PersonName, UserDirectory, UserRecord, UserStream,
+};
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -24,6 +28,10 @@ use crate::shorten;
 /// As `email_property`, says that identities are the email addresses.
 const IDENTITY_COLUMN: &str = "identity";
 const USER_ID_COLUMN: &str = "user_id";
+/// Optional columns a source may send with the lookup to raise its match rate.
+const GIVEN_NAME_COLUMN: &str = "given_name";
+const FAMILY_NAME_COLUMN: &str = "family_name";
+const IP_COLUMN: &str = "ip_address";
 /// Rows read ahead of the engine: enough to keep it busy, small enough that memory stays flat.
 const ROWS_IN_FLIGHT: usize = 1024;
 /// Longer fields are refused: user data is short, so they mean a broken file (an unclosed quote).
@@ -199,6 +207,9 @@ struct Columns {
     /// `None` when identities are the emails.
     email: Option<usize>,
     user_id: Option<usize>,
+    given_name: Option<usize>,
+    family_name: Option<usize>,
+    ip: Option<usize>,
     /// How many fields the header has, and so every row must have.
     count: usize,
 }
@@ -268,6 +279,9 @@ fn locate_columns(header: &ByteRecord, names: &ColumnNames) -> Result<Columns, C
         first
     };
     let user_id = position(USER_ID_COLUMN);
+    let given_name = position(GIVEN_NAME_COLUMN);
+    let family_name = position(FAMILY_NAME_COLUMN);
+    let ip = position(IP_COLUMN);
     let required_positions: Vec<Option<usize>> = required.iter().map(|(_, name)| position(name)).collect();
     let shown = shorten(&header_names.join(", "), MAX_QUOTED_CHARS * 4);
     let mut fields: Vec<FieldError> = required
@@ -314,6 +328,9 @@ fn locate_columns(header: &ByteRecord, names: &ColumnNames) -> Result<Columns, C
         last_seen: found[1],
         email: found.get(2).copied(),
         user_id,
+        given_name,
+        family_name,
+        ip,
         count: header_names.len(),
     })
 }
@@ -432,15 +449,25 @@ fn user_from_row(row: &ByteRecord, columns: &Columns) -> Result<UserRecord, Stri
         None => Some(identity),
         Some(at) => Some(text(at, "email")?).filter(|email| !email.trim().is_empty()),
     };
-    let user_id = match columns.user_id {
-        None => None,
-        Some(at) => Some(text(at, USER_ID_COLUMN)?.trim()).filter(|user_id| !user_id.is_empty()),
+    let optional = |column: Option<usize>, name: &str| -> Result<Option<String>, String> {
+        match column {
+            None => Ok(None),
+            Some(at) => Ok(Some(text(at, name)?.trim()).filter(|value| !value.is_empty()).map(str::to_owned)),
+        }
     };
+    let user_id = optional(columns.user_id, USER_ID_COLUMN)?;
+    let name = PersonName {
+        given: optional(columns.given_name, GIVEN_NAME_COLUMN)?,
+        family: optional(columns.family_name, FAMILY_NAME_COLUMN)?,
+    };
+    // A hint that is not an address is no hint: the user is still looked up by email.
+    let ip = optional(columns.ip, IP_COLUMN)?.and_then(|ip| ip.parse().ok());
     Ok(UserRecord {
         identity: identity.to_owned(),
-        user_id: user_id.map(str::to_owned),
+        user_id,
         email: email.map(str::to_owned),
-        ip: None,
+        ip,
+        name,
         last_seen,
     })
 }

@@ -11,7 +11,7 @@ mod csv_users;
 mod sink;
 
 pub use csv_users::{CsvDirectory, CsvUsersConfig};
-pub use sink::{HeapSink, HeapSinkConfig};
+pub use sink::{HeapSink, HeapSinkConfig, Region};
 
 /// The start of `text`, at most `max_chars` characters, marked with `…` when cut: messages quote
 /// other parties' text without letting it run on.

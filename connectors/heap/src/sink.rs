@@ -6,16 +6,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{ConnectorError, FieldError, PropertyValue, Sink, UserUpdate};
+use enrich_core::{ConnectorError, FieldError, PropertyValue, Refused, Sink, UserUpdate};
 use governor::{DefaultDirectRateLimiter, Quota};
-use reqwest::{StatusCode, Url};
+use reqwest::header::LOCATION;
+use reqwest::{StatusCode, Url, redirect};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use enrich_core::user::MAX_IDENTITY_CHARS;
 
 use crate::shorten;
 
-const DEFAULT_BASE_URL: &str = "https://heapanalytics.com";
+/// Heap's API host for accounts hosted in the US (the default) and in the EU.
+const US_BASE_URL: &str = "https://heapanalytics.com";
+const EU_BASE_URL: &str = "https://c.eu.heap-api.com";
 const ENDPOINT_PATH: &str = "api/add_user_properties";
 /// Heap takes at most this many users in one bulk request.
 const MAX_USERS_PER_REQUEST: usize = 1000;
@@ -31,9 +34,11 @@ pub struct HeapSinkConfig {
     /// The environment id from Heap's Projects page (digits, written as a string or a number).
     #[serde(deserialize_with = "app_id_digits")]
     pub app_id: String,
-    /// Where Heap's API lives; `https://heapanalytics.com` unless the account is hosted elsewhere.
-    /// Must be https, except on this machine (localhost, 127.0.0.0/8, ::1), where only an emulator
-    /// answers.
+    /// Where the Heap account is hosted: `us` (`https://heapanalytics.com`, the default) or `eu`
+    /// (`https://c.eu.heap-api.com`).
+    pub region: Option<Region>,
+    /// Heap's API root, in place of the region's: a proxy, or an emulator. Must be https, except on
+    /// this machine (localhost, 127.0.0.0/8, ::1), where only an emulator answers.
     pub base_url: Option<String>,
     /// How long one request may take, answer included.
     #[serde(default = "default_timeout", with = "humantime_serde")]
@@ -48,6 +53,14 @@ pub struct HeapSinkConfig {
     /// per identity; one bulk request every 100 ms keeps well clear of whatever else it enforces.
     #[serde(default = "default_requests_per_second")]
     pub requests_per_second: u32,
+}
+
+/// Where a Heap account is hosted, which decides its API host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Region {
+    Us,
+    Eu,
 }
 
 fn default_timeout() -> Duration {
@@ -93,6 +106,12 @@ impl HeapSinkConfig {
                 ),
             ));
         }
+        if self.region.is_some() && self.base_url.is_some() {
+            problems.push(FieldError::new(
+                "region",
+                "picks Heap's host, which base_url sets too: keep one of the two",
+            ));
+        }
         if let Err(message) = self.endpoint() {
             problems.push(FieldError::new("base_url", message));
         }
@@ -107,7 +126,11 @@ impl HeapSinkConfig {
 
     /// The Add User Properties URL under `base_url`, which may carry a path prefix (a proxy).
     fn endpoint(&self) -> Result<Url, String> {
-        let base = self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let region_host = match self.region {
+            Some(Region::Eu) => EU_BASE_URL,
+            Some(Region::Us) | None => US_BASE_URL,
+        };
+        let base = self.base_url.as_deref().unwrap_or(region_host);
         let mut url = Url::parse(base)
             .map_err(|error| format!("must be an absolute http(s) URL, got {base:?} ({error})"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
@@ -145,8 +168,10 @@ impl HeapSink {
     pub fn new(config: &HeapSinkConfig) -> Result<Self, ConnectorError> {
         enrich_core::ensure_valid("heap sink", &config.validate())?;
         let endpoint = config.endpoint().map_err(ConnectorError::Fatal)?;
+        // A redirect would send users' properties wherever it points: never followed.
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
+            .redirect(redirect::Policy::none())
             .user_agent(concat!("enrich/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| ConnectorError::Fatal(format!("cannot build the HTTP client: {error}")))?;
@@ -198,6 +223,14 @@ impl HeapSink {
         if status.is_success() {
             return Ok(());
         }
+        if status.is_redirection() {
+            let location = response.headers().get(LOCATION).and_then(|value| value.to_str().ok());
+            return Err(Failure::Fatal(format!(
+                "Heap answered {status}, redirecting to {}: redirects are not followed; check region and \
+                 base_url",
+                location.unwrap_or("nowhere")
+            )));
+        }
         // Heap's answer explains a refusal; when it cannot be read, the status alone has to do.
         let answer = quote_answer(&response.text().await.unwrap_or_default());
         if status == StatusCode::TOO_MANY_REQUESTS
@@ -205,17 +238,40 @@ impl HeapSink {
             || status.is_server_error()
         {
             Err(Failure::Transient(format!("{status}: {answer}")))
+        } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            Err(Failure::Fatal(format!(
+                "Heap refused access ({status}): {answer}; check app_id, region and base_url"
+            )))
         } else {
             Err(Failure::Refused { status, answer })
         }
     }
 
-    /// One request's body for these users, without the properties Heap refuses to take.
-    fn request_for<'a>(&'a self, users: &'a [UserUpdate]) -> AddUserProperties<'a> {
+    /// Whether Heap takes a request with no users for this app_id: after a refusal, tells a refused
+    /// app_id (every request will fail: the run must stop) from refused users.
+    async fn ensure_app_id_taken(&self) -> Result<(), ConnectorError> {
+        let request = AddUserProperties { app_id: &self.app_id, users: Vec::new() };
+        match self.post_with_retries(&request).await {
+            Ok(()) => Ok(()),
+            Err(Failure::Refused { status, answer }) => Err(ConnectorError::Fatal(format!(
+                "Heap refused app_id {} ({status}): {answer}; check app_id, region and base_url",
+                self.app_id
+            ))),
+            Err(Failure::Fatal(message)) => Err(ConnectorError::Fatal(message)),
+            Err(Failure::Transient(detail)) => Err(ConnectorError::Transient(format!(
+                "Heap did not answer a check of app_id {} after {} tries: {detail}",
+                self.app_id, self.attempts
+            ))),
+        }
+    }
+
+    /// One request's body for these users of the batch, without the properties Heap refuses to take.
+    fn request_for<'a>(&'a self, batch: &'a [UserUpdate], users: &[usize]) -> AddUserProperties<'a> {
         let mut users_with_id_key = 0;
         let users = users
             .iter()
-            .map(|user| {
+            .map(|&at| {
+                let user = &batch[at];
                 let properties: BTreeMap<&str, &PropertyValue> = user
                     .properties
                     .iter()
@@ -248,28 +304,28 @@ impl Sink for HeapSink {
         MAX_USERS_PER_REQUEST
     }
 
-    async fn write(&self, batch: &[UserUpdate]) -> Result<(), ConnectorError> {
-        // Checked for the whole batch first, so that a refusal never follows a partial write.
-        if let Some(length) =
-            batch.iter().map(|user| user.identity.chars().count()).find(|&length| length > MAX_IDENTITY_CHARS)
-        {
-            return Err(ConnectorError::Rejected(format!(
-                "the batch of {} users was not sent: one identity is {length} characters long, \
-                 Heap takes at most {MAX_IDENTITY_CHARS}",
-                batch.len()
-            )));
-        }
-        // A stack of slices still to send: a request Heap finds too large (413) is split in halves,
-        // since Heap documents no size limit and rich users can make 1000 of them large.
-        let mut unsent: Vec<&[UserUpdate]> = batch.chunks(MAX_USERS_PER_REQUEST).rev().collect();
+    /// Users Heap refuses one by one are refused alone: a request Heap refuses (400) is split in
+    /// halves down to single users, as one it finds too large (413) is, once an empty request showed
+    /// that Heap takes the app_id itself.
+    async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError> {
+        // An identity Heap cannot take would have it refuse every request carrying it: never sent.
+        let (too_long, sendable): (Vec<usize>, Vec<usize>) =
+            (0..batch.len()).partition(|&at| batch[at].identity.chars().count() > MAX_IDENTITY_CHARS);
+        let mut refused: Refused = too_long
+            .into_iter()
+            .map(|at| {
+                let length = batch[at].identity.chars().count();
+                (at, format!("identity is {length} characters long, Heap takes at most {MAX_IDENTITY_CHARS}"))
+            })
+            .collect();
+        let mut app_id_taken = false;
+        // A stack of parts still to send, the first on top.
+        let mut unsent: Vec<&[usize]> = sendable.chunks(MAX_USERS_PER_REQUEST).rev().collect();
         while let Some(users) = unsent.pop() {
-            match self.post_with_retries(&self.request_for(users)).await {
-                Ok(()) => {}
-                Err(Failure::Refused { status: StatusCode::PAYLOAD_TOO_LARGE, .. }) if users.len() > 1 => {
-                    tracing::debug!(users = users.len(), "Heap found the request too large, splitting it");
-                    let (first, second) = users.split_at(users.len() / 2);
-                    unsent.extend([second, first]);
-                }
+            let (status, answer) = match self.post_with_retries(&self.request_for(batch, users)).await {
+                Ok(()) => continue,
+                Err(Failure::Refused { status, answer }) => (status, answer),
+                Err(Failure::Fatal(message)) => return Err(ConnectorError::Fatal(message)),
                 Err(Failure::Transient(detail)) => {
                     return Err(ConnectorError::Transient(format!(
                         "Heap did not take the batch of {} users after {} tries: {detail}",
@@ -277,31 +333,33 @@ impl Sink for HeapSink {
                         self.attempts
                     )));
                 }
-                Err(Failure::Refused { status, answer }) => {
-                    return Err(ConnectorError::Rejected(format!(
-                        "Heap rejected the batch of {} users ({status}): {answer}",
-                        users.len()
-                    )));
-                }
+            };
+            if status != StatusCode::PAYLOAD_TOO_LARGE && !app_id_taken {
+                self.ensure_app_id_taken().await?;
+                app_id_taken = true;
+            }
+            if let [user] = users {
+                refused.push((*user, format!("Heap refused the user ({status}): {answer}")));
+            } else {
+                tracing::debug!(users = users.len(), %status, "Heap refused a request, splitting it");
+                let (first, second) = users.split_at(users.len() / 2);
+                unsent.extend([second, first]);
             }
         }
-        Ok(())
+        refused.sort_unstable();
+        Ok(refused)
     }
 
-    /// Sends the bulk form with no users: Heap checks the app_id without changing anything.
+    /// Sends the bulk form with no users. Heap answers 200 to app ids it does not know, so this
+    /// proves the host and the request are right, not the app_id.
     async fn check(&self) -> Result<String, ConnectorError> {
-        let request = AddUserProperties { app_id: &self.app_id, users: Vec::new() };
-        match self.post_with_retries(&request).await {
-            Ok(()) => Ok(format!("Heap accepted app_id {}", self.app_id)),
-            Err(Failure::Transient(detail)) => Err(ConnectorError::Transient(format!(
-                "Heap did not answer the check of app_id {} after {} tries: {detail}",
-                self.app_id, self.attempts
-            ))),
-            Err(Failure::Refused { status, answer }) => Err(ConnectorError::Fatal(format!(
-                "Heap refused app_id {} ({status}): {answer}; check app_id and base_url",
-                self.app_id
-            ))),
-        }
+        self.ensure_app_id_taken().await?;
+        Ok(format!(
+            "Heap took a request for app_id {} at {}, which proves the host and the request only: Heap \
+             answers 200 to app ids it does not know",
+            self.app_id,
+            self.endpoint.host_str().unwrap_or_default()
+        ))
     }
 }
 
@@ -325,6 +383,8 @@ enum Failure {
     Transient(String),
     /// Heap refused the request itself: trying it again would not help.
     Refused { status: StatusCode, answer: String },
+    /// Nothing sent to this Heap can succeed (a redirect, 401, 403): the run must stop.
+    Fatal(String),
 }
 
 impl Failure {
@@ -336,7 +396,7 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Transient(detail) => f.write_str(detail),
+            Self::Transient(detail) | Self::Fatal(detail) => f.write_str(detail),
             Self::Refused { status, answer } => write!(f, "{status}: {answer}"),
         }
     }
@@ -359,4 +419,26 @@ fn describe_request_error(error: reqwest::Error) -> String {
 fn quote_answer(body: &str) -> String {
     let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
     if body.is_empty() { "no explanation given".to_owned() } else { shorten(&body, MAX_ANSWER_CHARS) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_region_picks_the_host() {
+        let config = |region: Option<Region>| HeapSinkConfig {
+            app_id: "1".into(),
+            region,
+            base_url: None,
+            timeout: default_timeout(),
+            max_retries: 0,
+            retry_delay: default_retry_delay(),
+            requests_per_second: 1,
+        };
+        let endpoint = |region| config(region).endpoint().unwrap().to_string();
+        assert_eq!(endpoint(None), "https://heapanalytics.com/api/add_user_properties");
+        assert_eq!(endpoint(Some(Region::Us)), "https://heapanalytics.com/api/add_user_properties");
+        assert_eq!(endpoint(Some(Region::Eu)), "https://c.eu.heap-api.com/api/add_user_properties");
+    }
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
-use enrich_core::{ConnectorError, DirectoryError, UserDirectory, UserRecord};
+use enrich_core::{ConnectorError, DirectoryError, PersonName, UserDirectory, UserRecord};
 use enrich_heap::{CsvDirectory, CsvUsersConfig};
 use futures::StreamExt;
 use serde_json::json;
@@ -38,7 +38,14 @@ async fn open_error(directory: &CsvDirectory) -> ConnectorError {
 }
 
 fn user(identity: &str, email: Option<&str>, last_seen: DateTime<Utc>) -> UserRecord {
-    UserRecord { identity: identity.into(), user_id: None, email: email.map(Into::into), ip: None, last_seen }
+    UserRecord {
+        identity: identity.into(),
+        user_id: None,
+        email: email.map(Into::into),
+        ip: None,
+        name: PersonName::default(),
+        last_seen,
+    }
 }
 
 fn at(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> DateTime<Utc> {
@@ -71,6 +78,20 @@ async fn reads_every_user_with_extra_columns_ignored() {
     let mut third = user("u-3", None, at(2026, 11, 26, 0, 0, 0));
     third.user_id = Some("102".into());
     assert_eq!(users, [Ok(first), Ok(user("u-2", None, at(2026, 11, 27, 9, 30, 0))), Ok(third)]);
+}
+
+#[tokio::test]
+async fn passes_names_and_ip_addresses_on_as_match_hints() {
+    let (_folder, directory) = users_file(
+        "identity,email,last_seen,given_name,Family_Name,ip_address\n\
+         u-1,ada@acme.com,2026-11-28, Ada ,Lovelace,203.0.113.7\n\
+         u-2,bo@acme.com,2026-11-28,,,not an address\n",
+    );
+    let users = read(&directory).await;
+    let mut ada = user("u-1", Some("ada@acme.com"), at(2026, 11, 28, 0, 0, 0));
+    ada.name = PersonName { given: Some("Ada".into()), family: Some("Lovelace".into()) };
+    ada.ip = Some("203.0.113.7".parse().unwrap());
+    assert_eq!(users, [Ok(ada), Ok(user("u-2", Some("bo@acme.com"), at(2026, 11, 28, 0, 0, 0)))]);
 }
 
 #[tokio::test]

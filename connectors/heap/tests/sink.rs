@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use enrich_core::{ConnectorError, PropertyValue, Sink, UserUpdate};
 use enrich_heap::{HeapSink, HeapSinkConfig};
 use serde_json::{Value, json};
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const ENDPOINT: &str = "/api/add_user_properties";
@@ -148,12 +148,12 @@ async fn gives_up_on_a_failing_server_with_its_last_answer() {
 }
 
 #[tokio::test]
-async fn a_refused_request_is_rejected_with_heaps_answer_and_not_retried() {
+async fn a_refused_app_id_is_fatal_and_not_retried() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(ENDPOINT))
         .respond_with(ResponseTemplate::new(400).set_body_string("Invalid app_id"))
-        .expect(1)
+        .expect(2) // the batch, then the empty request telling the app_id from the users
         .mount(&server)
         .await;
 
@@ -164,18 +164,84 @@ async fn a_refused_request_is_rejected_with_heaps_answer_and_not_retried() {
 
     assert_eq!(
         error,
-        ConnectorError::Rejected(
-            "Heap rejected the batch of 2 users (400 Bad Request): Invalid app_id".into()
+        ConnectorError::Fatal(
+            "Heap refused app_id 1234567890 (400 Bad Request): Invalid app_id; check app_id, region and \
+             base_url"
+                .into()
         )
     );
+}
+
+#[tokio::test]
+async fn a_batch_refused_for_one_identity_writes_every_other_user() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(ENDPOINT))
+        .and(body_string_contains(r#""identity":"bad""#))
+        .respond_with(ResponseTemplate::new(400).set_body_string("users[3]: identity is refused"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(ENDPOINT))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let mut batch: Vec<UserUpdate> = (0..7).map(|n| update(&format!("u-{n}"), &[])).collect();
+    batch.insert(3, update("bad", &[]));
+
+    let refused = sink(&server.uri()).write(&batch).await.unwrap();
+
+    assert_eq!(
+        refused,
+        [(3, "Heap refused the user (400 Bad Request): users[3]: identity is refused".to_owned())]
+    );
+    let mut written: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|request| !String::from_utf8_lossy(&request.body).contains(r#""identity":"bad""#))
+        .flat_map(|request| body(request)["users"].as_array().unwrap().clone())
+        .map(|user| user["identity"].as_str().unwrap().to_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["u-0", "u-1", "u-2", "u-3", "u-4", "u-5", "u-6"]);
+}
+
+#[tokio::test]
+async fn a_401_or_403_stops_the_run() {
+    for status in [401, 403] {
+        let server = answering(status, "Forbidden").await;
+        let error = sink(&server.uri()).write(&[update("u-1", &[])]).await.unwrap_err();
+        assert!(error.is_fatal(), "{status}: {error:?}");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1, "{status}: not retried");
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_names_the_location() {
+    let elsewhere = answering(200, "").await;
+    let location = format!("{}{ENDPOINT}", elsewhere.uri());
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(301).insert_header("Location", location.as_str()))
+        .mount(&server)
+        .await;
+
+    let error =
+        sink(&server.uri()).write(&[update("u-1", &[("Company Name", text("Acme"))])]).await.unwrap_err();
+
+    assert!(error.is_fatal(), "{error:?}");
+    assert!(error.to_string().contains(&format!("redirecting to {location}")), "{error}");
+    assert!(elsewhere.received_requests().await.unwrap().is_empty(), "the redirect was followed");
 }
 
 #[tokio::test]
 async fn a_long_answer_is_cut() {
     let server = answering(422, &"x".repeat(5000)).await;
     let error = sink(&server.uri()).write(&[update("u-1", &[])]).await.unwrap_err().to_string();
-    assert!(error.ends_with(&format!("{}…", "x".repeat(300))), "{error}");
-    assert!(error.len() < 400);
+    assert!(error.contains(&format!("{}…;", "x".repeat(300))), "{error}");
+    assert!(error.len() < 450);
 }
 
 #[tokio::test]
@@ -198,12 +264,16 @@ async fn refuses_an_overlong_identity_without_sending_or_quoting_it() {
     let identity = "a".repeat(256);
     let batch = [update("fine", &[]), update(&identity, &[])];
 
-    let error = sink(&server.uri()).write(&batch).await.unwrap_err();
+    let refused = sink(&server.uri()).write(&batch).await.unwrap();
 
-    let ConnectorError::Rejected(message) = error else { panic!("expected Rejected, got {error:?}") };
+    assert_eq!(refused.len(), 1);
+    let (at, message) = &refused[0];
+    assert_eq!(*at, 1);
     assert!(message.contains("256 characters"), "{message}");
     assert!(!message.contains(&identity));
-    assert!(server.received_requests().await.unwrap().is_empty());
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(body(&requests[0])["users"].as_array().unwrap().len(), 1, "only the fine user is sent");
     // 255 characters, however many bytes, are fine.
     sink(&server.uri()).write(&[update(&"é".repeat(255), &[])]).await.unwrap();
 }
@@ -263,7 +333,9 @@ async fn check_sends_an_empty_bulk_request() {
         .mount(&server)
         .await;
 
-    assert_eq!(sink(&server.uri()).check().await.unwrap(), "Heap accepted app_id 1234567890");
+    let done = sink(&server.uri()).check().await.unwrap();
+    assert!(done.starts_with("Heap took a request for app_id 1234567890 at 127.0.0.1"), "{done}");
+    assert!(done.ends_with("Heap answers 200 to app ids it does not know"), "{done}");
 }
 
 #[tokio::test]
@@ -273,7 +345,7 @@ async fn check_reports_a_refused_app_id_as_fatal() {
     assert_eq!(
         error,
         ConnectorError::Fatal(
-            "Heap refused app_id 1234567890 (400 Bad Request): Invalid app_id; check app_id and base_url"
+            "Heap refused app_id 1234567890 (400 Bad Request): Invalid app_id; check app_id, region and base_url"
                 .into()
         )
     );
@@ -286,7 +358,7 @@ async fn check_reports_an_unavailable_heap_as_transient() {
     assert_eq!(
         error,
         ConnectorError::Transient(
-            "Heap did not answer the check of app_id 1234567890 after 3 tries: 502 Bad Gateway: no explanation given"
+            "Heap did not answer a check of app_id 1234567890 after 3 tries: 502 Bad Gateway: no explanation given"
                 .into()
         )
     );
@@ -303,6 +375,18 @@ fn config_defaults_and_a_numeric_app_id() {
     assert_eq!(config.requests_per_second, 10);
     assert!(config.validate().is_empty());
     assert!(HeapSink::new(&config).is_ok());
+}
+
+#[test]
+fn a_region_picks_heaps_host_and_excludes_base_url() {
+    let eu: HeapSinkConfig = serde_json::from_value(json!({"app_id": "1", "region": "eu"})).unwrap();
+    assert!(eu.validate().is_empty());
+    let both: HeapSinkConfig =
+        serde_json::from_value(json!({"app_id": "1", "region": "us", "base_url": "https://heap.example"}))
+            .unwrap();
+    assert_eq!(both.validate()[0].field, "region");
+    let unknown = serde_json::from_value::<HeapSinkConfig>(json!({"app_id": "1", "region": "apac"}));
+    assert!(unknown.unwrap_err().to_string().contains("unknown variant `apac`"));
 }
 
 #[test]

@@ -42,6 +42,12 @@ pub struct HeapConnectConfig {
     pub schema: String,
     /// The `users` column holding each user's email, or `identity` when identities are emails.
     pub email_property: String,
+    /// The `users` columns holding the person's first and last names, if the environment has such
+    /// properties: sent to the source as match hints.
+    #[serde(default)]
+    pub given_name_property: Option<String>,
+    #[serde(default)]
+    pub family_name_property: Option<String>,
     /// By default `require`, or `disable` for a server on this machine: see [`TlsMode`].
     #[serde(default)]
     pub tls: Option<TlsMode>,
@@ -59,6 +65,15 @@ impl HeapConnectConfig {
                 "schema",
                 format!("{problem}: name Heap Connect's schema, such as main_production"),
             ));
+        }
+        for (field, column) in [
+            ("given_name_property", &self.given_name_property),
+            ("family_name_property", &self.family_name_property),
+        ] {
+            if let Some(problem) = column.as_deref().and_then(name_problem) {
+                problems
+                    .push(FieldError::new(field, format!("{problem}: name a users column, or leave it out")));
+            }
         }
         if let Some(problem) = name_problem(&self.email_property) {
             problems.push(FieldError::new(
@@ -80,6 +95,8 @@ pub struct HeapConnectDirectory {
     schema: String,
     /// `None` when identities are the emails.
     email_column: Option<String>,
+    given_name_column: Option<String>,
+    family_name_column: Option<String>,
 }
 
 impl HeapConnectDirectory {
@@ -91,7 +108,22 @@ impl HeapConnectDirectory {
             database: Database::new(&config.url, config.tls)?,
             schema: config.schema.clone(),
             email_column: (config.email_property != IDENTITY).then(|| config.email_property.clone()),
+            given_name_column: config.given_name_property.clone(),
+            family_name_column: config.family_name_property.clone(),
         })
+    }
+
+    /// The optional `users` columns the roster reads, in the order the query returns them after
+    /// user_id, identity and last_seen, with the name the query gives each.
+    fn optional_columns(&self) -> Vec<(&str, &'static str)> {
+        [
+            (&self.email_column, "email"),
+            (&self.given_name_column, "given_name"),
+            (&self.family_name_column, "family_name"),
+        ]
+        .into_iter()
+        .filter_map(|(column, alias)| Some((column.as_deref()?, alias)))
+        .collect()
     }
 
     /// A table as messages name it: `main_production.users`.
@@ -106,8 +138,8 @@ impl HeapConnectDirectory {
             (IDENTITY, Some(ColumnKind::Text)),
             (LAST_MODIFIED, None),
         ];
-        if let Some(email) = &self.email_column {
-            users.push((email, Some(ColumnKind::Text)));
+        for (column, _) in self.optional_columns() {
+            users.push((column, Some(ColumnKind::Text)));
         }
         let sessions = vec![(USER_ID, Some(ColumnKind::UserId)), (SESSION_TIME, Some(ColumnKind::Timestamp))];
         [(USERS_TABLE, users), (SESSIONS_TABLE, sessions)]
@@ -205,20 +237,21 @@ impl HeapConnectDirectory {
 
     /// One row per identified user with a session since `$1`: the user's latest row, and the latest
     /// session's time as `last_seen`. Sessions are filtered before they are grouped, which is the same
-    /// as filtering on their maximum, and cheaper. Column order: user_id, identity, last_seen, email.
+    /// as filtering on their maximum, and cheaper. Column order: user_id, identity, last_seen, then the
+    /// optional columns (email, given_name, family_name) that are configured.
     fn roster_query(&self) -> String {
         let users = format!("{}.{}", quoted(&self.schema), quoted(USERS_TABLE));
         let sessions = format!("{}.{}", quoted(&self.schema), quoted(SESSIONS_TABLE));
         let (user_id, identity, last_modified, time) =
             (quoted(USER_ID), quoted(IDENTITY), quoted(LAST_MODIFIED), quoted(SESSION_TIME));
-        let (email_select, email_output) = match &self.email_column {
-            Some(email) => (format!(", {} AS email", quoted(email)), ", u.email"),
-            None => (String::new(), ""),
-        };
+        let optional = self.optional_columns();
+        let optional_select: String =
+            optional.iter().map(|(column, alias)| format!(", {} AS {alias}", quoted(column))).collect();
+        let optional_output: String = optional.iter().map(|(_, alias)| format!(", u.{alias}")).collect();
         // ROW_NUMBER rather than DISTINCT ON, which Redshift lacks.
         format!(
             "WITH latest_users AS (
-                SELECT {user_id} AS user_id, {identity} AS identity{email_select}, ROW_NUMBER() OVER (
+                SELECT {user_id} AS user_id, {identity} AS identity{optional_select}, ROW_NUMBER() OVER (
                     PARTITION BY {user_id} ORDER BY {last_modified} DESC NULLS LAST
                 ) AS recency
                 FROM {users}
@@ -228,7 +261,7 @@ impl HeapConnectDirectory {
                 WHERE {time} >= $1
                 GROUP BY {user_id}
             )
-            SELECT u.user_id, u.identity, s.last_seen{email_output}
+            SELECT u.user_id, u.identity, s.last_seen{optional_output}
             FROM latest_users u JOIN last_sessions s ON s.user_id = u.user_id
             WHERE u.recency = 1 AND u.identity IS NOT NULL"
         )
@@ -252,12 +285,16 @@ impl UserDirectory for HeapConnectDirectory {
         let rows = client.query_raw(&statement, [window]).await.map_err(|error| {
             ConnectorError::Fatal(format!("cannot query the users: {}", error_message(&error)))
         })?;
+        let optional = self.optional_columns();
+        let position = |alias: &str| optional.iter().position(|(_, named)| *named == alias).map(|at| 3 + at);
         let columns = UserColumns {
             user_id: Some(0),
             identity: 1,
             last_seen: 2,
-            email: self.email_column.as_ref().map(|_| 3),
+            email: position("email"),
             ip: None,
+            given_name: position("given_name"),
+            family_name: position("family_name"),
         };
         Ok(user_stream(client, connection, rows, columns, RowPlace::UserIdIn(self.shown(USERS_TABLE))))
     }

@@ -2,8 +2,8 @@
 //! some other way than Heap Connect's.
 //!
 //! The query returns the columns `identity`, `email` and `last_seen` (`timestamp`, read as UTC, or
-//! `timestamptz`), and may return `user_id` (an integer or text) and `ip` (`inet` or text); other
-//! columns are ignored. `$1` is bound to the window's start and is required: without it the window
+//! `timestamptz`), and may return `user_id` (an integer or text), `ip` (`inet` or text), `given_name` and
+//! `family_name` (sent to the source as match hints, with `ip`); other columns are ignored. `$1` is bound to the window's start and is required: without it the window
 //! would not be applied in SQL and every user would be read, every run. Rows with a NULL or overlong
 //! identity are reported and skipped.
 
@@ -127,6 +127,8 @@ fn locate_columns(columns: &[Column]) -> Result<UserColumns, String> {
     let last_seen = find("last_seen", ColumnKind::Timestamp);
     let user_id = find("user_id", ColumnKind::UserId);
     let ip = find("ip", ColumnKind::Ip);
+    let given_name = find("given_name", ColumnKind::Text);
+    let family_name = find("family_name", ColumnKind::Text);
     let missing: Vec<&str> = [("identity", identity), ("email", email), ("last_seen", last_seen)]
         .into_iter()
         .filter(|(_, at)| at.is_none())
@@ -138,7 +140,7 @@ fn locate_columns(columns: &[Column]) -> Result<UserColumns, String> {
             0,
             format!(
                 "returns no column {} (it returns: {}); it must return identity, email and last_seen, \
-                 and may return user_id and ip",
+                 and may return user_id, ip, given_name and family_name",
                 missing.join(", "),
                 returned.join(", ")
             ),
@@ -146,7 +148,7 @@ fn locate_columns(columns: &[Column]) -> Result<UserColumns, String> {
     }
     match (identity, last_seen) {
         (Some(identity), Some(last_seen)) if problems.is_empty() => {
-            Ok(UserColumns { identity, email, last_seen, user_id, ip })
+            Ok(UserColumns { identity, email, last_seen, user_id, ip, given_name, family_name })
         }
         _ => Err(format!("the query {}", problems.join("; "))),
     }

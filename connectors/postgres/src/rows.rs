@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use enrich_core::{DirectoryError, UserRecord, UserStream};
+use enrich_core::{DirectoryError, PersonName, UserRecord, UserStream};
 use futures::StreamExt;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, Row, RowStream, Statement};
@@ -130,6 +130,9 @@ pub(crate) struct UserColumns {
     pub(crate) last_seen: usize,
     pub(crate) user_id: Option<usize>,
     pub(crate) ip: Option<usize>,
+    /// The person's name, a match hint for sources.
+    pub(crate) given_name: Option<usize>,
+    pub(crate) family_name: Option<usize>,
 }
 
 /// How messages point at a bad row.
@@ -187,7 +190,13 @@ fn user_from_row(row: &Row, columns: &UserColumns) -> Result<UserRecord, String>
         None => None,
         Some(at) => value::<IpValue>(row, at)?.map(|IpValue(ip)| ip),
     };
-    Ok(UserRecord { identity, user_id: user_id.filter(|user_id| !user_id.is_empty()), email, ip, last_seen })
+    let name_part = |column: Option<usize>| -> Result<Option<String>, String> {
+        let Some(at) = column else { return Ok(None) };
+        Ok(value::<String>(row, at)?.map(|part| part.trim().to_owned()).filter(|part| !part.is_empty()))
+    };
+    let name = PersonName { given: name_part(columns.given_name)?, family: name_part(columns.family_name)? };
+    let user_id = user_id.filter(|user_id| !user_id.is_empty());
+    Ok(UserRecord { identity, user_id, email, ip, name, last_seen })
 }
 
 /// What a stream of users holds while the rows come in.

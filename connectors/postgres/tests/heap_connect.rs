@@ -15,6 +15,8 @@ fn directory(url: &str, schema: &str, email_property: &str) -> HeapConnectDirect
         url: SecretString::from(url.to_owned()),
         schema: schema.to_owned(),
         email_property: email_property.to_owned(),
+        given_name_property: None,
+        family_name_property: None,
         tls: None,
     })
     .expect("a valid config")
@@ -181,6 +183,36 @@ async fn quotes_odd_schema_and_column_names_and_reads_emails_from_identities() {
 }
 
 #[tokio::test]
+async fn reads_names_from_the_configured_columns_as_match_hints() {
+    let url = server_url();
+    let scratch = Scratch::new(&url, "names as hints").await;
+    scratch
+        .create_heap_connect_tables("TIMESTAMP", Some("\"First Name\" TEXT, ADD COLUMN last_name TEXT"))
+        .await;
+    let now = now();
+    let since = now - Duration::days(7);
+    let (expected, _) = heap_connect_roster(&scratch, "email", false, now, since).await;
+    let users_table = scratch.table("users");
+    scratch.execute(&format!("UPDATE {users_table} SET \"First Name\" = ' Alice ', last_name = 'Liddell' WHERE identity = 'alice'"), &[]).await;
+    let directory = HeapConnectDirectory::new(&HeapConnectConfig {
+        url: SecretString::from(url.clone()),
+        schema: scratch.name.clone(),
+        email_property: "email".to_owned(),
+        given_name_property: Some("First Name".to_owned()),
+        family_name_property: Some("last_name".to_owned()),
+        tls: None,
+    })
+    .unwrap();
+    let (users, _, fatal) = collect(directory.users(since).await.unwrap()).await;
+    assert_eq!(fatal, Vec::<String>::new());
+    assert_eq!(users.len(), expected.len());
+    let alice = users.iter().find(|user| user.identity == "alice").unwrap();
+    assert_eq!(alice.email.as_deref(), Some("alice@acme.com"), "the email stays in its place");
+    assert_eq!((alice.name.given.as_deref(), alice.name.family.as_deref()), (Some("Alice"), Some("Liddell")));
+    assert!(users.iter().filter(|user| user.identity != "alice").all(|user| user.name == Default::default()));
+}
+
+#[tokio::test]
 async fn a_missing_schema_or_table_is_named() {
     let url = server_url();
     let scratch = Scratch::new(&url, "Missing_Table").await;
@@ -263,6 +295,8 @@ async fn requiring_tls_of_a_server_without_it_fails_clearly() {
         url: SecretString::from(url),
         schema: "main_production".to_owned(),
         email_property: "email".to_owned(),
+        given_name_property: None,
+        family_name_property: None,
         tls: Some(TlsMode::Require),
     })
     .unwrap();

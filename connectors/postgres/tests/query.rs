@@ -83,6 +83,7 @@ fn record(
         user_id: Some(user_id.to_owned()),
         email: email.map(str::to_owned),
         ip: ip.map(|ip| ip.parse::<IpAddr>().unwrap()),
+        name: enrich_core::PersonName::default(),
         last_seen,
     }
 }
@@ -136,6 +137,18 @@ async fn reads_what_the_query_returns_in_the_window_in_utc_whatever_the_session_
 }
 
 #[tokio::test]
+async fn names_are_read_as_match_hints() {
+    let url = server_url();
+    let query = "SELECT 'u1' AS identity, 'ada@firm.io' AS email, $1::timestamptz AS last_seen, \
+                 ' Ada ' AS given_name, '' AS family_name";
+    let since = Utc::now().duration_trunc(Duration::microseconds(1)).unwrap();
+    let (users, bad_rows, fatal) = collect(directory(&url, query).users(since).await.unwrap()).await;
+    assert_eq!((bad_rows.len(), fatal.len()), (0, 0));
+    let name = &users[0].name;
+    assert_eq!((name.given.as_deref(), name.family.as_deref()), (Some("Ada"), None));
+}
+
+#[tokio::test]
 async fn a_query_whose_columns_do_not_fit_is_refused_with_every_reason() {
     let url = server_url();
     let scratch = Scratch::new(&url, "query columns").await;
@@ -147,7 +160,7 @@ async fn a_query_whose_columns_do_not_fit_is_refused_with_every_reason() {
     assert_eq!(
         message,
         "the query returns no column identity, email, last_seen (it returns: ident, mail); it must return \
-         identity, email and last_seen, and may return user_id and ip"
+         identity, email and last_seen, and may return user_id, ip, given_name and family_name"
     );
     let message = fatal(&directory(
         &url,

@@ -54,6 +54,8 @@ async fn a_server_with_a_self_signed_certificate_is_refused_with_advice() {
             url: SecretString::from(format!("postgres://enrich:pa55word@127.0.0.1:{port}/analytics")),
             schema: "main_production".to_owned(),
             email_property: "email".to_owned(),
+            given_name_property: None,
+            family_name_property: None,
             tls: Some(tls),
         })
         .unwrap();

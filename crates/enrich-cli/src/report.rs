@@ -208,6 +208,7 @@ mod tests {
             written_at: None,
             properties_hash: None,
             properties_written: 0,
+            written_properties: Vec::new(),
             segments: segments
                 .iter()
                 .map(|(title, value)| (format!("P {title}"), (*value).to_owned()))

@@ -10,7 +10,7 @@
 //!    slow sink slows lookups down instead of filling memory. A user's state is committed only after the
 //!    sink acknowledged the write that carried it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +22,12 @@ use tokio_util::sync::CancellationToken;
 use crate::digest::stable_hash;
 use crate::events::{
     BatchFailed, BatchWritten, InternalEvent, LookupFailed, RowSkipped, RunFinished, RunStarted, RunStopped,
-    ValuesCut,
+    SeveralEmails, UsersRefused, ValuesCut,
 };
 use crate::{
-    ConnectionStatus, ConnectorError, DirectoryError, Lookup, LookupKey, Outcome, PendingWrite, Properties,
-    PropertyValue, Record, RunKind, RunRecord, RunSummary, Segment, Sink, SkipReason, Source, StateError,
-    StateStore, UserDirectory, UserRecord, UserState, UserUpdate,
+    ConnectionStatus, ConnectorError, DirectoryError, DueRule, Lookup, LookupHints, LookupKey, Outcome,
+    PendingWrite, Properties, PropertyValue, Record, RunKind, RunRecord, RunSummary, Segment, Sink,
+    SkipReason, Source, StateError, StateStore, UserDirectory, UserRecord, UserState, UserUpdate,
 };
 
 /// When a connection runs, which users it covers, and how much one run may spend.
@@ -196,7 +196,8 @@ pub async fn sync(
                 if stop.is_cancelled() {
                     return (key, users, None);
                 }
-                let result = source.lookup(&key, &stop).await;
+                let hints = LookupHints::of(users.iter().map(|user| &user.record));
+                let result = source.lookup(&key, &hints, &stop).await;
                 (key, users, result)
             }
         })
@@ -248,9 +249,10 @@ pub async fn sync(
                     Check::new(outcome, key_hash, properties, source.checked_property(), &segments, now);
                 let mut pending = Vec::with_capacity(users.len());
                 for user in users {
-                    let (write, unchanged) = check.pending_write(user);
-                    summary.unchanged += u64::from(unchanged);
-                    pending.push(write);
+                    let prepared = check.pending_write(user);
+                    summary.unchanged += u64::from(prepared.unchanged);
+                    summary.cleared += prepared.cleared;
+                    pending.push(prepared.write);
                 }
                 // Stored before it is sent: a run killed now writes it next time without a new lookup.
                 store.put_pending(&pending)?;
@@ -404,10 +406,19 @@ async fn read_due_users(
     };
     let source = connection.source.as_ref();
     let key_kind = source.key_kind();
-    let mut due: BTreeMap<LookupKey, Vec<DueUser>> = BTreeMap::new();
-    let mut due_identities = HashSet::new();
+    let judge = DueJudge {
+        store,
+        source,
+        skip,
+        rule: DueRule {
+            refresh: connection.schedule.refresh,
+            invalid_retry_after: source.invalid_retry_after(),
+        },
+        now,
+    };
+    let mut planner = Planner::default();
     while let Some(item) = users.next().await {
-        let user = match item {
+        let mut user = match item {
             Ok(user) => user,
             Err(DirectoryError::BadRow { location, message }) => {
                 summary.bad_rows += 1;
@@ -438,37 +449,25 @@ async fn read_due_users(
                 continue;
             }
         };
-        if due_identities.contains(&user.identity) {
-            summary.duplicate_identities += 1;
-            continue;
+        // Identities are trimmed like emails: ` u1` and `u1` are one user.
+        if user.identity.trim() != user.identity {
+            user.identity = user.identity.trim().to_owned();
         }
         if skip.resumed.contains(&user.identity) {
             continue;
         }
         let digest = key.digest();
-        let declined = if skip.suppressed.contains(&digest) {
-            Some("forgotten on request")
-        } else {
-            source.declines(&key)
-        };
-        if let Some(reason) = declined {
-            summary.skipped += 1;
-            summary.note(&format!("skipped: {reason}"), 1);
+        if !planner.takes(&user, digest, summary) {
             continue;
         }
-        let previous = store.user(&user.identity)?;
-        let is_due =
-            previous.as_ref().is_none_or(|state| state.is_due(digest, now, connection.schedule.refresh));
-        if is_due {
-            summary.due += 1;
-            due_identities.insert(user.identity.clone());
-            due.entry(key).or_default().push(DueUser { record: user, previous });
-        } else {
-            summary.up_to_date += 1;
-        }
+        let fate = judge.fate(&user.identity, key, digest, summary)?;
+        planner.settle(user, fate);
     }
     progress.read(summary.read);
-    let mut plan: Plan = due.into_iter().collect();
+    if summary.identities_with_several_emails > 0 {
+        SeveralEmails { connection: name, identities: summary.identities_with_several_emails }.emit();
+    }
+    let mut plan: Plan = planner.due.into_iter().collect();
     // Pending lookups first (Clearbit is fetching them), then never checked, then the oldest checks.
     plan.sort_by_cached_key(|(_, users)| users.iter().map(priority).min());
     if let Some(limit) = connection.schedule.max_lookups_per_run {
@@ -478,6 +477,128 @@ async fn read_due_users(
         }
     }
     Ok(Ok(plan))
+}
+
+/// Decides whether a roster row is skipped, due or up to date.
+struct DueJudge<'a> {
+    store: &'a dyn StateStore,
+    source: &'a dyn Source,
+    skip: &'a Skip<'a>,
+    rule: DueRule,
+    now: DateTime<Utc>,
+}
+
+impl DueJudge<'_> {
+    /// What becomes of a user with this key, counted in the summary.
+    fn fate(
+        &self,
+        identity: &str,
+        key: LookupKey,
+        digest: u64,
+        summary: &mut RunSummary,
+    ) -> Result<Fate, StateError> {
+        let declined = if self.skip.suppressed.contains(&digest) {
+            Some("forgotten on request")
+        } else {
+            self.source.declines(&key)
+        };
+        if let Some(reason) = declined {
+            summary.skipped += 1;
+            summary.note(&format!("skipped: {reason}"), 1);
+            return Ok(Fate::Skipped(reason));
+        }
+        let previous = self.store.user(identity)?;
+        if previous.as_ref().is_none_or(|state| state.is_due(digest, self.now, self.rule)) {
+            summary.due += 1;
+            Ok(Fate::Due(key, previous))
+        } else {
+            summary.up_to_date += 1;
+            Ok(Fate::UpToDate)
+        }
+    }
+}
+
+/// What the reading phase made of an identity's row: due (with the user's state), up to date, or
+/// skipped (and why).
+enum Fate {
+    Due(LookupKey, Option<UserState>),
+    UpToDate,
+    Skipped(&'static str),
+}
+
+/// The row an identity is enriched from: its most recently seen one (the first of equals), so that
+/// an identity listed with several emails gets the same one every run.
+struct Chosen {
+    last_seen: DateTime<Utc>,
+    key_digest: u64,
+    several_emails: bool,
+    /// How the row was counted, so that a more recent row can take its place (a due row's state is
+    /// held by the plan, not here); `None` until settled.
+    counted: Option<Fate>,
+}
+
+/// The due users of a run, grouped by key, with one row per identity. Remembers every identity read
+/// (a hash, a time and a digest each), so that a later, more recent row can replace an earlier one.
+#[derive(Default)]
+struct Planner {
+    due: BTreeMap<LookupKey, Vec<DueUser>>,
+    chosen: HashMap<u64, Chosen>,
+}
+
+impl Planner {
+    /// Whether this row is the one to use for its identity so far; counts the duplicate if the
+    /// identity was read before, and takes back what its earlier row was counted as if this one
+    /// replaces it.
+    fn takes(&mut self, user: &UserRecord, key_digest: u64, summary: &mut RunSummary) -> bool {
+        let identity_hash = stable_hash([user.identity.as_bytes()]);
+        let Some(chosen) = self.chosen.get_mut(&identity_hash) else {
+            let chosen =
+                Chosen { last_seen: user.last_seen, key_digest, several_emails: false, counted: None };
+            self.chosen.insert(identity_hash, chosen);
+            return true;
+        };
+        summary.duplicate_identities += 1;
+        if chosen.key_digest != key_digest && !chosen.several_emails {
+            chosen.several_emails = true;
+            summary.identities_with_several_emails += 1;
+        }
+        if user.last_seen <= chosen.last_seen {
+            return false;
+        }
+        match chosen.counted.take() {
+            Some(Fate::Skipped(reason)) => {
+                summary.skipped -= 1;
+                summary.unnote(&format!("skipped: {reason}"), 1);
+            }
+            Some(Fate::Due(key, _)) => {
+                summary.due -= 1;
+                if let Some(users) = self.due.get_mut(&key) {
+                    users.retain(|due| due.record.identity != user.identity);
+                    if users.is_empty() {
+                        self.due.remove(&key);
+                    }
+                }
+            }
+            Some(Fate::UpToDate) => summary.up_to_date -= 1,
+            None => {}
+        }
+        chosen.last_seen = user.last_seen;
+        chosen.key_digest = key_digest;
+        true
+    }
+
+    /// Records what became of the row [`Planner::takes`] chose.
+    fn settle(&mut self, user: UserRecord, fate: Fate) {
+        let identity_hash = stable_hash([user.identity.as_bytes()]);
+        let Some(chosen) = self.chosen.get_mut(&identity_hash) else { return };
+        chosen.counted = Some(match fate {
+            Fate::Due(key, previous) => {
+                self.due.entry(key.clone()).or_default().push(DueUser { record: user, previous });
+                Fate::Due(key, None)
+            }
+            counted @ (Fate::UpToDate | Fate::Skipped(_)) => counted,
+        });
+    }
 }
 
 /// Lower comes first.
@@ -505,6 +626,7 @@ fn fresh_state(key_hash: u64, now: DateTime<Utc>) -> UserState {
         written_at: None,
         properties_hash: None,
         properties_written: 0,
+        written_properties: Vec::new(),
         segments: BTreeMap::new(),
     }
 }
@@ -535,10 +657,21 @@ struct Check<'a> {
     key_hash: u64,
     properties: Properties,
     properties_hash: u64,
+    /// The names this check leaves set, the check date included, sorted.
+    names: Vec<String>,
     checked_property: &'a str,
     /// The values of the source's report segments, which the state keeps.
     segment_values: BTreeMap<String, String>,
     now: DateTime<Utc>,
+}
+
+/// One user's write of a check.
+struct PreparedWrite {
+    write: PendingWrite,
+    /// Nothing changed since the last acknowledged write: only the check date is sent.
+    unchanged: bool,
+    /// Properties last written that this check no longer yields, sent empty.
+    cleared: u64,
 }
 
 impl<'a> Check<'a> {
@@ -558,18 +691,31 @@ impl<'a> Check<'a> {
             })
             .collect();
         let properties_hash = properties_hash(&properties);
-        Self { outcome, key_hash, properties, properties_hash, checked_property, segment_values, now }
+        let mut names: Vec<String> = properties.keys().cloned().collect();
+        if let Err(at) = names.binary_search_by(|name| name.as_str().cmp(checked_property)) {
+            names.insert(at, checked_property.to_owned());
+        }
+        Self { outcome, key_hash, properties, properties_hash, names, checked_property, segment_values, now }
     }
 
-    /// What to write for one user: everything, or only the check date when nothing changed since the
-    /// last acknowledged write (then the flag is true).
-    fn pending_write(&self, user: DueUser) -> (PendingWrite, bool) {
+    /// The names last acknowledged for a user that this check no longer yields.
+    fn no_longer_true<'p>(&self, previous: &'p UserState) -> Vec<&'p String> {
+        previous.written_properties.iter().filter(|name| self.names.binary_search(name).is_err()).collect()
+    }
+
+    /// What to write for one user: everything (with what is no longer true emptied), or only the check
+    /// date when nothing changed since the last acknowledged write.
+    fn pending_write(&self, user: DueUser) -> PreparedWrite {
         let properties_hash = self.properties_hash;
         let previous = user.previous.unwrap_or_else(|| fresh_state(self.key_hash, self.now));
+        let cleared = self.no_longer_true(&previous);
         let unchanged = previous.written_at.is_some()
             && previous.outcome == self.outcome
-            && previous.properties_hash == Some(properties_hash);
+            && previous.properties_hash == Some(properties_hash)
+            && cleared.is_empty();
         let mut properties = if unchanged { Properties::new() } else { self.properties.clone() };
+        // Heap has no null: an empty value is how a property is cleared.
+        properties.extend(cleared.iter().map(|name| ((*name).clone(), PropertyValue::Text(String::new()))));
         properties.insert(
             self.checked_property.to_owned(),
             PropertyValue::Text(self.now.to_rfc3339_opts(SecondsFormat::Secs, true)),
@@ -582,15 +728,17 @@ impl<'a> Check<'a> {
             detail: None,
             written_at: Some(self.now),
             properties_hash: Some(properties_hash),
-            properties_written: self.properties.len() + 1,
+            properties_written: self.names.len(),
+            written_properties: self.names.clone(),
             segments: self.segment_values.clone(),
         };
+        let cleared = cleared.len() as u64;
         let write = PendingWrite {
             update: UserUpdate { identity: user.record.identity, user_id: user.record.user_id, properties },
             acknowledged,
             previous: UserState { key_hash: self.key_hash, ..previous },
         };
-        (write, unchanged)
+        PreparedWrite { write, unchanged, cleared }
     }
 }
 
@@ -674,55 +822,101 @@ async fn write_batch(
             (pending.update, states)
         })
         .unzip();
-    let identities = updates.iter().map(|update| update.identity.clone());
     let name = context.connection.as_str();
-    match context.sink.write(&updates).await {
-        Ok(()) => {
-            let states: Vec<(String, UserState)> = identities
-                .zip(states)
-                .map(|(identity, states)| {
-                    report.data_reached |= states.acknowledged.outcome == Outcome::Found;
-                    (identity, states.acknowledged)
-                })
-                .collect();
-            context.store.put_users(&states)?;
-            report.written += states.len() as u64;
-            report.batches += 1;
-            context.progress.written(states.len() as u64);
-            BatchWritten { connection: name, users: states.len() }.emit();
-        }
+    let refused = match context.sink.write(&updates).await {
+        Ok(refused) => refused,
         Err(ConnectorError::Fatal(message)) => {
             context.stop.cancel();
             report.aborted += updates.len() as u64;
             report.fatal = Some(message);
+            return Ok(());
         }
         Err(ConnectorError::Transient(message)) => {
             // The checks stay pending: the next run writes them without looking them up again.
             BatchFailed { connection: name, users: updates.len(), error: &message }.emit();
             report.failed += updates.len() as u64;
             report.reasons.push((message, updates.len() as u64));
+            return Ok(());
         }
         Err(ConnectorError::Rejected(message)) => {
-            BatchFailed { connection: name, users: updates.len(), error: &message }.emit();
-            let now = Utc::now();
-            let states: Vec<(String, UserState)> = identities
-                .zip(states)
-                .map(|(identity, pending)| {
-                    let state = UserState {
-                        outcome: Outcome::Failed,
-                        detail: Some(message.clone()),
-                        attempted_at: now,
-                        ..pending.previous
-                    };
-                    (identity, state)
-                })
-                .collect();
-            report.failed += states.len() as u64;
-            report.reasons.push((message, states.len() as u64));
-            context.store.put_users(&states)?;
+            (0..updates.len()).map(|at| (at, message.clone())).collect()
+        }
+    };
+    let mut reasons: Vec<Option<String>> = vec![None; updates.len()];
+    for (at, reason) in refused {
+        if let Some(slot) = reasons.get_mut(at) {
+            *slot = Some(reason);
         }
     }
+    let mut acknowledged = Vec::with_capacity(updates.len());
+    let mut refused = Vec::new();
+    for ((update, states), reason) in updates.into_iter().zip(states).zip(reasons) {
+        match reason {
+            None => acknowledged.push((update.identity, states)),
+            Some(reason) => refused.push((update, states, reason)),
+        }
+    }
+    commit_acknowledged(context, acknowledged, report)?;
+    keep_refused(context, refused, report)
+}
+
+/// Commits the states of the users the sink acknowledged (and so drops their pending writes).
+fn commit_acknowledged(
+    context: &WriteContext,
+    acknowledged: Vec<(String, StatesOfWrite)>,
+    report: &mut WriteReport,
+) -> Result<(), StateError> {
+    if acknowledged.is_empty() {
+        return Ok(());
+    }
+    let states: Vec<(String, UserState)> = acknowledged
+        .into_iter()
+        .map(|(identity, states)| {
+            report.data_reached |= states.acknowledged.outcome == Outcome::Found;
+            (identity, states.acknowledged)
+        })
+        .collect();
+    context.store.put_users(&states)?;
+    report.written += states.len() as u64;
+    report.batches += 1;
+    context.progress.written(states.len() as u64);
+    BatchWritten { connection: &context.connection, users: states.len() }.emit();
     Ok(())
+}
+
+/// Records the users the sink refused as failed, with its reason, and keeps their checks as pending
+/// writes: a refusal is the destination's problem, and must never cost a second lookup.
+fn keep_refused(
+    context: &WriteContext,
+    refused: Vec<(UserUpdate, StatesOfWrite, String)>,
+    report: &mut WriteReport,
+) -> Result<(), StateError> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let mut failed = Vec::with_capacity(refused.len());
+    let mut pending = Vec::with_capacity(refused.len());
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for (update, states, reason) in refused {
+        *reasons.entry(reason.clone()).or_default() += 1;
+        let state = UserState {
+            outcome: Outcome::Failed,
+            detail: Some(reason),
+            attempted_at: now,
+            ..states.previous.clone()
+        };
+        failed.push((update.identity.clone(), state));
+        pending.push(PendingWrite { update, acknowledged: states.acknowledged, previous: states.previous });
+    }
+    for (reason, users) in reasons {
+        UsersRefused { connection: &context.connection, users, error: &reason }.emit();
+        report.failed += users;
+        report.reasons.push((reason, users));
+    }
+    // Committing a state drops its pending write: the write is stored again right after.
+    context.store.put_users(&failed)?;
+    context.store.put_pending(&pending)
 }
 
 #[cfg(test)]

@@ -148,6 +148,41 @@ impl InternalEvent for BatchFailed<'_> {
 }
 
 #[derive(Debug)]
+pub struct UsersRefused<'a> {
+    pub connection: &'a str,
+    pub users: u64,
+    pub error: &'a str,
+}
+
+impl InternalEvent for UsersRefused<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            connection = self.connection,
+            users = self.users,
+            "the sink refused users, whose checks stay pending (no new lookup): {}",
+            self.error
+        );
+    }
+}
+
+#[derive(Debug)]
+pub struct SeveralEmails<'a> {
+    pub connection: &'a str,
+    pub identities: u64,
+}
+
+impl InternalEvent for SeveralEmails<'_> {
+    fn emit(self) {
+        tracing::warn!(
+            connection = self.connection,
+            identities = self.identities,
+            "{} identities have several emails in the roster: each is enriched from its most recently seen row",
+            self.identities
+        );
+    }
+}
+
+#[derive(Debug)]
 pub struct RunStopped<'a> {
     pub connection: &'a str,
     pub error: &'a str,
@@ -179,6 +214,7 @@ impl InternalEvent for RunFinished<'_> {
             invalid = s.invalid,
             failed = s.failed,
             written = s.written,
+            cleared = s.cleared,
             "sync finished"
         );
     }

@@ -22,11 +22,11 @@ pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;
 pub use property::{Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
-pub use sink::{Sink, UserUpdate};
+pub use sink::{Refused, Sink, UserUpdate};
 pub use source::{Lookup, Source};
 pub use state::{
-    ConnectionState, ConnectionStatus, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,
+    ConnectionState, ConnectionStatus, DueRule, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,
     RunSummary, StateError, StateStore, UserState, found_users,
 };
 pub use tokio_util::sync::CancellationToken;
-pub use user::{KeyKind, LookupKey, SkipReason, UserRecord};
+pub use user::{KeyKind, LookupHints, LookupKey, PersonName, SkipReason, UserRecord};

@@ -15,6 +15,10 @@ pub struct UserUpdate {
     pub properties: Properties,
 }
 
+/// Users of a batch the destination refused one by one: their positions in the batch, each with the
+/// destination's reason. The rest of the batch was acknowledged.
+pub type Refused = Vec<(usize, String)>;
+
 /// A destination for user properties, built from a validated config by its connector crate.
 #[async_trait]
 pub trait Sink: Send + Sync + Debug {
@@ -22,8 +26,9 @@ pub trait Sink: Send + Sync + Debug {
     fn kind(&self) -> &'static str;
     /// The most users one `write` may carry.
     fn max_batch(&self) -> usize;
-    /// Writes one batch; `Ok` means the destination acknowledged every user in it.
-    async fn write(&self, batch: &[UserUpdate]) -> Result<(), ConnectorError>;
+    /// Writes one batch; `Ok` means the destination acknowledged every user in it but those it
+    /// refused one by one.
+    async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError>;
     /// One harmless live call proving the destination accepts this configuration.
     async fn check(&self) -> Result<String, ConnectorError>;
 }

@@ -1,11 +1,12 @@
 //! Sources: services that turn a lookup key into properties (Clearbit Enrichment, later Reveal).
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ConnectorError, KeyKind, LookupKey, PropertyInfo, Record, Segment};
+use crate::{ConnectorError, KeyKind, LookupHints, LookupKey, PropertyInfo, Record, Segment};
 
 /// What a source answered for one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,7 +18,8 @@ pub enum Lookup {
     NotFound(Record),
     /// The source is still fetching the record (Clearbit's 202); ask again at the next run.
     Pending,
-    /// The key can never be looked up (Clearbit's 422): it is not asked again.
+    /// The key cannot be looked up (Clearbit's 422): not asked again for
+    /// [`Source::invalid_retry_after`].
     Invalid(String),
 }
 
@@ -45,13 +47,18 @@ pub trait Source: Send + Sync + Debug {
     fn declines(&self, _key: &LookupKey) -> Option<&'static str> {
         None
     }
-    /// Looks one key up, already retried as the service's rules say. Once `stop` is cancelled no new
-    /// request starts, whatever the lookup waits for (a concurrency slot, the rate limit, a retry): a
-    /// lookup stopped before it sent anything returns `None` and its users stay due; one that reached
-    /// the service returns what it got.
+    /// How long an invalid key stays invalid before it is asked again (`None`: while it stays the same).
+    fn invalid_retry_after(&self) -> Option<Duration> {
+        None
+    }
+    /// Looks one key up, already retried as the service's rules say; `hints` may raise the match rate.
+    /// Once `stop` is cancelled no new request starts, whatever the lookup waits for (a concurrency
+    /// slot, the rate limit, a retry): a lookup stopped before it sent anything returns `None` and its
+    /// users stay due; one that reached the service returns what it got.
     async fn lookup(
         &self,
         key: &LookupKey,
+        hints: &LookupHints,
         stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>>;
     /// One cheap live call proving the credentials work; describes what it did.

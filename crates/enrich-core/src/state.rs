@@ -41,28 +41,44 @@ pub struct UserState {
     pub properties_hash: Option<u64>,
     /// How many properties the last acknowledged write carried.
     pub properties_written: usize,
+    /// The names of the properties the last acknowledged check left set, sorted: a later check that
+    /// yields fewer clears the rest. Names, not hashes, since a property dropped from the selection or
+    /// renamed must still be named to be cleared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written_properties: Vec<String>,
     /// The values of the source's report segments (property name → value) as last written.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub segments: BTreeMap<String, String>,
 }
 
+/// How long a completed check stays good: found and not-found answers for `refresh`, an invalid key
+/// for `invalid_retry_after` (`None`: while the key stays the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueRule {
+    pub refresh: Duration,
+    pub invalid_retry_after: Option<Duration>,
+}
+
 impl UserState {
     /// Whether a user with this state and the given key must be looked up now.
-    pub fn is_due(&self, key_hash: u64, now: DateTime<Utc>, refresh: Duration) -> bool {
+    pub fn is_due(&self, key_hash: u64, now: DateTime<Utc>, rule: DueRule) -> bool {
         if key_hash != self.key_hash {
             return true;
         }
+        // A check stamped in the future (a clock set forward, then fixed) proves nothing: due.
+        let older_than = |age: Duration| {
+            self.checked_at.is_none_or(|checked| {
+                checked > now
+                    || chrono::Duration::from_std(age)
+                        .ok()
+                        .and_then(|age| checked.checked_add_signed(age))
+                        .is_some_and(|due_at| due_at <= now)
+            })
+        };
         match self.outcome {
             Outcome::Pending | Outcome::Failed => true,
-            Outcome::Invalid => false,
-            // A check stamped in the future (a clock set forward, then fixed) proves nothing: due.
-            Outcome::Found | Outcome::NotFound => self.checked_at.is_none_or(|checked| {
-                checked > now
-                    || chrono::Duration::from_std(refresh)
-                        .ok()
-                        .and_then(|refresh| checked.checked_add_signed(refresh))
-                        .is_some_and(|due| due <= now)
-            }),
+            Outcome::Invalid => rule.invalid_retry_after.is_some_and(older_than),
+            Outcome::Found | Outcome::NotFound => older_than(rule.refresh),
         }
     }
 }
@@ -120,8 +136,11 @@ pub struct RunSummary {
     pub outside_window: u64,
     pub no_email: u64,
     pub malformed_email: u64,
-    /// The same identity more than once in the roster: only the first is used.
+    /// Rows repeating an identity already read: only the most recently seen row of an identity is used
+    /// (the first of those seen equally recently).
     pub duplicate_identities: u64,
+    /// Identities whose rows carry different emails.
+    pub identities_with_several_emails: u64,
     /// Checked recently enough: not due.
     pub up_to_date: u64,
     pub due: u64,
@@ -146,6 +165,9 @@ pub struct RunSummary {
     pub values_cut: u64,
     /// Users whose properties had not changed since the last write: only the check date was written.
     pub unchanged: u64,
+    /// Properties no longer true (a new employer, no longer found, a narrowed selection), written
+    /// empty so that the destination drops their old values.
+    pub cleared: u64,
     pub batches: u64,
     /// Why users were skipped, invalid or failed, with how many users each reason concerned.
     pub reasons: BTreeMap<String, u64>,
@@ -165,6 +187,17 @@ impl RunSummary {
             OTHER_REASONS
         };
         *self.reasons.entry(reason.to_owned()).or_default() += users;
+    }
+
+    /// Takes back `users` counted under `reason` (a row replaced by a more recent one of its identity).
+    pub fn unnote(&mut self, reason: &str, users: u64) {
+        let reason = if self.reasons.contains_key(reason) { reason } else { OTHER_REASONS };
+        if let Some(count) = self.reasons.get_mut(reason) {
+            *count = count.saturating_sub(users);
+            if *count == 0 {
+                self.reasons.remove(reason);
+            }
+        }
     }
 
     /// The most frequent reasons, most users first.
@@ -376,6 +409,7 @@ mod tests {
             written_at: None,
             properties_hash: None,
             properties_written: 0,
+            written_properties: Vec::new(),
             segments: Default::default(),
         }
     }
@@ -384,14 +418,19 @@ mod tests {
     fn due_rules() {
         let now = Utc::now();
         let day = Duration::from_secs(24 * 3600);
-        assert!(!state(Outcome::Found, Some(23), now).is_due(7, now, day));
-        assert!(state(Outcome::Found, Some(24), now).is_due(7, now, day));
-        assert!(!state(Outcome::NotFound, Some(1), now).is_due(7, now, day));
-        assert!(state(Outcome::Found, Some(1), now).is_due(8, now, day), "a new email is due");
-        assert!(state(Outcome::Pending, Some(1), now).is_due(7, now, day));
-        assert!(state(Outcome::Failed, None, now).is_due(7, now, day));
-        assert!(!state(Outcome::Invalid, Some(1000), now).is_due(7, now, day));
-        let beyond_the_calendar = Duration::from_secs(1_000_000 * 366 * 24 * 3600);
+        let rule = DueRule { refresh: day, invalid_retry_after: Some(day * 30) };
+        assert!(!state(Outcome::Found, Some(23), now).is_due(7, now, rule));
+        assert!(state(Outcome::Found, Some(24), now).is_due(7, now, rule));
+        assert!(!state(Outcome::NotFound, Some(1), now).is_due(7, now, rule));
+        assert!(state(Outcome::Found, Some(1), now).is_due(8, now, rule), "a new email is due");
+        assert!(state(Outcome::Pending, Some(1), now).is_due(7, now, rule));
+        assert!(state(Outcome::Failed, None, now).is_due(7, now, rule));
+        assert!(!state(Outcome::Invalid, Some(29 * 24), now).is_due(7, now, rule));
+        assert!(state(Outcome::Invalid, Some(30 * 24), now).is_due(7, now, rule), "asked again after 30d");
+        let never = DueRule { invalid_retry_after: None, ..rule };
+        assert!(!state(Outcome::Invalid, Some(1000 * 24), now).is_due(7, now, never));
+        let beyond_the_calendar =
+            DueRule { refresh: Duration::from_secs(1_000_000 * 366 * 24 * 3600), ..rule };
         assert!(!state(Outcome::Found, Some(1), now).is_due(7, now, beyond_the_calendar), "no overflow");
     }
 
@@ -399,8 +438,9 @@ mod tests {
     fn a_check_stamped_in_the_future_is_due() {
         let now = Utc::now();
         let day = Duration::from_secs(24 * 3600);
-        assert!(state(Outcome::Found, Some(-1), now).is_due(7, now, day), "a clock set forward, then fixed");
-        assert!(!state(Outcome::Found, Some(0), now).is_due(7, now, day), "checked just now");
+        let rule = DueRule { refresh: day, invalid_retry_after: Some(day * 30) };
+        assert!(state(Outcome::Found, Some(-1), now).is_due(7, now, rule), "a clock set forward, then fixed");
+        assert!(!state(Outcome::Found, Some(0), now).is_due(7, now, rule), "checked just now");
     }
 
     #[test]

@@ -14,9 +14,43 @@ pub struct UserRecord {
     /// The analytics tool's internal user id, where the directory knows it (warehouse sinks).
     pub user_id: Option<String>,
     pub email: Option<String>,
-    /// The IP address of the user's latest session, for IP-keyed sources.
+    /// The IP address of the user's latest session, for IP-keyed sources (and a match hint for others).
     pub ip: Option<IpAddr>,
+    /// The person's name, where the directory has it: a match hint for sources.
+    pub name: PersonName,
     pub last_seen: DateTime<Utc>,
+}
+
+/// A person's name as a roster holds it, either part possibly missing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonName {
+    pub given: Option<String>,
+    pub family: Option<String>,
+}
+
+/// What a source may send with a lookup to raise its match rate (Clearbit's `given_name`,
+/// `family_name`, `ip_address`): taken from the first user of a key that has each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookupHints {
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub ip: Option<IpAddr>,
+}
+
+impl LookupHints {
+    /// The hints of users sharing one key.
+    pub fn of<'a>(users: impl IntoIterator<Item = &'a UserRecord>) -> Self {
+        let mut hints = Self::default();
+        for user in users {
+            let text = |value: &Option<String>| {
+                value.as_deref().map(str::trim).filter(|text| !text.is_empty()).map(str::to_owned)
+            };
+            hints.given_name = hints.given_name.or_else(|| text(&user.name.given));
+            hints.family_name = hints.family_name.or_else(|| text(&user.name.family));
+            hints.ip = hints.ip.or(user.ip);
+        }
+        hints
+    }
 }
 
 /// The longest identity analytics tools take (Heap's limit).
@@ -175,13 +209,40 @@ mod tests {
 
     #[test]
     fn lookup_key_says_why_there_is_none() {
-        let mut user =
-            UserRecord { identity: "u1".into(), user_id: None, email: None, ip: None, last_seen: Utc::now() };
+        let mut user = UserRecord {
+            identity: "u1".into(),
+            user_id: None,
+            email: None,
+            ip: None,
+            name: PersonName::default(),
+            last_seen: Utc::now(),
+        };
         assert_eq!(user.lookup_key(KeyKind::Email), Err(SkipReason::NoEmail));
         assert_eq!(user.lookup_key(KeyKind::Ip), Err(SkipReason::NoIp));
         user.email = Some("not-an-email".into());
         assert_eq!(user.lookup_key(KeyKind::Email), Err(SkipReason::MalformedEmail));
         user.email = Some("A@B.io".into());
         assert_eq!(user.lookup_key(KeyKind::Email), Ok(LookupKey::Email("a@b.io".into())));
+    }
+
+    #[test]
+    fn hints_take_each_part_from_the_first_user_that_has_it() {
+        let user = |given: Option<&str>, family: Option<&str>, ip: Option<&str>| UserRecord {
+            identity: "u".into(),
+            user_id: None,
+            email: Some("a@b.io".into()),
+            ip: ip.map(|ip| ip.parse().unwrap()),
+            name: PersonName { given: given.map(Into::into), family: family.map(Into::into) },
+            last_seen: Utc::now(),
+        };
+        let users = [
+            user(Some(" "), None, None),
+            user(Some("Ada"), None, Some("203.0.113.7")),
+            user(Some("Bo"), Some("Lovelace"), None),
+        ];
+        let hints = LookupHints::of(&users);
+        assert_eq!(hints.given_name.as_deref(), Some("Ada"));
+        assert_eq!(hints.family_name.as_deref(), Some("Lovelace"));
+        assert_eq!(hints.ip, Some("203.0.113.7".parse().unwrap()));
     }
 }

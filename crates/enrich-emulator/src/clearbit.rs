@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::{Json, Router};
@@ -18,6 +18,11 @@ use crate::echo;
 use crate::faults::{Cut, Fault, FaultDraw, broken_body, first_half};
 use crate::generate::Draw;
 use crate::{ClearbitRequest, EmulatorConfig, FaultCounts, Scripted, generate, lock, samples, status_code};
+
+/// The newest API version whose changes the emulator knows: answers in it have every field.
+pub(crate) const LATEST_API_VERSION: &str = "2022-12-15";
+/// Versions before this one get an `X-API-Warn` header (`ultimate_parent` is their last snake_case field).
+const DEPRECATED_BEFORE: &str = "2019-12-19";
 
 /// Shared mailboxes Clearbit refuses to look up.
 const ROLE_MAILBOXES: &[&str] =
@@ -40,6 +45,14 @@ struct Book {
     billed: HashSet<String>,
     /// Emails (or domains) asked for at least once: only a first ask can be queued.
     asked: HashSet<String>,
+    /// People who changed jobs: email → the domain of their new employer.
+    employers: HashMap<String, String>,
+    /// People who opted out, or whose record was deleted: answered 404 `unknown_record`.
+    opted_out: HashSet<String>,
+    /// The account's quota of billed emails, `config.quota` until a test changes it.
+    quota: Option<u64>,
+    /// The plan lapsed or the key was disabled: every lookup with the key is answered 403.
+    lapsed: bool,
     /// The Unix minute `requests_this_minute` counts for.
     minute: u64,
     /// Lookups admitted in `minute`.
@@ -93,6 +106,23 @@ impl Endpoint {
 struct FindParams {
     email: Option<String>,
     domain: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    ip_address: Option<String>,
+}
+
+impl FindParams {
+    /// The match-rate hints sent, by name.
+    fn hints(&self) -> Vec<(String, String)> {
+        [
+            ("given_name", &self.given_name),
+            ("family_name", &self.family_name),
+            ("ip_address", &self.ip_address),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value.clone()?)))
+        .collect()
+    }
 }
 
 /// An answer before it is dressed as an HTTP response.
@@ -102,11 +132,13 @@ struct Reply {
     body: String,
     /// Set when a `dropped` fault cuts the connection instead of delivering the answer.
     cut: Option<Cut>,
+    /// Where a redirect points.
+    location: Option<String>,
 }
 
 impl Reply {
     fn new(status: u16, body: String) -> Reply {
-        Reply { status, body, cut: None }
+        Reply { status, body, cut: None, location: None }
     }
 
     fn found(record: &Value) -> Reply {
@@ -124,6 +156,7 @@ impl Reply {
             400 => ("bad_request", "The request is malformed"),
             401 => ("invalid_api_key", "Invalid API key"),
             402 => ("over_quota", "You have used up your plan's lookups for this period"),
+            403 => ("forbidden", "Your plan does not include this API, or the key was disabled"),
             404 => ("unknown_record", "Unknown email address"),
             422 => ("email_invalid", "Invalid email address"),
             429 => ("rate_limit", "Rate limit exceeded"),
@@ -142,13 +175,28 @@ impl Reply {
         if self.cut.is_some() { ClearbitRequest::DROPPED } else { self.status }
     }
 
-    fn into_response(self, rate_limit: RateLimitStatus) -> Response {
-        let headers = [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(rate_limit.limit)),
-            (HeaderName::from_static("x-ratelimit-remaining"), HeaderValue::from(rate_limit.remaining)),
-            (HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(rate_limit.reset)),
-        ];
+    fn into_response(self, rate_limit: RateLimitStatus, api_version: &str) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(HeaderName::from_static("x-ratelimit-limit"), HeaderValue::from(rate_limit.limit));
+        headers.insert(
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(rate_limit.remaining),
+        );
+        headers.insert(HeaderName::from_static("x-ratelimit-reset"), HeaderValue::from(rate_limit.reset));
+        if let Ok(version) = HeaderValue::from_str(api_version) {
+            headers.insert(HeaderName::from_static("x-api-version"), version);
+        }
+        if api_version < DEPRECATED_BEFORE
+            && let Ok(warning) = HeaderValue::from_str(&format!(
+                "API version {api_version} is deprecated: send API-Version: {LATEST_API_VERSION}"
+            ))
+        {
+            headers.insert(HeaderName::from_static("x-api-warn"), warning);
+        }
+        if let Some(location) = self.location.and_then(|location| HeaderValue::from_str(&location).ok()) {
+            headers.insert(header::LOCATION, location);
+        }
         let body = match self.cut {
             Some(cut) => broken_body(cut, &self.body),
             None => Body::from(self.body),
@@ -165,6 +213,10 @@ impl Clearbit {
             received: 0,
             billed: HashSet::new(),
             asked: HashSet::new(),
+            employers: HashMap::new(),
+            opted_out: HashSet::new(),
+            quota: config.quota,
+            lapsed: false,
             minute: 0,
             requests_this_minute: 0,
             in_flight: 0,
@@ -178,6 +230,27 @@ impl Clearbit {
 
     pub(crate) fn script(&self, email: &str, answers: Vec<Scripted>) {
         lock(&self.book).scripts.entry(email.to_lowercase()).or_default().extend(answers);
+    }
+
+    pub(crate) fn change_employer(&self, email: &str, domain: &str) {
+        lock(&self.book).employers.insert(email.to_lowercase(), domain.to_lowercase());
+    }
+
+    pub(crate) fn opt_out(&self, email: &str) {
+        lock(&self.book).opted_out.insert(email.to_lowercase());
+    }
+
+    pub(crate) fn set_quota(&self, quota: Option<u64>) {
+        lock(&self.book).quota = quota;
+    }
+
+    pub(crate) fn set_lapsed(&self, lapsed: bool) {
+        lock(&self.book).lapsed = lapsed;
+    }
+
+    /// The domain of the employer `email`'s person moved to, if they changed jobs.
+    fn new_employer(&self, email: &str) -> Option<String> {
+        lock(&self.book).employers.get(email).cloned()
     }
 
     pub(crate) fn requests(&self) -> Vec<ClearbitRequest> {
@@ -248,19 +321,19 @@ impl Clearbit {
             (scripted, fault)
         };
         if let Some(scripted) = scripted {
-            return (scripted_reply(endpoint, key, authorization, scripted).await, None);
+            return (self.scripted_reply(endpoint, key, authorization, scripted).await, None);
         }
         let reply = match fault {
-            None => return (self.lookup(endpoint, key), self.config.quota),
+            None => return (self.lookup(endpoint, key), lock(&self.book).quota),
             Some(Fault::Slow(delay)) => {
                 tokio::time::sleep(delay).await;
-                return (self.lookup(endpoint, key), self.config.quota);
+                return (self.lookup(endpoint, key), lock(&self.book).quota);
             }
             Some(Fault::TooManyRequests) => Reply::canonical(429),
             Some(Fault::ServerError(status)) => Reply::canonical(status),
             Some(Fault::Queued) => Reply::canonical(202),
-            Some(Fault::Malformed) => Reply::new(200, first_half(&found(endpoint, key).body)),
-            Some(Fault::Dropped(cut)) => Reply { cut: Some(cut), ..found(endpoint, key) },
+            Some(Fault::Malformed) => Reply::new(200, first_half(&self.found(endpoint, key).body)),
+            Some(Fault::Dropped(cut)) => Reply { cut: Some(cut), ..self.found(endpoint, key) },
         };
         (reply, None)
     }
@@ -278,12 +351,62 @@ impl Clearbit {
             Endpoint::Combined | Endpoint::Person => {
                 if let Err(refusal) = check_email(key) {
                     refusal
-                } else if !samples::covers(key) && generate::is_unknown(key, self.config.not_found_share) {
+                } else if lock(&self.book).opted_out.contains(key)
+                    || (!samples::covers(key) && generate::is_unknown(key, self.config.not_found_share))
+                {
                     Reply::canonical(404)
                 } else {
-                    found(endpoint, key)
+                    self.found(endpoint, key)
                 }
             }
+        }
+    }
+
+    /// The record Clearbit holds for `key`, answered 200.
+    fn found(&self, endpoint: Endpoint, key: &str) -> Reply {
+        let person_and_company = || match self.new_employer(key) {
+            // A job change: the person as known at the new employer.
+            Some(domain) => {
+                let company = company_at(&domain);
+                (generate::person(key, company.as_ref()), company)
+            }
+            None => person_and_company(key),
+        };
+        match endpoint {
+            Endpoint::Combined => {
+                let (person, company) = person_and_company();
+                Reply::found(&json!({"person": person, "company": company}))
+            }
+            Endpoint::Person => Reply::found(&person_and_company().0),
+            // Asked for by name, even a mailbox provider's domain has a company behind it.
+            Endpoint::Company => Reply::found(&company_at(key).unwrap_or_else(|| generate::company(key))),
+        }
+    }
+
+    async fn scripted_reply(
+        &self,
+        endpoint: Endpoint,
+        key: &str,
+        authorization: Option<&str>,
+        mut scripted: Scripted,
+    ) -> Reply {
+        loop {
+            return match scripted {
+                Scripted::Delay(pause, then) => {
+                    tokio::time::sleep(pause).await;
+                    scripted = *then;
+                    continue;
+                }
+                Scripted::Status(status) => Reply::canonical(status),
+                Scripted::Body(status, body) => Reply::new(status, body),
+                Scripted::RateLimit400 => Reply::error(400, "rate_limit", "Limit is 5 concurrent requests"),
+                Scripted::Found => self.found(endpoint, key),
+                Scripted::Created => Reply { status: 201, ..self.found(endpoint, key) },
+                Scripted::Redirect(status, location) => {
+                    Reply { location: Some(location), ..Reply::new(status, String::new()) }
+                }
+                Scripted::Echo(status) => Reply::error(status, "error", &echo::message(authorization, key)),
+            };
         }
     }
 }
@@ -310,7 +433,31 @@ pub(crate) fn router(clearbit: Arc<Clearbit>) -> Router {
         .route(Endpoint::Person.path(), lookup_route(Endpoint::Person))
         .route(Endpoint::Company.path(), lookup_route(Endpoint::Company))
         .route("/_emulator/clearbit/requests", get(request_log))
+        .fallback(unknown_route)
         .with_state(clearbit)
+}
+
+/// What Clearbit answers for a path it does not serve: a wrong `base_url` or a proxy's path. Logged
+/// like a lookup (with the path asked), so tests can count what a misconfigured client sends.
+async fn unknown_route(
+    State(clearbit): State<Arc<Clearbit>>,
+    uri: Uri,
+    Query(params): Query<FindParams>,
+    headers: HeaderMap,
+) -> Response {
+    let reply = Reply::error(404, "unknown_route", "Unknown route; see https://dashboard.clearbit.com/docs");
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let request = ClearbitRequest {
+        path: uri.path().to_owned(),
+        email: params.email.clone().or(params.domain.clone()).unwrap_or_default().to_lowercase(),
+        authorized: authenticate(authorization, &clearbit.config.clearbit_key).is_ok(),
+        authorization: authorization.map(str::to_owned),
+        api_version: headers.get("api-version").and_then(|value| value.to_str().ok()).map(str::to_owned),
+        hints: params.hints(),
+        status: reply.status,
+    };
+    lock(&clearbit.book).requests.push(request);
+    (status_code(reply.status), [(header::CONTENT_TYPE, "application/json")], reply.body).into_response()
 }
 
 fn lookup_route(endpoint: Endpoint) -> MethodRouter<Arc<Clearbit>> {
@@ -324,6 +471,7 @@ async fn find(
     headers: HeaderMap,
 ) -> Response {
     lock(&clearbit.book).received += 1;
+    let hints = params.hints();
     let key = match endpoint {
         Endpoint::Company => params.domain,
         Endpoint::Combined | Endpoint::Person => params.email,
@@ -331,6 +479,9 @@ async fn find(
     .unwrap_or_default()
     .to_lowercase();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let asked_version = headers.get("api-version").and_then(|value| value.to_str().ok()).map(str::to_owned);
+    let api_version =
+        asked_version.clone().unwrap_or_else(|| clearbit.config.clearbit_account_api_version.clone());
     let refusal = authenticate(authorization, &clearbit.config.clearbit_key).err();
     let authorized = refusal.is_none();
     let (rate_limit, admission) = clearbit.admit();
@@ -341,6 +492,7 @@ async fn find(
             tokio::time::sleep(clearbit.latency()).await;
             match refusal {
                 Some(refusal) => (refusal, None),
+                None if lock(&clearbit.book).lapsed => (Reply::canonical(403), None),
                 None => clearbit.answer(endpoint, &key, authorization).await,
             }
         }
@@ -353,49 +505,60 @@ async fn find(
         email: key,
         authorized,
         authorization: authorization.map(str::to_owned),
+        api_version: asked_version,
+        hints,
         status: reply.logged_status(),
     });
     drop(book);
-    reply.into_response(rate_limit)
+    in_api_version(endpoint, reply, &api_version).into_response(rate_limit, &api_version)
+}
+
+/// A found record in the shape `version` gives it: older versions lack the fields added since, and
+/// spell `ultimateParent` in snake case.
+fn in_api_version(endpoint: Endpoint, reply: Reply, version: &str) -> Reply {
+    if version >= LATEST_API_VERSION || !matches!(reply.status, 200 | 201) || reply.cut.is_some() {
+        return reply;
+    }
+    let Ok(mut body) = serde_json::from_str::<Value>(&reply.body) else { return reply };
+    match endpoint {
+        Endpoint::Combined => {
+            if let Some(person) = body.get_mut("person") {
+                person_in_api_version(person, version);
+            }
+            if let Some(company) = body.get_mut("company") {
+                company_in_api_version(company, version);
+            }
+        }
+        Endpoint::Person => person_in_api_version(&mut body, version),
+        Endpoint::Company => company_in_api_version(&mut body, version),
+    }
+    Reply { body: body.to_string(), ..reply }
+}
+
+fn person_in_api_version(person: &mut Value, version: &str) {
+    if version < "2018-11-16"
+        && let Some(Value::Object(employment)) = person.get_mut("employment")
+    {
+        employment.remove("subRole");
+    }
+}
+
+fn company_in_api_version(company: &mut Value, version: &str) {
+    let Value::Object(company) = company else { return };
+    if version < "2022-12-15"
+        && let Some(Value::Object(metrics)) = company.get_mut("metrics")
+    {
+        metrics.remove("trafficRank");
+    }
+    if version < DEPRECATED_BEFORE
+        && let Some(parent) = company.remove("ultimateParent")
+    {
+        company.insert("ultimate_parent".to_owned(), parent);
+    }
 }
 
 async fn request_log(State(clearbit): State<Arc<Clearbit>>) -> Json<Vec<ClearbitRequest>> {
     Json(clearbit.requests())
-}
-
-async fn scripted_reply(
-    endpoint: Endpoint,
-    key: &str,
-    authorization: Option<&str>,
-    mut scripted: Scripted,
-) -> Reply {
-    loop {
-        return match scripted {
-            Scripted::Delay(pause, then) => {
-                tokio::time::sleep(pause).await;
-                scripted = *then;
-                continue;
-            }
-            Scripted::Status(status) => Reply::canonical(status),
-            Scripted::Body(status, body) => Reply::new(status, body),
-            Scripted::RateLimit400 => Reply::error(400, "rate_limit", "Limit is 5 concurrent requests"),
-            Scripted::Found => found(endpoint, key),
-            Scripted::Echo(status) => Reply::error(status, "error", &echo::message(authorization, key)),
-        };
-    }
-}
-
-/// The record Clearbit holds for `key`, answered 200.
-fn found(endpoint: Endpoint, key: &str) -> Reply {
-    match endpoint {
-        Endpoint::Combined => {
-            let (person, company) = person_and_company(key);
-            Reply::found(&json!({"person": person, "company": company}))
-        }
-        Endpoint::Person => Reply::found(&person_and_company(key).0),
-        // Asked for by name, even a mailbox provider's domain has a company behind it.
-        Endpoint::Company => Reply::found(&company_at(key).unwrap_or_else(|| generate::company(key))),
-    }
 }
 
 fn person_and_company(email: &str) -> (Value, Option<Value>) {

@@ -1,7 +1,7 @@
 //! The Heap Add User Properties look-alike: validates requests as Heap does and keeps the merged user
 //! properties, so tests can check what a sync wrote, unless an injected fault lost the request.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::echo;
 use crate::faults::{Cut, Fault, FaultDraw, broken_body, first_half};
-use crate::{ApiFaultCounts, Faults, HeapRequest, HeapUser, Scripted, lock, status_code};
+use crate::{ApiFaultCounts, EmulatorConfig, HeapRequest, HeapUser, Scripted, lock, status_code};
 
 const MAX_USERS_PER_REQUEST: usize = 1000;
 const MAX_IDENTITY_CHARS: usize = 255;
@@ -27,6 +27,8 @@ const MALFORMED_SOURCE: &str = r#"{"status":"ok"}"#;
 #[derive(Debug)]
 pub(crate) struct Heap {
     app_id: String,
+    accepts_unknown_app_ids: bool,
+    refused_identities: BTreeSet<String>,
     book: Mutex<Book>,
 }
 
@@ -40,14 +42,19 @@ struct Book {
 }
 
 impl Heap {
-    pub(crate) fn new(app_id: String, faults: Faults, seed: u64) -> Heap {
+    pub(crate) fn new(config: &EmulatorConfig) -> Heap {
         let book = Book {
             scripts: VecDeque::new(),
             requests: Vec::new(),
             users: BTreeMap::new(),
-            faults: FaultDraw::new(faults, seed, "heap"),
+            faults: FaultDraw::new(config.heap_faults, config.seed, "heap"),
         };
-        Heap { app_id, book: Mutex::new(book) }
+        Heap {
+            app_id: config.heap_app_id.clone(),
+            accepts_unknown_app_ids: config.heap_accepts_unknown_app_ids,
+            refused_identities: config.heap_refused_identities.clone(),
+            book: Mutex::new(book),
+        }
     }
 
     pub(crate) fn script(&self, answers: Vec<Scripted>) {
@@ -68,10 +75,22 @@ impl Heap {
 
     /// Heap's normal handling: validate, then record and merge, or refuse with 400 and keep nothing.
     fn accept(&self, body: &[u8]) -> Response {
-        let request = match parse_request(body, &self.app_id) {
+        let request = match parse_request(body) {
             Ok(request) => request,
             Err(problem) => return (StatusCode::BAD_REQUEST, problem).into_response(),
         };
+        if request.app_id != self.app_id {
+            // Reported of the real Heap: an unknown environment's data is taken and goes nowhere.
+            if self.accepts_unknown_app_ids {
+                return StatusCode::OK.into_response();
+            }
+            return (StatusCode::BAD_REQUEST, format!("Invalid app_id: {}", request.app_id)).into_response();
+        }
+        if let Some(at) =
+            request.users.iter().position(|user| self.refused_identities.contains(&user.identity))
+        {
+            return (StatusCode::BAD_REQUEST, format!("users[{at}]: identity is refused")).into_response();
+        }
         // An empty bulk request (how `enrich check` proves the app_id) changes nothing: not recorded.
         if request.users.is_empty() {
             return StatusCode::OK.into_response();
@@ -126,7 +145,10 @@ async fn scripted_answer(
             Scripted::Status(status) => reason_phrase(status),
             Scripted::RateLimit400 => reason_phrase(400),
             Scripted::Body(status, body) => (status_code(status), body).into_response(),
-            Scripted::Found => heap.accept(body),
+            Scripted::Found | Scripted::Created => heap.accept(body),
+            Scripted::Redirect(status, location) => {
+                (status_code(status), [(header::LOCATION, location)]).into_response()
+            }
             Scripted::Echo(status) => {
                 (status_code(status), echo::message(authorization, &echo::first_identity(body)))
                     .into_response()
@@ -164,7 +186,7 @@ async fn request_log(State(heap): State<Arc<Heap>>) -> Json<Vec<HeapRequest>> {
 
 /// Reads either form (single `{app_id, identity, properties}` or bulk `{app_id, users}`), or names what
 /// Heap would reject.
-fn parse_request(body: &[u8], app_id: &str) -> Result<HeapRequest, String> {
+fn parse_request(body: &[u8]) -> Result<HeapRequest, String> {
     let request: Value = serde_json::from_slice(body).map_err(|error| format!("Malformed JSON: {error}"))?;
     let Value::Object(mut request) = request else {
         return Err("The request body must be a JSON object".to_owned());
@@ -174,9 +196,6 @@ fn parse_request(body: &[u8], app_id: &str) -> Result<HeapRequest, String> {
         Some(Value::Number(given)) => given.to_string(),
         _ => return Err("app_id is required".to_owned()),
     };
-    if given_app_id != app_id {
-        return Err(format!("Invalid app_id: {given_app_id}"));
-    }
     let users = match request.remove("users") {
         None => vec![parse_user(Value::Object(request))?],
         Some(Value::Array(users)) if users.len() > MAX_USERS_PER_REQUEST => {

@@ -4,8 +4,11 @@
 //! Both servers follow what `EXTERNAL-APIS.md` records about the real services: Clearbit's authentication,
 //! status codes, error bodies, billing and rate-limit headers, with its real sample records for a few
 //! addresses and deterministic generated ones for every other; Heap's validation rules and property
-//! merging. Tests can script answers and read back every request. For retry and load testing, both can
-//! inject faults into a seeded share of requests, and Clearbit can enforce its rate and concurrency limits.
+//! merging. Tests can script answers (201, 403, redirects, …) and read back every request, move a person
+//! to a new employer or opt them out, lapse the plan or change the quota, and have Clearbit answer in an
+//! older API version's shape; Heap can refuse chosen identities and refuse or silently drop unknown app
+//! ids. For retry and load testing, both can inject faults into a seeded share of requests, and Clearbit
+//! can enforce its rate and concurrency limits.
 //!
 //! Connectors must never depend on this crate: they reach it only through the base URLs they are
 //! configured with, exactly as they reach the real services.
@@ -17,7 +20,7 @@ mod generate;
 mod heap;
 mod samples;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -40,8 +43,17 @@ use crate::heap::Heap;
 pub struct EmulatorConfig {
     /// The secret key Clearbit accepts.
     pub clearbit_key: String,
-    /// The only `app_id` Heap accepts.
+    /// The `app_id` of the emulated Heap environment: only its users are kept.
     pub heap_app_id: String,
+    /// How Heap answers a request for another app_id: refused with 400 `Invalid app_id` (false, the
+    /// default), or, as Heap has been reported to do, accepted with 200 and silently dropped (true).
+    pub heap_accepts_unknown_app_ids: bool,
+    /// Identities Heap refuses: a request carrying one is answered 400 and nothing of it is kept, as
+    /// Heap does with a request holding any user it cannot take.
+    pub heap_refused_identities: BTreeSet<String>,
+    /// The Clearbit API version answers take when a request sends no `API-Version` header: the one the
+    /// account was pinned to at its first request.
+    pub clearbit_account_api_version: String,
     /// Added before every Clearbit answer, to stand in for the real service's lookup time. Lookups refused
     /// by the rate or concurrency limit are answered at once, as a service does before any lookup work.
     pub latency: Duration,
@@ -49,7 +61,8 @@ pub struct EmulatorConfig {
     pub latency_jitter: Duration,
     /// Share of generated (non-sample) emails Clearbit does not know and answers 404.
     pub not_found_share: f64,
-    /// After this many billed lookups, Clearbit answers 402 to any email it has not billed yet.
+    /// After this many billed lookups, Clearbit answers 402 to any email it has not billed yet
+    /// ([`Emulator::set_clearbit_quota`] changes it).
     pub quota: Option<u64>,
     /// Reported in `X-RateLimit-Limit`; enforced only with `enforce_rate_limit`. Lookups, with the key or
     /// not, are counted in
@@ -83,6 +96,9 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             clearbit_key: "sk_emulator_secret".to_owned(),
             heap_app_id: "1234567890".to_owned(),
+            heap_accepts_unknown_app_ids: false,
+            heap_refused_identities: BTreeSet::new(),
+            clearbit_account_api_version: clearbit::LATEST_API_VERSION.to_owned(),
             latency: Duration::ZERO,
             latency_jitter: Duration::ZERO,
             not_found_share: 0.15,
@@ -124,6 +140,10 @@ pub enum Scripted {
     /// Clearbit: the record (sample or generated) with 200, whatever the email, quota or not-found share
     /// would say. Heap: normal handling.
     Found,
+    /// Clearbit: the record with 201, which Clearbit also sends for a found record. Heap: normal handling.
+    Created,
+    /// This redirect status (301, 302, 307, …) with this `Location`, as a proxy or a moved host answers.
+    Redirect(u16, String),
     /// Clearbit's 400 `rate_limit` answer ("Limit is 5 concurrent requests"); a plain 400 from Heap.
     RateLimit400,
     /// This status with an error message quoting the request's `Authorization` header and the email
@@ -136,7 +156,7 @@ pub enum Scripted {
 /// One request the Clearbit server received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClearbitRequest {
-    /// The endpoint asked, e.g. `/v2/combined/find`.
+    /// The endpoint asked, e.g. `/v2/combined/find`; any other path was answered 404 `unknown_route`.
     pub path: String,
     /// The `email` asked for, lowercased; for company lookups, the `domain`.
     pub email: String,
@@ -145,6 +165,13 @@ pub struct ClearbitRequest {
     /// The raw `Authorization` header, so tests can check what was sent; left out of the JSON log.
     #[serde(skip_serializing)]
     pub authorization: Option<String>,
+    /// The `API-Version` header, if one was sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The match-rate parameters sent with the lookup (`given_name`, `family_name`, `ip_address`, …),
+    /// in the order sent; left out of the JSON log (personal data).
+    #[serde(skip_serializing)]
+    pub hints: Vec<(String, String)>,
     /// The status it was answered with; [`ClearbitRequest::DROPPED`] when the connection was cut.
     pub status: u16,
 }
@@ -206,7 +233,7 @@ impl Emulator {
         let clearbit_addr = clearbit_listener.local_addr()?;
         let heap_addr = heap_listener.local_addr()?;
 
-        let heap = Arc::new(Heap::new(config.heap_app_id.clone(), config.heap_faults, config.seed));
+        let heap = Arc::new(Heap::new(&config));
         let heap_body_limit = config.heap_body_limit;
         let clearbit = Arc::new(Clearbit::new(config));
         let (stop, stopped) = watch::channel(());
@@ -231,6 +258,28 @@ impl Emulator {
     /// behaviour resumes. Adds to any answers still scripted for it.
     pub fn script_clearbit(&self, email: &str, answers: Vec<Scripted>) {
         self.clearbit.script(email, answers);
+    }
+
+    /// A job change: from now on Clearbit reports `email`'s person as employed by the company at
+    /// `domain`, with that company's record.
+    pub fn change_employer(&self, email: &str, domain: &str) {
+        self.clearbit.change_employer(email, domain);
+    }
+
+    /// An opt-out (or a deleted record): from now on Clearbit answers 404 `unknown_record` for `email`.
+    pub fn opt_out(&self, email: &str) {
+        self.clearbit.opt_out(email);
+    }
+
+    /// Changes the quota of billed emails, as a plan change or a new billing period does.
+    pub fn set_clearbit_quota(&self, quota: Option<u64>) {
+        self.clearbit.set_quota(quota);
+    }
+
+    /// While lapsed (a plan that ran out, a disabled key), Clearbit answers every lookup with the key
+    /// 403 `forbidden`.
+    pub fn set_clearbit_plan_lapsed(&self, lapsed: bool) {
+        self.clearbit.set_lapsed(lapsed);
     }
 
     /// Scripted answers for the next Heap requests (any body), in order.

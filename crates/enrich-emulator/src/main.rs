@@ -23,9 +23,17 @@ struct Args {
     /// The secret key Clearbit accepts.
     #[arg(long, default_value_t = EmulatorConfig::default().clearbit_key)]
     key: String,
-    /// The only app_id Heap accepts.
+    /// The app_id of the emulated Heap environment.
     #[arg(long, default_value_t = EmulatorConfig::default().heap_app_id)]
     app_id: String,
+    /// Answer requests for another app_id with 200 and drop them, as Heap has been reported to do,
+    /// instead of refusing them with 400 Invalid app_id.
+    #[arg(long)]
+    accept_unknown_app_ids: bool,
+    /// The Clearbit API version answers take without an API-Version header (older ones lack fields
+    /// and get X-API-Warn).
+    #[arg(long, value_name = "YYYY-MM-DD", default_value_t = EmulatorConfig::default().clearbit_account_api_version)]
+    account_api_version: String,
     /// Milliseconds added before every Clearbit answer.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -77,6 +85,8 @@ async fn main() -> anyhow::Result<()> {
     let config = EmulatorConfig {
         clearbit_key: args.key,
         heap_app_id: args.app_id,
+        heap_accepts_unknown_app_ids: args.accept_unknown_app_ids,
+        clearbit_account_api_version: args.account_api_version,
         latency: Duration::from_millis(args.latency_ms),
         latency_jitter: Duration::from_millis(args.latency_jitter_ms),
         not_found_share: args.not_found_share,

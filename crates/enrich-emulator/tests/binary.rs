@@ -110,3 +110,26 @@ fn the_binary_refuses_non_loopback_addresses() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_binary_pins_an_api_version_and_may_accept_unknown_app_ids() {
+    let (_emulator, clearbit, heap) =
+        start(&["--account-api-version", "2016-01-01", "--accept-unknown-app-ids", "--not-found-share", "0"]);
+    let client = reqwest::Client::new();
+    let found = client
+        .get(format!("http://127.0.0.1:{clearbit}/v2/combined/find?email=jane.doe%40acme.com"))
+        .bearer_auth("sk_emulator_secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.headers()["x-api-version"], "2016-01-01");
+    assert!(found.headers().contains_key("x-api-warn"));
+    let taken = client
+        .post(format!("http://127.0.0.1:{heap}/api/add_user_properties"))
+        .body(r#"{"app_id": "42", "users": [{"identity": "u", "properties": {"a": "b"}}]}"#)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 200);
+}

@@ -406,3 +406,102 @@ async fn non_loopback_addresses_are_refused() {
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     assert!(error.to_string().contains("loopback"), "{error}");
 }
+
+#[tokio::test]
+async fn a_job_change_moves_the_person_to_the_new_company() {
+    let emulator = start(always_found()).await;
+    let (_, before) = combined(&emulator, "jane.doe@northwind-traders.com").await;
+    emulator.change_employer("Jane.Doe@northwind-traders.com", "blue-harbor.io");
+    let (status, after) = combined(&emulator, "jane.doe@northwind-traders.com").await;
+    assert_eq!(status, 200);
+    assert_eq!(after["company"]["domain"], "blue-harbor.io");
+    assert_eq!(after["person"]["employment"]["domain"], "blue-harbor.io");
+    assert_eq!(after["person"]["name"], before["person"]["name"], "the same person");
+    assert_ne!(after["company"], before["company"]);
+}
+
+#[tokio::test]
+async fn an_opted_out_person_is_an_unknown_record() {
+    let emulator = start(always_found()).await;
+    assert_eq!(combined(&emulator, "sam@blue-harbor.io").await.0, 200);
+    emulator.opt_out("sam@blue-harbor.io");
+    let (status, body) = combined(&emulator, "sam@blue-harbor.io").await;
+    assert_eq!((status, error_type(&body)), (404, "unknown_record"));
+}
+
+#[tokio::test]
+async fn a_path_it_does_not_serve_is_an_unknown_route() {
+    let emulator = start(always_found()).await;
+    let response = get(&emulator, "/v1/v2/combined/find", ("email", "sam@blue-harbor.io")).await;
+    assert_eq!(response.status().as_u16(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_type(&body), "unknown_route");
+    let requests = emulator.clearbit_requests();
+    assert_eq!(requests.len(), 1, "logged with the path asked");
+    assert_eq!((requests[0].path.as_str(), requests[0].status), ("/v1/v2/combined/find", 404));
+}
+
+#[tokio::test]
+async fn scripts_a_201_a_403_and_a_redirect() {
+    let emulator = start(always_found()).await;
+    let email = "sam@blue-harbor.io";
+    emulator.script_clearbit(
+        email,
+        vec![
+            Scripted::Created,
+            Scripted::Status(403),
+            Scripted::Redirect(302, "http://elsewhere.test/x".into()),
+        ],
+    );
+    let (status, record) = combined(&emulator, email).await;
+    assert_eq!((status, record["company"]["domain"].as_str()), (201, Some("blue-harbor.io")));
+    let (status, body) = combined(&emulator, email).await;
+    assert_eq!((status, error_type(&body)), (403, "forbidden"));
+    let redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/v2/combined/find", emulator.clearbit_url()))
+        .query(&[("email", email)])
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status().as_u16(), 302);
+    assert_eq!(redirect.headers()["location"], "http://elsewhere.test/x");
+}
+
+#[tokio::test]
+async fn answers_take_the_shape_of_the_api_version_asked_or_pinned() {
+    let emulator =
+        start(EmulatorConfig { clearbit_account_api_version: "2016-01-01".into(), ..always_found() }).await;
+    let ask = |version: Option<&'static str>| {
+        let mut request = reqwest::Client::new()
+            .get(format!("{}/v2/combined/find", emulator.clearbit_url()))
+            .query(&[("email", "jane.doe@northwind-traders.com"), ("given_name", "Jane")])
+            .bearer_auth(KEY);
+        if let Some(version) = version {
+            request = request.header("API-Version", version);
+        }
+        request.send()
+    };
+    let latest = ask(Some("2022-12-15")).await.unwrap();
+    assert_eq!(latest.headers()["x-api-version"], "2022-12-15");
+    assert!(!latest.headers().contains_key("x-api-warn"));
+    let latest: Value = latest.json().await.unwrap();
+
+    let pinned = ask(None).await.unwrap();
+    assert_eq!(pinned.headers()["x-api-version"], "2016-01-01");
+    assert!(pinned.headers()["x-api-warn"].to_str().unwrap().contains("deprecated"));
+    let pinned: Value = pinned.json().await.unwrap();
+    assert!(pinned["company"].get("ultimateParent").is_none());
+    assert_eq!(pinned["company"]["ultimate_parent"], latest["company"]["ultimateParent"]);
+    assert!(pinned["company"]["metrics"].get("trafficRank").is_none());
+    assert!(pinned["person"]["employment"].get("subRole").is_none());
+    assert!(latest["person"]["employment"].get("subRole").is_some());
+
+    let requests = emulator.clearbit_requests();
+    assert_eq!(requests[0].api_version.as_deref(), Some("2022-12-15"));
+    assert_eq!(requests[1].api_version, None);
+    assert_eq!(requests[0].hints, [("given_name".to_owned(), "Jane".to_owned())]);
+}

@@ -155,3 +155,48 @@ async fn the_request_log_is_served() {
     assert_eq!(log, json!([{"app_id": "42", "users": [{"identity": "ada", "properties": {"a": "b"}}]}]));
     emulator.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_with_a_refused_identity_is_refused_whole() {
+    let config =
+        EmulatorConfig { heap_refused_identities: ["bad".to_owned()].into(), ..EmulatorConfig::default() };
+    let emulator = Emulator::start(config).await.unwrap();
+    let bulk = json!({"app_id": APP_ID, "users": [
+        {"identity": "ada", "properties": {"company": "Acme"}},
+        {"identity": "bad", "properties": {"company": "Acme"}},
+    ]});
+    assert_eq!(post(&emulator, bulk).await, (400, "users[1]: identity is refused".to_owned()));
+    assert!(emulator.heap_users().is_empty(), "nothing of it is kept");
+    let good = json!({"app_id": APP_ID, "users": [{"identity": "ada", "properties": {"company": "Acme"}}]});
+    assert_eq!(post(&emulator, good).await.0, 200);
+}
+
+#[tokio::test]
+async fn an_unknown_app_id_is_refused_or_silently_dropped() {
+    let body = json!({"app_id": "999", "users": [{"identity": "ada", "properties": {"company": "Acme"}}]});
+    let refusing = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    assert_eq!(post(&refusing, body.clone()).await, (400, "Invalid app_id: 999".to_owned()));
+    let accepting =
+        Emulator::start(EmulatorConfig { heap_accepts_unknown_app_ids: true, ..EmulatorConfig::default() })
+            .await
+            .unwrap();
+    assert_eq!(post(&accepting, body).await.0, 200);
+    assert!(accepting.heap_users().is_empty() && accepting.heap_requests().is_empty());
+}
+
+#[tokio::test]
+async fn scripts_a_redirect() {
+    let emulator = Emulator::start(EmulatorConfig::default()).await.unwrap();
+    emulator.script_heap(vec![Scripted::Redirect(301, "http://elsewhere.test/api".into())]);
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/api/add_user_properties", emulator.heap_url()))
+        .json(&json!({"app_id": APP_ID, "users": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 301);
+    assert_eq!(response.headers()["location"], "http://elsewhere.test/api");
+}

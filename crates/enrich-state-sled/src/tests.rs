@@ -15,6 +15,7 @@ fn user_state(outcome: Outcome) -> UserState {
         written_at: None,
         properties_hash: Some(7),
         properties_written: 12,
+        written_properties: vec!["Company Industry".to_owned()],
         segments: [("Company Industry".to_owned(), "Banks".to_owned())].into(),
     }
 }

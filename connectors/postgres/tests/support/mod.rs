@@ -138,6 +138,7 @@ pub fn user(user_id: i64, identity: &str, email: Option<&str>, last_seen: DateTi
         user_id: Some(user_id.to_string()),
         email: email.map(str::to_owned),
         ip: None,
+        name: enrich_core::PersonName::default(),
         last_seen,
     }
 }

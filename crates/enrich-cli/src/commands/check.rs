@@ -20,7 +20,8 @@ pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
     let mut lines = vec![Line { ok: true, text: format!("{}: the config is valid", config.path.display()) }];
 
-    lines.push(match connection.source.build() {
+    let source = connection.source.build();
+    lines.push(match &source {
         Err(error) => Line { ok: false, text: format!("source: {error}") },
         Ok(source) => match source.check().await {
             Ok(done) => Line { ok: true, text: format!("{}: {done}", source.kind()) },
@@ -30,7 +31,16 @@ pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     lines.push(match connection.sink.build() {
         Err(error) => Line { ok: false, text: format!("sink: {error}") },
         Ok(sink) => match sink.check().await {
-            Ok(done) => Line { ok: true, text: format!("{}: {done}", sink.kind()) },
+            Ok(done) => {
+                // What a live call cannot prove, the first sync shows in the destination's own UI.
+                let proof = source.as_ref().map_or(String::new(), |source| {
+                    format!(
+                        "; the first sync proves the app_id once {:?} shows on users in Heap",
+                        source.checked_property()
+                    )
+                });
+                Line { ok: true, text: format!("{}: {done}{proof}", sink.kind()) }
+            }
             Err(error) => Line { ok: false, text: format!("{}: {error}", sink.kind()) },
         },
     });

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::*;
-use crate::{KeyKind, MemoryStateStore, PropertyInfo, PropertyKind, Record, UserStream};
+use crate::{KeyKind, MemoryStateStore, PropertyInfo, PropertyKind, Record, Refused, UserStream};
 
 #[derive(Debug, Default)]
 struct FakeSource {
@@ -65,6 +65,7 @@ impl Source for FakeSource {
     async fn lookup(
         &self,
         key: &LookupKey,
+        _hints: &LookupHints,
         _stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>> {
         let email = key.to_string();
@@ -84,12 +85,18 @@ impl Source for FakeSource {
 struct FakeSink {
     max_batch: usize,
     answers: Mutex<Vec<Result<(), ConnectorError>>>,
+    /// Identities refused one by one, with this reason.
+    refuse: Vec<String>,
     batches: Mutex<Vec<Vec<UserUpdate>>>,
 }
 
 impl FakeSink {
     fn new(max_batch: usize) -> Self {
-        Self { max_batch, answers: Mutex::default(), batches: Mutex::default() }
+        Self { max_batch, answers: Mutex::default(), refuse: Vec::new(), batches: Mutex::default() }
+    }
+
+    fn refusing(self, identities: &[&str]) -> Self {
+        Self { refuse: identities.iter().map(|identity| (*identity).to_owned()).collect(), ..self }
     }
 
     fn failing_first(self, answers: Vec<Result<(), ConnectorError>>) -> Self {
@@ -111,14 +118,16 @@ impl Sink for FakeSink {
     fn max_batch(&self) -> usize {
         self.max_batch
     }
-    async fn write(&self, batch: &[UserUpdate]) -> Result<(), ConnectorError> {
+    async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError> {
         assert!(batch.len() <= self.max_batch, "batch of {} over the limit", batch.len());
         let mut answers = self.answers.lock().unwrap();
         if !answers.is_empty() {
             answers.remove(0)?;
         }
-        self.batches.lock().unwrap().push(batch.to_vec());
-        Ok(())
+        let (refused, taken): (Vec<_>, Vec<_>) =
+            batch.iter().enumerate().partition(|(_, update)| self.refuse.contains(&update.identity));
+        self.batches.lock().unwrap().push(taken.into_iter().map(|(_, update)| update.clone()).collect());
+        Ok(refused.into_iter().map(|(at, _)| (at, "400: refused identity".to_owned())).collect())
     }
     async fn check(&self) -> Result<String, ConnectorError> {
         Ok("fine".into())
@@ -140,13 +149,17 @@ impl UserDirectory for FakeDirectory {
     }
 }
 
+/// One instant for every row, so that rows seen the same number of days ago are seen equally recently.
+static TEST_START: std::sync::LazyLock<DateTime<Utc>> = std::sync::LazyLock::new(Utc::now);
+
 fn user(identity: &str, email: Option<&str>, seen_days_ago: i64) -> Result<UserRecord, DirectoryError> {
     Ok(UserRecord {
         identity: identity.into(),
         user_id: None,
         email: email.map(Into::into),
         ip: None,
-        last_seen: Utc::now() - chrono::Duration::days(seen_days_ago),
+        name: crate::PersonName::default(),
+        last_seen: *TEST_START - chrono::Duration::days(seen_days_ago),
     })
 }
 
@@ -292,7 +305,7 @@ async fn a_fatal_lookup_stops_the_run_and_sets_the_error_status() {
 }
 
 #[tokio::test]
-async fn a_rejected_batch_marks_its_users_failed_and_others_go_on() {
+async fn a_rejected_batch_marks_its_users_failed_keeps_their_checks_and_others_go_on() {
     let sink = FakeSink::new(2).failing_first(vec![Err(ConnectorError::Rejected("400: bad".into()))]);
     let rows = (0..5).map(|i| user(&format!("u{i}"), Some(&format!("u{i}@x.com")), 0)).collect();
     let h = harness(FakeSource::default(), sink, rows);
@@ -303,8 +316,142 @@ async fn a_rejected_batch_marks_its_users_failed_and_others_go_on() {
         h.store.user_states().into_values().filter(|u| u.outcome == Outcome::Failed).collect();
     assert_eq!(failed.len(), 2);
     assert!(failed.iter().all(|u| u.detail.as_deref() == Some("400: bad") && u.written_at.is_none()));
+    assert_eq!(h.store.pending().unwrap().len(), 2, "their checks stay pending writes");
     let again = h.run().await;
-    assert_eq!(again.run.summary.due, 2);
+    let s = &again.run.summary;
+    assert_eq!((s.resumed, s.lookups, s.written), (2, 0, 2), "a refusal never costs a second lookup");
+    assert_eq!(h.source.asked().len(), 5);
+}
+
+#[tokio::test]
+async fn users_refused_one_by_one_fail_alone_and_stay_pending() {
+    let sink = FakeSink::new(10).refusing(&["u2"]);
+    let h = harness(FakeSource::default(), sink, users(5));
+    let report = h.run().await;
+    let s = &report.run.summary;
+    assert_eq!((s.failed, s.written), (1, 4));
+    assert_eq!(s.top_reasons(5), vec![("400: refused identity", 1)]);
+    let states = h.store.user_states();
+    assert_eq!(states["u2"].outcome, Outcome::Failed);
+    assert_eq!(states["u2"].detail.as_deref(), Some("400: refused identity"));
+    assert_eq!(states["u1"].outcome, Outcome::NotFound);
+    let pending = h.store.pending().unwrap();
+    assert_eq!(pending.iter().map(|write| write.update.identity.as_str()).collect::<Vec<_>>(), ["u2"]);
+}
+
+#[tokio::test]
+async fn properties_no_longer_true_are_written_empty_and_counted() {
+    let mut two = Properties::new();
+    two.insert("Company Name".into(), PropertyValue::text("Acme").0);
+    two.insert("Company Tech".into(), PropertyValue::text("rust").0);
+    let source =
+        FakeSource::with(&[("u0@x.com", Ok(Lookup::Found(Record { properties: two, ..Record::default() })))]);
+    let h = harness_with(source, FakeSink::new(10), users(1), always_refresh());
+    h.run().await;
+    assert_eq!(
+        h.store.user_states()["u0"].written_properties,
+        ["Company Name", "Company Tech", "Fake: Date Last Checked"]
+    );
+
+    // A new employer without tech: the old tech is cleared.
+    h.source.answer("u0@x.com", found("Bolt"));
+    h.sink.batches.lock().unwrap().clear();
+    let second = h.run().await;
+    assert_eq!(second.run.summary.cleared, 1);
+    let written = &h.sink.written()["u0"];
+    assert_eq!(written["Company Tech"], PropertyValue::Text(String::new()));
+    assert_eq!(written["Company Name"], PropertyValue::Text("Bolt".into()));
+
+    // No longer found: everything but the check date is cleared.
+    h.source.answer("u0@x.com", Ok(Lookup::NotFound(Record::default())));
+    h.sink.batches.lock().unwrap().clear();
+    let third = h.run().await;
+    assert_eq!(third.run.summary.cleared, 1);
+    assert_eq!(h.sink.written()["u0"]["Company Name"], PropertyValue::Text(String::new()));
+    assert_eq!(h.store.user_states()["u0"].written_properties, ["Fake: Date Last Checked"]);
+
+    // Nothing left to clear: only the check date goes.
+    h.sink.batches.lock().unwrap().clear();
+    let fourth = h.run().await;
+    assert_eq!((fourth.run.summary.cleared, fourth.run.summary.unchanged), (0, 1));
+    assert_eq!(h.sink.written()["u0"].len(), 1);
+}
+
+#[tokio::test]
+async fn an_identity_with_several_emails_uses_its_most_recently_seen_row_every_run() {
+    let rows = vec![
+        user("u1", Some("old@x.com"), 3),
+        user("u1", Some("new@x.com"), 1),
+        user("u1", Some("tie@x.com"), 1),
+        user(" u2 ", Some("b@x.com"), 0),
+        user("u2", Some("b@x.com"), 0),
+    ];
+    let h = harness_with(FakeSource::default(), FakeSink::new(10), rows, always_refresh());
+    let first = h.run().await;
+    let s = &first.run.summary;
+    assert_eq!((s.due, s.lookups, s.duplicate_identities, s.identities_with_several_emails), (2, 2, 3, 1));
+    assert_eq!(h.source.asked(), ["b@x.com", "new@x.com"]);
+    let written = h.sink.written();
+    let mut identities: Vec<&String> = written.keys().collect();
+    identities.sort();
+    assert_eq!(identities, ["u1", "u2"], "identities are trimmed");
+    h.run().await;
+    assert_eq!(h.source.asked(), ["b@x.com", "b@x.com", "new@x.com", "new@x.com"], "the same row every run");
+}
+
+#[tokio::test]
+async fn invalid_keys_are_asked_again_after_the_sources_interval() {
+    #[derive(Debug)]
+    struct RetriesInvalid(FakeSource);
+    #[async_trait]
+    impl Source for RetriesInvalid {
+        fn kind(&self) -> &'static str {
+            "fake"
+        }
+        fn key_kind(&self) -> KeyKind {
+            KeyKind::Email
+        }
+        fn checked_property(&self) -> &str {
+            "Fake: Date Last Checked"
+        }
+        fn properties(&self) -> Vec<PropertyInfo> {
+            Vec::new()
+        }
+        fn max_in_flight(&self) -> usize {
+            1
+        }
+        fn invalid_retry_after(&self) -> Option<Duration> {
+            Some(Duration::ZERO)
+        }
+        async fn lookup(
+            &self,
+            key: &LookupKey,
+            hints: &LookupHints,
+            stop: &CancellationToken,
+        ) -> Option<Result<Lookup, ConnectorError>> {
+            self.0.lookup(key, hints, stop).await
+        }
+        async fn check(&self) -> Result<String, ConnectorError> {
+            Ok("fine".into())
+        }
+    }
+    let source = Arc::new(RetriesInvalid(FakeSource::with(&[(
+        "i@q.com",
+        Ok(Lookup::Invalid("email_invalid".into())),
+    )])));
+    let connection = Connection {
+        name: "test".into(),
+        source: source.clone(),
+        sink: Arc::new(FakeSink::new(10)),
+        users: Arc::new(FakeDirectory { rows: vec![user("i", Some("i@q.com"), 0)] }),
+        schedule: Schedule::default(),
+    };
+    let store = Arc::new(MemoryStateStore::default());
+    for _ in 0..2 {
+        let request = SyncRequest::over_window(RunKind::Manual, &connection.schedule, Utc::now());
+        sync(&connection, store.clone(), request).await.unwrap();
+    }
+    assert_eq!(source.0.asked().len(), 2);
 }
 
 #[tokio::test]
@@ -328,6 +475,7 @@ async fn duplicate_identities_are_used_once() {
     );
     let report = h.run().await;
     assert_eq!((report.run.summary.duplicate_identities, report.run.summary.lookups), (1, 1));
+    assert_eq!(h.source.asked(), ["a@b.com"], "ties: the first row");
 }
 
 /// Refreshing every run, so that a second run checks everyone again.
@@ -474,4 +622,21 @@ async fn progress_is_told_what_the_summary_says() {
     assert_eq!(*progress.planned.lock().unwrap(), (2, 3));
     assert_eq!(*progress.looked_up.lock().unwrap(), 3);
     assert_eq!(*progress.written.lock().unwrap(), report.run.summary.written);
+}
+
+#[tokio::test]
+async fn a_more_recent_row_takes_back_what_the_earlier_one_was_counted_as() {
+    let source = FakeSource { declined_domain: Some("gmail.com".into()), ..FakeSource::default() };
+    let rows = vec![
+        user("u1", Some("u1@gmail.com"), 2),
+        user("u1", Some("u1@firm.io"), 1),
+        user("u2", Some("u2@firm.io"), 2),
+        user("u2", Some("u2@gmail.com"), 1),
+    ];
+    let h = harness(source, FakeSink::new(10), rows);
+    let report = h.run().await;
+    let s = &report.run.summary;
+    assert_eq!((s.read, s.duplicate_identities, s.due, s.skipped, s.up_to_date), (4, 2, 1, 1, 0));
+    assert_eq!(s.top_reasons(5), vec![("skipped: declined domain", 1)]);
+    assert_eq!(h.source.asked(), ["u1@firm.io"]);
 }
