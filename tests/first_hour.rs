@@ -191,3 +191,29 @@ async fn output_cut_short_by_a_pipe_is_no_error() {
         assert!(run.stderr.is_empty(), "`enrich {command} | head -1` printed an error: {run}");
     }
 }
+
+/// The user's path of the README, in its order: validate, check with the cost preview, a dry run,
+/// the sync, the report, the status (during a run: `status_says_syncing_during_a_run_…`).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_readme_path_from_validate_to_status() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    roster(&workspace);
+    let validate = workspace.enrich(&["validate"]).await;
+    validate.success();
+    assert!(validate.stdout.starts_with("enrich.yaml: valid, 1 connection"), "{validate}");
+    let check = workspace.enrich(&["check", "main"]).await;
+    check.success();
+    assert!(check.stdout.contains("≈ 3 billed lookups for 4 users"), "{check}");
+    let dry = workspace.enrich(&["sync", "main", "--dry-run"]).await;
+    dry.success();
+    assert!(dry.stdout.contains("billed lookups  ≈ 3 "), "{dry}");
+    let sync = workspace.enrich(&["sync", "main"]).await;
+    sync.success();
+    assert_eq!((sync.figure("looked up"), sync.figure("written")), (3, 4), "{sync}");
+    assert_eq!(workspace.emulator.clearbit_requests().len(), 1 + 3, "check's lookup, then the sync's");
+    let (enriched, found) = enriched_and_found(&workspace).await;
+    assert_eq!(enriched, found, "status and report agree");
+    let status = workspace.enrich(&["status"]).await;
+    status.success();
+    assert!(status.stdout.starts_with("main: Connected\n  next run    due "), "{status}");
+}
