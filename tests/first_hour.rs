@@ -217,3 +217,22 @@ async fn the_readme_path_from_validate_to_status() {
     status.success();
     assert!(status.stdout.starts_with("main: Connected\n  next run    due "), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_name_may_be_left_out_when_the_file_defines_one_connection() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    roster(&workspace);
+    let dry = workspace.enrich(&["sync", "--dry-run"]).await;
+    dry.success();
+    assert!(dry.stdout.starts_with("main: dry run of a sync"), "{dry}");
+
+    let config = std::fs::read_to_string(workspace.path("enrich.yaml")).unwrap();
+    let connection = config.split_once("  main:\n").unwrap().1;
+    std::fs::write(workspace.path("enrich.yaml"), format!("{config}  second:\n{connection}")).unwrap();
+    let ambiguous = workspace.enrich(&["sync", "--dry-run"]).await;
+    ambiguous.failure();
+    assert!(
+        ambiguous.stderr.contains("enrich.yaml defines 2 connections: name one (main, second)"),
+        "{ambiguous}"
+    );
+}

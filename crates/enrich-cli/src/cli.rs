@@ -60,8 +60,8 @@ pub enum Command {
     /// and counts the users in the backfill window and those with an email. One line per part,
     /// ✓ or ✗ with what to do; exits 1 if any part fails.
     Check {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
     },
 
     /// Run one sync of a connection now.
@@ -71,8 +71,8 @@ pub enum Command {
     /// and not-found results are written to the sink in batches; the state folder remembers each
     /// user only once the sink acknowledged it. Ends with a summary of the run.
     Sync {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         /// Only say what the sync would do and cost (users due, distinct lookup keys, billed
         /// lookups, time at the configured rate): nothing is looked up or written.
         #[arg(long)]
@@ -86,8 +86,8 @@ pub enum Command {
     /// the run history as a backfill. On a terminal, a backfill of more lookups than
     /// `--confirm-over` shows what it costs and asks first.
     Backfill {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         /// How far back: a duration (`30d`, `12w`) or a date (`2026-01-01`, `2026-01-01T00:00:00Z`).
         #[arg(long, value_parser = parse_since)]
         since: chrono::DateTime<chrono::Utc>,
@@ -156,8 +156,8 @@ pub enum Command {
     /// The state is locked while the connection syncs (`enrich sync`, `backfill`, or a run of `enrich
     /// run`): then the report fails with "already syncing"; try again once the run has finished.
     Report {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         /// `table`: aligned tables; `json`: one document; `csv`: one row per value
         /// (segment,value,users,share, share from 0 to 1, an empty value for users without one).
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
@@ -175,8 +175,8 @@ pub enum Command {
     /// does not know yet are written under a name derived from their path, and listed as derived once
     /// a run has seen them.
     Properties {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
@@ -226,8 +226,8 @@ pub enum StateAction {
     /// clears an `Error` status. Every user is looked up again at the next sync, and each lookup is
     /// paid for. Asks for confirmation on a terminal.
     Reset {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long)]
         yes: bool,

@@ -74,6 +74,25 @@ pub struct ConnectionConfig {
 }
 
 impl Config {
+    /// The name given, or the only connection's when none is given and the file defines one.
+    pub fn chosen(&self, name: Option<String>) -> anyhow::Result<&str> {
+        if let Some(name) = name {
+            return Ok(self.connection(&name).map_err(anyhow::Error::msg)?.name.as_str());
+        }
+        match self.connections.as_slice() {
+            [only] => Ok(only.name.as_str()),
+            all => {
+                let names: Vec<&str> = all.iter().map(|connection| connection.name.as_str()).collect();
+                anyhow::bail!(
+                    "{} defines {} connections: name one ({})",
+                    self.path.display(),
+                    all.len(),
+                    names.join(", ")
+                )
+            }
+        }
+    }
+
     pub fn connection(&self, name: &str) -> Result<&ConnectionConfig, String> {
         self.connections.iter().find(|connection| connection.name == name).ok_or_else(|| {
             let known: Vec<&str> = self.connections.iter().map(|c| c.name.as_str()).collect();

@@ -42,18 +42,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     config.connections.iter().for_each(crate::registry::register_secrets);
     match cli.command {
         Command::Validate => validate(&config),
-        Command::Sync { name, dry_run } => sync::manual(&config, &name, dry_run).await,
+        Command::Sync { name, dry_run } => sync::manual(&config, config.chosen(name)?, dry_run).await,
         Command::Backfill { name, since, dry_run, confirm_over, yes } => {
             let ask = if yes || dry_run { None } else { Some(confirm_over) };
-            sync::backfill(&config, &name, since, dry_run, ask).await
+            sync::backfill(&config, config.chosen(name)?, since, dry_run, ask).await
         }
         Command::Run { names, metrics, .. } => sync::on_schedule(&config, &names, metrics).await,
         Command::Status { name, format, history } => status::show(&config, name.as_deref(), format, history),
-        Command::Report { name, format, html } => report::show(&config, &name, format, html.as_deref()),
-        Command::Properties { name, format } => properties::list(&config, &name, format),
+        Command::Report { name, format, html } => {
+            report::show(&config, config.chosen(name)?, format, html.as_deref())
+        }
+        Command::Properties { name, format } => properties::list(&config, config.chosen(name)?, format),
         Command::Forget { name, email } => forget(&config, &name, &email),
-        Command::Check { name } => check::run(&config, &name).await,
-        Command::State { action: StateAction::Reset { name, yes } } => state::reset(&config, &name, yes),
+        Command::Check { name } => check::run(&config, config.chosen(name)?).await,
+        Command::State { action: StateAction::Reset { name, yes } } => {
+            state::reset(&config, config.chosen(name)?, yes)
+        }
         Command::Map { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before loading the config")
         }
