@@ -236,3 +236,19 @@ async fn the_name_may_be_left_out_when_the_file_defines_one_connection() {
         "{ambiguous}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_key_is_said_once_naming_the_variable_to_set() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    roster(&workspace);
+    let run =
+        workspace.enrich_with(&["sync", "main"], "sk_wrong_000000000000000000000000", Some("off")).await;
+    run.failure();
+    let last = run.stderr.lines().last().unwrap();
+    assert!(
+        last.contains("set the environment variable CLEARBIT_API_KEY (which api_key reads in enrich.yaml)"),
+        "{run}"
+    );
+    let told = format!("{}{}", run.stdout, run.stderr).matches("401").count();
+    assert_eq!(told, 1, "the error is said once: {run}");
+}

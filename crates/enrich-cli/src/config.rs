@@ -61,6 +61,9 @@ pub struct Config {
     pub connections: Vec<ConnectionConfig>,
     /// Fields holding a secret written literally in the file rather than as `${VAR}`.
     pub literal_secrets: Vec<String>,
+    /// `api_key` fields read from one environment variable, by path (`connections.main.source.api_key`
+    /// → `CLEARBIT_API_KEY`): an error about the key names the variable to set.
+    pub key_variables: Vec<(String, String)>,
 }
 
 /// One connection: where users come from, where they are looked up, where properties go.
@@ -198,6 +201,44 @@ fn warn_if_secrets_are_exposed(config: &Config) {
     }
 }
 
+/// `api_key` fields written as one `${VAR}` reference, with the variable.
+fn key_variables_of(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Mapping(mapping) => {
+            for (key, child) in mapping {
+                let Some(key) = key.as_str() else { continue };
+                let child_at = if at.is_empty() { key.to_owned() } else { format!("{at}.{key}") };
+                let variable =
+                    child.as_str().and_then(|text| text.trim().strip_prefix("${")?.strip_suffix('}'));
+                match variable {
+                    Some(variable) if key == "api_key" => found.push((child_at, variable.to_owned())),
+                    _ => key_variables_of(child, &child_at, found),
+                }
+            }
+        }
+        Value::Tagged(tagged) => key_variables_of(&tagged.value, at, found),
+        _ => {}
+    }
+}
+
+impl Config {
+    /// A run's error in the user's terms: "set api_key" becomes "set the environment variable
+    /// CLEARBIT_API_KEY" when the connection's key comes from it.
+    pub fn in_user_terms(&self, connection: &str, error: &str) -> String {
+        let field = format!("connections.{connection}.source.api_key");
+        match self.key_variables.iter().find(|(path, _)| *path == field) {
+            Some((_, variable)) => error.replace(
+                "set api_key to",
+                &format!(
+                    "set the environment variable {variable} (which api_key reads in {}) to",
+                    self.path.display()
+                ),
+            ),
+            None => error.to_owned(),
+        }
+    }
+}
+
 /// Fields that hold a secret: API keys, and URLs with a password in them.
 fn literal_secrets(value: &Value, at: &str, found: &mut Vec<String>) {
     match value {
@@ -254,6 +295,8 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     })?;
     let mut secrets_written_out = Vec::new();
     literal_secrets(&document, "", &mut secrets_written_out);
+    let mut key_variables = Vec::new();
+    key_variables_of(&document, "", &mut key_variables);
     let mut problems = substitute_env(&mut document, "", env);
     too_long_durations(&document, "", &mut problems);
     for problem in problems {
@@ -292,7 +335,13 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         }
     }
     if errors.is_empty() {
-        Ok(Config { path: path.to_owned(), state_dir, connections, literal_secrets: secrets_written_out })
+        Ok(Config {
+            path: path.to_owned(),
+            state_dir,
+            connections,
+            literal_secrets: secrets_written_out,
+            key_variables,
+        })
     } else {
         Err(ConfigErrors(errors))
     }

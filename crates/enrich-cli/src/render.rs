@@ -85,6 +85,8 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
 const TOP_REASONS: usize = 5;
 
 pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> String {
+    // The error itself is said once, on the `error:` line that ends the command.
+    let status = if run.error.is_some() { "Error (below)".to_owned() } else { status.to_string() };
     let mut out = format!("{name}: {} finished in {}; status {status}\n", kind(run), elapsed(run));
     for (label, value) in figures(&run.summary) {
         let _ = writeln!(out, "  {label:<22}{value:>8}");

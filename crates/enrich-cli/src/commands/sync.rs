@@ -114,7 +114,7 @@ async fn once(
     let name = &connection.name;
     print!("{}", redact::text(&render::run_summary(name, &report.run, &report.status)));
     if let Some(error) = &report.run.error {
-        eprintln!("error: {name}: {}", redact::text(error));
+        eprintln!("error: {name}: {}", redact::text(&config.in_user_terms(name, error)));
         return Ok(ExitCode::FAILURE);
     }
     let summary = &report.run.summary;
