@@ -8,28 +8,14 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Instant;
 
 use enrich_emulator::EmulatorConfig;
-use support::{Run, Workspace};
+use support::{Run, Workspace, psql};
 
 const USERS: u32 = 100_000;
 
 const HEAP_CONNECT_TABLES: &str = include_str!("fixtures/heap_connect_schema.sql");
-
-/// Runs SQL on the test server, stopping at the first error.
-fn psql(url: &str, sql: &str) -> Result<(), String> {
-    let output = Command::new("psql")
-        .args(["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", url, "--command", sql])
-        .output()
-        .map_err(|error| format!("psql (it comes with the PostgreSQL server) cannot run: {error}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!("psql failed: {}", String::from_utf8_lossy(&output.stderr)))
-    }
-}
 
 /// A schema laid out as Heap Connect's, dropped when the test ends, passed or not.
 struct HeapConnectSchema {

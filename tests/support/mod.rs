@@ -249,3 +249,16 @@ pub fn redact_times(text: &str) -> String {
     }
     out
 }
+
+/// Runs SQL on the test server, stopping at the first error.
+pub fn psql(url: &str, sql: &str) -> Result<(), String> {
+    let output = Command::new("psql")
+        .args(["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", url, "--command", sql])
+        .output()
+        .map_err(|error| format!("psql (it comes with the PostgreSQL server) cannot run: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("psql failed: {}", String::from_utf8_lossy(&output.stderr)))
+    }
+}

@@ -2,10 +2,10 @@
 //! and what Clearbit's rate-limit headers say is left of the current window.
 
 use std::num::NonZeroU32;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use enrich_core::CancellationToken;
+use enrich_core::{CancellationToken, SharedBudget};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -24,6 +24,29 @@ pub(crate) struct Limits {
     pace: DefaultDirectRateLimiter,
     /// What Clearbit's headers said of its current window; `None` when unknown or over.
     window: Mutex<Option<ServerWindow>>,
+    /// The key's budget shared with other workers, when there is one.
+    shared: Option<SharedPace>,
+}
+
+/// One key's per-minute budget, booked by every worker that uses the key.
+#[derive(Debug)]
+struct SharedPace {
+    budget: Arc<dyn SharedBudget>,
+    /// The key's digest: the budget never sees the key.
+    key: u64,
+    per_minute: NonZeroU32,
+}
+
+impl SharedPace {
+    /// Books a request and waits for its turn; a budget out of reach leaves this worker's own pace.
+    async fn wait(&self) {
+        match self.budget.book(self.key, self.per_minute).await {
+            Ok(wait) => tokio::time::sleep(wait).await,
+            Err(problem) => tracing::warn!(
+                "the shared rate budget cannot be booked ({problem}); keeping to this worker's own pace"
+            ),
+        }
+    }
 }
 
 impl Limits {
@@ -36,7 +59,13 @@ impl Limits {
             in_flight: Semaphore::new(max_concurrency.get() as usize),
             pace: DefaultDirectRateLimiter::direct(quota),
             window: Mutex::new(None),
+            shared: None,
         }
+    }
+
+    /// Books every request in `budget` too, under the key's digest, at `per_minute`.
+    pub(crate) fn share(&mut self, budget: Arc<dyn SharedBudget>, key: u64, per_minute: NonZeroU32) {
+        self.shared = Some(SharedPace { budget, key, per_minute });
     }
 
     /// Waits until a request may start; it is in flight until the permit is dropped. `None` once `stop`
@@ -54,6 +83,9 @@ impl Limits {
     async fn wait_for_turn(&self) -> SemaphorePermit<'_> {
         let permit = self.in_flight.acquire().await.expect("the request semaphore is never closed");
         self.pace.until_ready().await;
+        if let Some(shared) = &self.shared {
+            shared.wait().await;
+        }
         loop {
             let turn = {
                 let mut window = lock(&self.window);

@@ -3,14 +3,15 @@
 //! next run (or, on the streaming host, left at once).
 
 use std::num::NonZeroU32;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use enrich_core::{
-    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment, Source,
+    CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment,
+    SharedBudget, Source,
 };
 use reqwest::header::{HeaderMap, HeaderValue, LOCATION};
 use reqwest::{Client, StatusCode, Url, redirect};
@@ -57,6 +58,7 @@ pub struct ClearbitSource {
     api_key: SecretString,
     limits: Limits,
     max_concurrency: usize,
+    requests_per_minute: NonZeroU32,
     timeout: Duration,
     retries: ExponentialBuilder,
     max_retry_time: Duration,
@@ -77,6 +79,17 @@ struct RetryTally {
 }
 
 impl ClearbitSource {
+    /// Books every lookup in a budget shared with the other workers that use this key too, so that
+    /// together they keep to `requests_per_minute`.
+    pub fn with_shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
+        let key = enrich_core::digest::stable_hash([
+            b"clearbit".as_slice(),
+            self.api_key.expose_secret().as_bytes(),
+        ]);
+        self.limits.share(budget, key, self.requests_per_minute);
+        self
+    }
+
     /// Builds the source from a config, refusing one that [`ClearbitConfig::validate`] finds fault with.
     pub fn new(config: &ClearbitConfig) -> Result<Self, ConnectorError> {
         // `ensure_valid` words the refusal as every component's is, and refuses any problem.
@@ -123,6 +136,7 @@ impl ClearbitSource {
             api_key: config.api_key.clone(),
             limits,
             max_concurrency: config.max_concurrency,
+            requests_per_minute: at_least_one(config.requests_per_minute),
             timeout,
             retries,
             max_retry_time: config.max_retry_time,

@@ -705,3 +705,41 @@ async fn an_ip_address_is_not_a_key_it_can_look_up() {
         source.lookup(&ip, &LookupHints::default(), &CancellationToken::new()).await.unwrap().unwrap_err();
     assert!(error.is_fatal(), "{error:?}");
 }
+
+/// A budget shared with other workers that makes every request wait 30 ms, and records its bookings.
+#[derive(Debug, Default)]
+struct SlowBudget(std::sync::Mutex<Vec<(u64, u32)>>);
+
+#[async_trait::async_trait]
+impl enrich_core::SharedBudget for SlowBudget {
+    async fn book(&self, key: u64, per_minute: std::num::NonZeroU32) -> Result<Duration, String> {
+        self.0.lock().unwrap().push((key, per_minute.get()));
+        Ok(Duration::from_millis(30))
+    }
+}
+
+#[tokio::test]
+async fn every_lookup_books_the_shared_budget_and_waits_its_turn() {
+    let server = MockServer::start().await;
+    find(EMAIL)
+        .respond_with(ResponseTemplate::new(200).set_body_json(calvinklein()))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let budget = std::sync::Arc::new(SlowBudget::default());
+    let source = source(&server).with_shared_budget(budget.clone());
+    let started = Instant::now();
+    for _ in 0..3 {
+        lookup(&source, EMAIL).await.unwrap();
+    }
+    assert!(started.elapsed() >= Duration::from_millis(90), "each lookup waited for its turn");
+    let bookings = budget.0.lock().unwrap().clone();
+    assert_eq!(bookings.len(), 3);
+    assert!(bookings.iter().all(|booking| *booking == bookings[0] && booking.1 == 60_000), "{bookings:?}");
+    let other_key =
+        ClearbitSource::new(&config(&server.uri(), json!({ "api_key": "sk_test_another_key_0123" })))
+            .unwrap()
+            .with_shared_budget(budget.clone());
+    lookup(&other_key, EMAIL).await.ok();
+    assert_ne!(budget.0.lock().unwrap()[3].0, bookings[0].0, "one budget per key");
+}

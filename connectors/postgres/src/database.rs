@@ -64,7 +64,7 @@ impl TlsMode {
 }
 
 /// What is wrong with a warehouse URL, if anything. Messages never quote the URL: it holds the password.
-pub(crate) fn url_problem(url: &SecretString) -> Option<String> {
+pub fn url_problem(url: &SecretString) -> Option<String> {
     parse_url(url.expose_secret()).err()
 }
 
@@ -104,7 +104,7 @@ fn parse_url(url: &str) -> Result<Config, String> {
 }
 
 /// A warehouse as the directories reach it.
-pub(crate) struct Database {
+pub struct Database {
     /// The parsed URL, with the password; its `Debug` does not show it.
     config: Config,
     tls_mode: TlsMode,
@@ -121,7 +121,7 @@ impl fmt::Debug for Database {
 
 impl Database {
     /// The warehouse at a URL that [`url_problem`] accepts.
-    pub(crate) fn new(url: &SecretString, tls_mode: Option<TlsMode>) -> Result<Self, ConnectorError> {
+    pub fn new(url: &SecretString, tls_mode: Option<TlsMode>) -> Result<Self, ConnectorError> {
         let mut config = parse_url(url.expose_secret())
             .map_err(|problem| ConnectorError::Fatal(format!("invalid url: {problem}")))?;
         let tls_mode = tls_mode.unwrap_or_else(|| TlsMode::default_for(&config));
@@ -137,7 +137,7 @@ impl Database {
     }
 
     /// The URL without the password: `postgres://user@host:5432/database`.
-    pub(crate) fn shown(&self) -> &str {
+    pub fn shown(&self) -> &str {
         &self.shown
     }
 
@@ -146,7 +146,7 @@ impl Database {
     }
 
     /// A new session, in UTC, so that a `timestamp` compared with a `timestamptz` is read as UTC.
-    pub(crate) async fn connect(&self) -> Result<(Client, ConnectionTask), ConnectorError> {
+    pub async fn connect(&self) -> Result<(Client, ConnectionTask), ConnectorError> {
         tracing::debug!(url = %self.shown, tls = ?self.tls_mode, "connecting to the warehouse");
         let (client, connection) =
             self.config.connect(self.tls.clone()).await.map_err(|error| {
@@ -170,11 +170,11 @@ impl Database {
 /// The task that drives a connection. Dropped before [`Self::finish`], it ends the connection at once:
 /// otherwise a reading given up half-way would go on receiving (and discarding) the rest of the result.
 #[derive(Debug)]
-pub(crate) struct ConnectionTask(Option<JoinHandle<()>>);
+pub struct ConnectionTask(Option<JoinHandle<()>>);
 
 impl ConnectionTask {
     /// Closes the connection politely once the client is done with it.
-    pub(crate) async fn finish(mut self, client: Client) {
+    pub async fn finish(mut self, client: Client) {
         drop(client);
         if let Some(task) = self.0.take() {
             // The task logs its own failure; a cancelled or panicked one has nothing more to say.
@@ -227,7 +227,7 @@ fn shown_url(config: &Config) -> String {
 
 /// A driver or server error in one line: the server's message with its detail, hint and SQLSTATE, or
 /// the driver's message with its causes. Neither ever carries the password.
-pub(crate) fn error_message(error: &tokio_postgres::Error) -> String {
+pub fn error_message(error: &tokio_postgres::Error) -> String {
     let Some(db) = error.as_db_error() else {
         let mut message = chain(error);
         if rejected_certificate(error) {

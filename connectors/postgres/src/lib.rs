@@ -7,6 +7,9 @@
 //! table or column, a column of the wrong type) into one fatal error that names the table and column.
 //! Connections use TLS through rustls (ring, the Mozilla roots); the password is never shown.
 //!
+//! [`Database`] (URL checks, TLS, sessions in UTC, errors without the password) is public for the
+//! PostgreSQL state store, which reaches its server the same way.
+//!
 //! This crate depends on `enrich-core` only: configs are plain serde types, and it knows nothing of the
 //! CLI, of YAML or of the other connectors.
 
@@ -16,6 +19,6 @@ mod identifier;
 mod query;
 mod rows;
 
-pub use database::TlsMode;
+pub use database::{ConnectionTask, Database, TlsMode, error_message, url_problem};
 pub use heap_connect::{HeapConnectConfig, HeapConnectDirectory};
 pub use query::{PostgresQueryConfig, PostgresQueryDirectory};

@@ -108,7 +108,9 @@ pub enum Command {
     /// every `schedule.every`, never twice at the same time. The log says when each next run is due.
     /// Ctrl-C or SIGTERM stops gracefully: no new lookup starts, lookups in flight finish (or are
     /// abandoned unrecorded after 10 s), fetched results are written, state is saved, exit 0.
-    /// Only one `enrich run` works on a state folder at a time.
+    /// Only one `enrich run` works on a state folder at a time; any number share a PostgreSQL state,
+    /// each connection running on one of them at a time (a busy one is tried again every 5 s). A run
+    /// that fails, or a state that cannot be read, is tried again a minute later.
     ///
     /// With `--metrics`, serves Prometheus metrics on http://ADDRESS/metrics (`/health` answers
     /// `200 ok`), per connection: counters of the runs since it started (runs, lookups, users by the
@@ -195,7 +197,7 @@ pub enum Command {
         email: String,
     },
 
-    /// Look after a connection's state folder.
+    /// Look after a connection's state: reset it, or move it between state stores.
     State {
         #[command(subcommand)]
         action: StateAction,
@@ -231,6 +233,25 @@ pub enum StateAction {
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long)]
         yes: bool,
+    },
+    /// Write a connection's whole state (users, pending writes, status, history, forgotten keys) to
+    /// a file, one JSON record a line, to import it elsewhere, e.g. from sled into PostgreSQL.
+    ///
+    /// Opening takes the connection's lock: stop its runs first. The file holds user identities and
+    /// fetched properties: it is created readable by its owner only.
+    Export {
+        /// The connection's name in the config file.
+        name: String,
+        /// The file to write.
+        file: PathBuf,
+    },
+    /// Load a connection's state from a file `enrich state export` wrote, into the state store of
+    /// this config; refuses a connection whose state already holds users.
+    Import {
+        /// The connection's name in the config file.
+        name: String,
+        /// The file to read.
+        file: PathBuf,
     },
 }
 

@@ -56,14 +56,35 @@ impl std::error::Error for ConfigErrors {}
 #[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
-    /// Resolved against the config file's folder.
-    pub state_dir: PathBuf,
+    /// Where the connections' state is kept.
+    pub state: StateConfig,
     pub connections: Vec<ConnectionConfig>,
     /// Fields holding a secret written literally in the file rather than as `${VAR}`.
     pub literal_secrets: Vec<String>,
     /// `api_key` fields read from one environment variable, by path (`connections.main.source.api_key`
     /// → `CLEARBIT_API_KEY`): an error about the key names the variable to set.
     pub key_variables: Vec<(String, String)>,
+}
+
+/// Where the state is kept: `state: { type: sled, path: .enrich }` (the default; `state_dir: PATH`
+/// says the same) or `state: { type: postgres, url: ${ENRICH_STATE_URL} }`, shared by any number of
+/// workers.
+#[derive(Debug)]
+pub enum StateConfig {
+    /// A folder on this machine, resolved against the config file's folder.
+    Sled {
+        path: PathBuf,
+    },
+    Postgres {
+        url: secrecy::SecretString,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum RawState {
+    Sled { path: Option<PathBuf> },
+    Postgres { url: secrecy::SecretString },
 }
 
 /// One connection: where users come from, where they are looked up, where properties go.
@@ -111,6 +132,7 @@ impl Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    state: Option<RawState>,
     state_dir: Option<PathBuf>,
     connections: Mapping,
 }
@@ -312,7 +334,10 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         }
     };
     let folder = path.parent().map(Path::to_owned).unwrap_or_default();
-    let state_dir = folder.join(raw.state_dir.unwrap_or_else(|| PathBuf::from(".enrich")));
+    let state = state_config(&folder, raw.state, raw.state_dir).unwrap_or_else(|(field, message)| {
+        error(field.to_owned(), message);
+        StateConfig::Sled { path: folder.join(".enrich") }
+    });
     if raw.connections.is_empty() {
         error("connections".into(), "no connection is defined".into());
     }
@@ -337,13 +362,34 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     if errors.is_empty() {
         Ok(Config {
             path: path.to_owned(),
-            state_dir,
+            state,
             connections,
             literal_secrets: secrets_written_out,
             key_variables,
         })
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+/// The `state:` section, or `state_dir:` as earlier versions had it; the field and problem if wrong.
+fn state_config(
+    folder: &Path,
+    state: Option<RawState>,
+    state_dir: Option<PathBuf>,
+) -> Result<StateConfig, (&'static str, String)> {
+    match (state, state_dir) {
+        (Some(_), Some(_)) => Err((
+            "state_dir",
+            "set `state:` or `state_dir:`, not both (state_dir is the older spelling)".into(),
+        )),
+        (Some(RawState::Postgres { url }), None) => match enrich_postgres::url_problem(&url) {
+            Some(problem) => Err(("state.url", problem)),
+            None => Ok(StateConfig::Postgres { url }),
+        },
+        (Some(RawState::Sled { path }), None) | (None, path) => {
+            Ok(StateConfig::Sled { path: folder.join(path.unwrap_or_else(|| PathBuf::from(".enrich"))) })
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod progress;
 mod registry;
 mod render;
 mod report;
+mod store;
 
 use std::process::ExitCode;
 

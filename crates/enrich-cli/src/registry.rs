@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use enrich_clearbit::{ClearbitConfig, ClearbitSource};
 use enrich_core::redact::{register_secret, register_url};
-use enrich_core::{Connection, ConnectorError, FieldError, Sink, Source, UserDirectory};
+use enrich_core::{Connection, ConnectorError, FieldError, SharedBudget, Sink, Source, UserDirectory};
 use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
 use enrich_postgres::{HeapConnectConfig, HeapConnectDirectory, PostgresQueryConfig, PostgresQueryDirectory};
 use secrecy::ExposeSecret;
@@ -44,8 +44,22 @@ impl SourceConfig {
     }
 
     pub fn build(&self) -> Result<Arc<dyn Source>, ConnectorError> {
+        self.build_sharing(None)
+    }
+
+    /// The source, booking its requests in `budget` too when there is one.
+    pub fn build_sharing(
+        &self,
+        budget: Option<Arc<dyn SharedBudget>>,
+    ) -> Result<Arc<dyn Source>, ConnectorError> {
         match self {
-            Self::Clearbit(config) => Ok(Arc::new(ClearbitSource::new(config)?)),
+            Self::Clearbit(config) => {
+                let source = ClearbitSource::new(config)?;
+                Ok(Arc::new(match budget {
+                    Some(budget) => source.with_shared_budget(budget),
+                    None => source,
+                }))
+            }
         }
     }
 
@@ -128,11 +142,16 @@ pub fn register_secrets(config: &ConnectionConfig) {
     }
 }
 
-/// Builds the runtime connection from its checked config.
-pub fn build_connection(config: &ConnectionConfig, folder: &Path) -> Result<Connection, ConnectorError> {
+/// Builds the runtime connection from its checked config; its source books its requests in `budget`
+/// (shared with other workers) when there is one.
+pub fn build_connection(
+    config: &ConnectionConfig,
+    folder: &Path,
+    budget: Option<Arc<dyn SharedBudget>>,
+) -> Result<Connection, ConnectorError> {
     Ok(Connection {
         name: config.name.clone(),
-        source: config.source.build()?,
+        source: config.source.build_sharing(budget)?,
         sink: config.sink.build()?,
         users: config.users.build(folder)?,
         schedule: config.schedule,

@@ -4,7 +4,10 @@
 //! This crate must not depend on any connector, HTTP client, YAML parser or storage engine: those
 //! depend on it, never the other way round. Anything here is testable with in-memory fakes.
 
+pub mod budget;
 pub mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod digest;
 pub mod directory;
 pub mod engine;
@@ -17,6 +20,7 @@ pub mod source;
 pub mod state;
 pub mod user;
 
+pub use budget::SharedBudget;
 pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};

@@ -265,6 +265,20 @@ impl ConnectionState {
 #[error("state store: {0}")]
 pub struct StateError(pub String);
 
+const BUSY: &str = "is already syncing in another enrich process";
+
+impl StateError {
+    /// Another process, on this machine or another, holds the connection's lock.
+    pub fn busy(connection: &str, how: &str) -> Self {
+        Self(format!("connection `{connection}` {BUSY} ({how})"))
+    }
+
+    /// Whether the connection is busy elsewhere, rather than its state failing.
+    pub fn is_busy(&self) -> bool {
+        self.0.contains(BUSY)
+    }
+}
+
 /// A completed check on its way to the sink: what to write, and the states to commit once the sink
 /// acknowledged it (or failed it). Stored before it is sent, so that a run killed before the
 /// acknowledgement writes it at the next run without paying for a second lookup.
@@ -296,6 +310,12 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError>;
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StateError>;
+    /// Records `Error: message` as the connection's status, after a run stopped on it.
+    fn record_failure(&self, message: &str) -> Result<(), StateError> {
+        let mut state = self.connection()?;
+        state.status = ConnectionStatus::Error(message.to_owned());
+        self.put_connection(&state)
+    }
 }
 
 /// How many users the last completed check found: streamed, so memory stays flat.

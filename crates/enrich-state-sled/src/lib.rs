@@ -152,12 +152,6 @@ impl SledStateStore {
         Ok(self.db()?.scan_prefix(USER).count())
     }
 
-    /// Records `Error: message` as the status without touching the database, which may be what
-    /// failed; on a full disk, gives up the space reserved for this.
-    pub fn record_failure(&self, message: &str) -> Result<(), StateError> {
-        record_failure(&self.folder, read_connection_file(&self.folder.join(CONNECTION_FILE))?, message)
-    }
-
     fn db(&self) -> Result<sled::Db, StateError> {
         let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
         db.clone().ok_or_else(|| self.closed())
@@ -323,10 +317,7 @@ fn lock_connection(state_dir: &Path, connection: &str) -> Result<(PathBuf, File)
         .open(&path)
         .map_err(|error| io_error(&path, &error))?;
     if lock.try_lock().is_err() {
-        return Err(StateError(format!(
-            "connection `{connection}` is already syncing in another enrich process (its state {} is locked)",
-            folder.display()
-        )));
+        return Err(StateError::busy(connection, &format!("its state {} is locked", folder.display())));
     }
     finish_replacing(&folder).map_err(|error| io_error(&folder, &error))?;
     Ok((folder, lock))
@@ -376,9 +367,29 @@ fn reserve_space(path: &Path) {
     }
 }
 
+/// How long an open waits for sled's own file lock to be let go by a handle of this process that was
+/// just closed: sled's background threads release it a moment after the last handle is dropped.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn open_db(users: &Path) -> sled::Result<sled::Db> {
     create_private_dir(users).map_err(|error| std::io::Error::other(error.0))?;
-    sled::Config::new().path(users).cache_capacity(CACHE_BYTES).flush_every_ms(Some(FLUSH_EVERY_MS)).open()
+    let config =
+        sled::Config::new().path(users).cache_capacity(CACHE_BYTES).flush_every_ms(Some(FLUSH_EVERY_MS));
+    let started = std::time::Instant::now();
+    loop {
+        // Our own lock file keeps other processes out, so a held sled lock is this process's closing
+        // handle (or an older enrich's, which the wait does not outlast).
+        match config.open() {
+            Err(error) if is_held(&error) && started.elapsed() < RELEASE_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+fn is_held(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
 fn open_error(folder: &Path, error: &sled::Error) -> StateError {
@@ -386,7 +397,7 @@ fn open_error(folder: &Path, error: &sled::Error) -> StateError {
     match error {
         sled::Error::Corruption { .. } => damaged(folder, "sled found a bad record"),
         // Another version of enrich, which relied on sled's lock alone.
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StateError(format!(
+        error if is_held(error) => StateError(format!(
             "{} is already in use by another enrich process (its state {} is locked)",
             folder.display(),
             users.display()
@@ -625,6 +636,12 @@ impl StateStore for SledStateStore {
 
     fn flush(&self) -> Result<(), StateError> {
         self.db()?.flush().map(drop).map_err(|error| self.sled_error(&error))
+    }
+
+    /// Without touching the database, which may be what failed; on a full disk, gives up the space
+    /// reserved for this.
+    fn record_failure(&self, message: &str) -> Result<(), StateError> {
+        record_failure(&self.folder, read_connection_file(&self.folder.join(CONNECTION_FILE))?, message)
     }
 }
 

@@ -58,6 +58,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State { action: StateAction::Reset { name, yes } } => {
             state::reset(&config, config.chosen(name)?, yes)
         }
+        Command::State { action: StateAction::Export { name, file } } => state::export(&config, &name, &file),
+        Command::State { action: StateAction::Import { name, file } } => state::import(&config, &name, &file),
         Command::Map { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before loading the config")
         }
@@ -107,18 +109,16 @@ fn validate(config: &Config) -> anyhow::Result<ExitCode> {
 
 /// `enrich forget NAME EMAIL`.
 fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> {
-    use enrich_core::StateStore;
-
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
     let Some(normalized) = enrich_core::user::normalize_email(email) else {
         anyhow::bail!("{email:?} is not an email address");
     };
     let key = enrich_core::LookupKey::Email(normalized);
-    let store = enrich_state_sled::SledStateStore::open(&config.state_dir, &connection.name)?;
+    let store = crate::store::State::of(config)?.open(&connection.name)?;
     let forgotten = store.forget(key.digest())?;
     // The figure `enrich status` shows counts the users still remembered, as `enrich report` does.
     let mut state = store.connection()?;
-    state.users_enriched = enrich_core::found_users(&store)?;
+    state.users_enriched = enrich_core::found_users(store.as_ref())?;
     store.put_connection(&state)?;
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -2,16 +2,17 @@
 //! `backfill`, and of backfill's confirmation. Planned by the engine's own reading phase
 //! (`enrich_core::plan`): the due rules exist once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use enrich_core::{LookupKey, MemoryStateStore, RunPlan, StateStore, SyncRequest};
-use enrich_state_sled::SledStateStore;
 
 use super::config_folder;
 use crate::config::{Config, ConnectionConfig};
 use crate::registry::build_connection;
 use crate::render::{rough_duration, thousands};
+use crate::store::State;
 
 /// Plans the run `request` describes without a lookup or a write; a connection that never ran is
 /// planned against an empty state, created nowhere. The inner `Err` is a fatal roster error.
@@ -20,12 +21,12 @@ pub async fn plan(
     connection: &ConnectionConfig,
     request: &SyncRequest,
 ) -> anyhow::Result<Result<RunPlan, String>> {
-    let built = build_connection(connection, config_folder(config))
+    // No budget: a plan books no request.
+    let built = build_connection(connection, config_folder(config), None)
         .with_context(|| format!("cannot build connection `{}`", connection.name))?;
-    let store: Box<dyn StateStore> = match SledStateStore::open_existing(&config.state_dir, &connection.name)?
-    {
-        Some(store) => Box::new(store),
-        None => Box::new(MemoryStateStore::default()),
+    let store: Arc<dyn StateStore> = match State::of(config)?.open_existing(&connection.name)? {
+        Some(store) => store,
+        None => Arc::new(MemoryStateStore::default()),
     };
     Ok(enrich_core::plan(&built, store.as_ref(), request).await?)
 }

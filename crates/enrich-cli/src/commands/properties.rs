@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use enrich_core::{PropertyInfo, PropertyKind};
-use enrich_state_sled::read_connection_state;
 
 use crate::cli::ListFormat;
 use crate::config::Config;
 use crate::render;
+use crate::store::State;
 
 pub fn list(config: &Config, name: &str, format: ListFormat) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
@@ -17,7 +17,7 @@ pub fn list(config: &Config, name: &str, format: ListFormat) -> anyhow::Result<E
     let mut properties = source.properties();
     // Attributes the catalogue did not know, seen by earlier runs of this connection (unless a newer
     // catalogue lists them by now).
-    let state = read_connection_state(&config.state_dir, name)?;
+    let state = State::of(config)?.connection_state(name)?;
     let listed: std::collections::HashSet<String> = properties.iter().map(|p| p.name.clone()).collect();
     let derived = state.derived_properties.into_iter().filter(|(property, _)| !listed.contains(property));
     properties.extend(derived.map(|(property, path)| PropertyInfo {

@@ -6,13 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::Utc;
-use enrich_core::{StateStore, redact};
-use enrich_state_sled::SledStateStore;
+use enrich_core::redact;
 
 use crate::cli::ReportFormat;
 use crate::config::Config;
 use crate::render;
 use crate::report::{Population, Tally};
+use crate::store::State;
 
 pub fn show(
     config: &Config,
@@ -33,7 +33,7 @@ pub fn show(
     });
     let mut tally = Tally::new(segments);
     // Opening takes the connection's lock: this fails, saying so, while the connection syncs.
-    let store = SledStateStore::open(&config.state_dir, name)?;
+    let store = State::of(config)?.open(name)?;
     for user in store.users() {
         tally.add(&user?.1);
     }

@@ -4,25 +4,29 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use enrich_core::{ConnectionStatus, redact};
-use enrich_state_sled::{read_connection_state, syncing_since};
 
 use crate::cli::Format;
 use crate::config::{Config, ConnectionConfig};
 use crate::render;
+use crate::store::State;
 
 pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) -> anyhow::Result<ExitCode> {
     let connections: Vec<&ConnectionConfig> = match name {
         Some(name) => vec![config.connection(name).map_err(anyhow::Error::msg)?],
         None => config.connections.iter().collect(),
     };
-    let mut states = Vec::new();
-    for connection in connections {
-        states.push(render::StatusOf {
+    let names: Vec<String> = connections.iter().map(|connection| connection.name.clone()).collect();
+    let state = State::of(config)?;
+    let saved = state.connection_states(&names)?;
+    let states: Vec<render::StatusOf<'_>> = connections
+        .into_iter()
+        .zip(saved)
+        .map(|(connection, saved)| render::StatusOf {
             connection,
-            state: read_connection_state(&config.state_dir, &connection.name)?,
-            syncing_since: syncing_since(&config.state_dir, &connection.name),
-        });
-    }
+            state: saved,
+            syncing_since: state.syncing_since(&connection.name),
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     match format {
         // The state is stored redacted; a state written by an older release may not be.

@@ -3,20 +3,21 @@
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use enrich_core::{CancellationToken, RunKind, StateStore, SyncReport, SyncRequest, redact};
-use enrich_state_sled::{SledStateStore, read_connection_state};
+use enrich_core::{CancellationToken, RunKind, SharedBudget, StateStore, SyncReport, SyncRequest, redact};
 
 use super::{config_folder, plural, preview};
 use crate::config::{Config, ConnectionConfig};
 use crate::metrics::{self, Metrics};
 use crate::registry::build_connection;
 use crate::render;
+use crate::store::State;
 
 /// `enrich sync NAME [--dry-run]`.
 pub async fn manual(config: &Config, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
@@ -110,7 +111,9 @@ async fn once(
 ) -> anyhow::Result<ExitCode> {
     let stop = stop_on_signals();
     let request = request.with_stop(stop).with_progress(crate::progress::for_stderr());
-    let report = run_connection(config, connection, request).await?;
+    let state = State::of(config)?;
+    let store = state.open_to_sync(&connection.name)?;
+    let report = run_connection(config, connection, (store, state.shared_budget()), request).await?;
     let name = &connection.name;
     print!("{}", redact::text(&render::run_summary(name, &report.run, &report.status)));
     if let Some(error) = &report.run.error {
@@ -136,17 +139,17 @@ async fn once(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the connection's state (refusing if another process syncs it), builds it and runs it.
+/// Builds the connection and runs it on its state, opened (and locked) by the caller, booking its
+/// lookups in the shared budget when there is one.
 async fn run_connection(
     config: &Config,
     connection: &ConnectionConfig,
+    (store, budget): (Arc<dyn StateStore>, Option<Arc<dyn SharedBudget>>),
     request: SyncRequest,
 ) -> anyhow::Result<SyncReport> {
-    let store = Arc::new(SledStateStore::open(&config.state_dir, &connection.name)?);
-    store.mark_syncing(Utc::now())?;
-    let built = build_connection(connection, config_folder(config))
+    let built = build_connection(connection, config_folder(config), budget)
         .with_context(|| format!("cannot build connection `{}`", connection.name))?;
-    let report = enrich_core::sync(&built, Arc::clone(&store) as Arc<dyn StateStore>, request).await;
+    let report = enrich_core::sync(&built, Arc::clone(&store), request).await;
     report.map_err(|error| {
         // The status says so too, when its file can still be written: the database may be what
         // failed (a full disk, say).
@@ -206,7 +209,12 @@ pub async fn on_schedule(
             .collect::<Result<_, _>>()
             .map_err(anyhow::Error::msg)?
     };
-    let _lock = lock_runner(config)?;
+    let state = State::of(config)?;
+    // A database is shared by any number of runners: the connections' locks keep each run single.
+    let _lock = match &state {
+        State::Sled(folder) => Some(lock_runner(folder)?),
+        State::Postgres(_) => None,
+    };
     let metrics = Arc::new(Metrics::new(connections.iter().map(|connection| connection.name.as_str())));
     let stop = stop_on_signals();
     // Stopped with the runs, also when every connection gave up on its own.
@@ -224,12 +232,12 @@ pub async fn on_schedule(
     };
     tracing::info!(
         connections = connections.len(),
-        state = %config.state_dir.display(),
+        state = %state.shown(),
         "running on schedule until stopped (Ctrl-C or SIGTERM)"
     );
     let runs = connections
         .into_iter()
-        .map(|connection| keep_on_schedule(config, connection, &metrics, stop.clone()));
+        .map(|connection| keep_on_schedule(config, &state, connection, &metrics, stop.clone()));
     futures::future::join_all(runs).await;
     stop_serving.cancel();
     if let Some(server) = server
@@ -241,34 +249,47 @@ pub async fn on_schedule(
     Ok(ExitCode::SUCCESS)
 }
 
-/// How long to wait before trying again when another process is syncing a connection.
-const BUSY_RETRY: Duration = Duration::from_secs(60);
+/// How long to wait before trying again after a failed run.
+const FAILED_RETRY: Duration = Duration::from_secs(60);
+/// How long to wait before trying again when another process is syncing a connection: short, so that
+/// a worker takes over a dead one's connection soon after its lock is released.
+const BUSY_RETRY: Duration = Duration::from_secs(5);
 
-/// Runs one connection whenever it is due, one run at a time, until `stop`.
+/// Runs one connection whenever it is due, one run at a time, until `stop`. A run that another
+/// process did meanwhile (a shared state) counts as done.
 async fn keep_on_schedule(
     config: &Config,
+    state: &State,
     connection: &ConnectionConfig,
     metrics: &Metrics,
     stop: CancellationToken,
 ) {
     let name = connection.name.as_str();
     let every = chrono::Duration::from_std(connection.schedule.every).unwrap_or(chrono::Duration::MAX);
-    let mut wait_until = None;
+    // When to try again, and the last run then: void once another run is recorded.
+    let mut retry: Option<(DateTime<Utc>, Option<DateTime<Utc>>)> = None;
     while !stop.is_cancelled() {
-        let due = match wait_until.take() {
-            Some(due) => due,
-            None => match read_connection_state(&config.state_dir, name) {
-                Ok(state) => {
-                    metrics.observe(name, &state);
-                    state.last_run().map_or_else(Utc::now, |run| {
-                        run.started_at.checked_add_signed(every).unwrap_or(DateTime::<Utc>::MAX_UTC)
-                    })
+        let saved = match state.connection_state(name) {
+            Ok(saved) => saved,
+            Err(error) => {
+                // A database may be back in a minute; a damaged folder says so every minute.
+                tracing::error!(
+                    connection = name,
+                    "cannot read its state: {error}; trying again in 1 minute"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(FAILED_RETRY) => continue,
+                    () = stop.cancelled() => return,
                 }
-                Err(error) => {
-                    tracing::error!(connection = name, "{error}; not scheduling it");
-                    return;
-                }
-            },
+            }
+        };
+        metrics.observe(name, &saved);
+        let last_run = saved.last_run().map(|run| run.started_at);
+        let due = match retry.take() {
+            Some((at, seen)) if seen == last_run => at,
+            _ => last_run.map_or_else(Utc::now, |started| {
+                started.checked_add_signed(every).unwrap_or(DateTime::<Utc>::MAX_UTC)
+            }),
         };
         let wait = (due - Utc::now()).to_std().unwrap_or_default();
         if !wait.is_zero() {
@@ -278,26 +299,52 @@ async fn keep_on_schedule(
                 () = stop.cancelled() => return,
             }
         }
+        let store = match state.open_to_sync(name) {
+            Ok(store) => store,
+            Err(error) if error.is_busy() => {
+                tracing::debug!(connection = name, "{error}; trying again in {}s", BUSY_RETRY.as_secs());
+                retry =
+                    Some((Utc::now() + chrono::Duration::from_std(BUSY_RETRY).unwrap_or_default(), last_run));
+                continue;
+            }
+            Err(error) => {
+                tracing::error!(
+                    connection = name,
+                    "cannot open its state: {error}; trying again in 1 minute"
+                );
+                retry = Some((
+                    Utc::now() + chrono::Duration::from_std(FAILED_RETRY).unwrap_or_default(),
+                    last_run,
+                ));
+                continue;
+            }
+        };
+        if store.connection().is_ok_and(|now| now.last_run().map(|run| run.started_at) != last_run) {
+            continue; // another process ran it while this one waited
+        }
         let request = SyncRequest::over_window(RunKind::Scheduled, &connection.schedule, Utc::now())
             .with_stop(stop.clone());
-        match run_connection(config, connection, request).await {
+        match run_connection(config, connection, (store, state.shared_budget()), request).await {
             Ok(report) => {
                 metrics.record(name, &report);
                 tracing::info!(connection = name, "{}", render::run_line(&report.run, &report.status));
             }
             Err(error) => {
                 tracing::error!(connection = name, "run failed: {error:#}; trying again in 1 minute");
-                wait_until = Some(Utc::now() + chrono::Duration::from_std(BUSY_RETRY).unwrap_or_default());
+                retry = Some((
+                    Utc::now() + chrono::Duration::from_std(FAILED_RETRY).unwrap_or_default(),
+                    last_run,
+                ));
             }
         }
     }
 }
 
 /// Only one `enrich run` per state folder: a second would double every scheduled run.
-fn lock_runner(config: &Config) -> anyhow::Result<File> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("cannot create the state folder {}", config.state_dir.display()))?;
-    let path = config.state_dir.join("run.lock");
+fn lock_runner(folder: &Path) -> anyhow::Result<File> {
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create the state folder {}", folder.display()))?;
+    let path = folder.join("run.lock");
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -309,7 +356,7 @@ fn lock_runner(config: &Config) -> anyhow::Result<File> {
         let holder = std::fs::read_to_string(&path).unwrap_or_default();
         anyhow::bail!(
             "another `enrich run` is already running on {} (process {})",
-            config.state_dir.display(),
+            folder.display(),
             holder.trim()
         );
     }

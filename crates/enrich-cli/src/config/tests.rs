@@ -57,7 +57,7 @@ fn problems(text: &str) -> Vec<String> {
 fn a_good_file_loads_with_defaults_and_resolved_paths() {
     let folder = folder();
     let config = parse_in(folder.path(), GOOD).unwrap();
-    assert_eq!(config.state_dir, folder.path().join("state"));
+    assert!(matches!(&config.state, StateConfig::Sled { path } if *path == folder.path().join("state")));
     let connection = config.connection("clearbit-heap").unwrap();
     assert_eq!(connection.schedule.every, Duration::from_secs(12 * 3600));
     assert_eq!(connection.schedule.backfill, Duration::from_secs(30 * 86400));
@@ -70,7 +70,37 @@ fn a_good_file_loads_with_defaults_and_resolved_paths() {
 fn state_dir_defaults_to_dot_enrich_beside_the_file() {
     let folder = folder();
     let config = parse_in(folder.path(), &GOOD.replace("state_dir: state\n", "")).unwrap();
-    assert_eq!(config.state_dir, folder.path().join(".enrich"));
+    assert!(matches!(&config.state, StateConfig::Sled { path } if *path == folder.path().join(".enrich")));
+    let spelled_out = GOOD.replace("state_dir: state\n", "state: { type: sled, path: kept }\n");
+    let config = parse_in(folder.path(), &spelled_out).unwrap();
+    assert!(matches!(&config.state, StateConfig::Sled { path } if *path == folder.path().join("kept")));
+}
+
+#[test]
+fn state_on_postgres_takes_a_url_from_the_environment() {
+    use secrecy::ExposeSecret;
+
+    let folder = folder();
+    let text = GOOD.replace("state_dir: state\n", "state:\n  type: postgres\n  url: ${STATE_URL}\n");
+    let env = |name: &str| match name {
+        "STATE_URL" => Some("postgres://enrich:pw@db.internal/enrich".to_owned()),
+        _ => env(name),
+    };
+    let config = parse(&folder.path().join("enrich.yaml"), &text, &env).unwrap();
+    assert!(
+        matches!(&config.state, StateConfig::Postgres { url } if url.expose_secret().ends_with("/enrich")),
+        "{:?}",
+        config.state
+    );
+    let bad = problems(
+        &GOOD.replace("state_dir: state\n", "state: { type: postgres, url: \"mysql://u:hunter2@h/db\" }\n"),
+    );
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].contains("state.url: must be a postgres://") && !bad[0].contains("hunter2"), "{bad:?}");
+    let both = problems(&GOOD.replace("state_dir: state\n", "state_dir: a\nstate: { type: sled }\n"));
+    assert!(both[0].contains("state_dir: set `state:` or `state_dir:`, not both"), "{both:?}");
+    let unknown = problems(&GOOD.replace("state_dir: state\n", "state: { type: redis }\n"));
+    assert!(unknown[0].contains("state"), "{unknown:?}");
 }
 
 #[test]
