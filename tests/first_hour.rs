@@ -252,3 +252,14 @@ async fn a_rejected_key_is_said_once_naming_the_variable_to_set() {
     let told = format!("{}{}", run.stdout, run.stderr).matches("401").count();
     assert_eq!(told, 1, "the error is said once: {run}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subcommand_help_shows_examples_and_sets_the_global_options_apart() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    for command in ["check", "sync", "backfill", "status"] {
+        let help = workspace.enrich(&[command, "--help"]).await;
+        help.success();
+        assert!(help.stdout.contains("\nExamples:\n  enrich "), "{help}");
+        assert!(help.stdout.contains("\nGlobal options:\n"), "{help}");
+    }
+}

@@ -19,25 +19,32 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 #[command(name = "enrich", version, max_term_width = 100)]
 pub struct Cli {
     /// The connection file.
-    #[arg(short, long, global = true, env = "ENRICH_CONFIG", default_value = "enrich.yaml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "ENRICH_CONFIG",
+        default_value = "enrich.yaml"
+    )]
     pub config: PathBuf,
 
     /// Log more (-v: debug, -vv: trace). ENRICH_LOG (or RUST_LOG) takes tracing filter directives instead.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Log only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, help_heading = "Global options", conflicts_with = "verbose")]
     pub quiet: bool,
 
     /// Show emails and IP addresses in logs in full (masked as a***@example.com by default).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub log_pii: bool,
 
     /// How log lines on standard error look: `human`, one line of text per event, or `json`, one
     /// JSON object per event (`timestamp`, `level`, `message` and the event's fields), for log
     /// collectors. Results on standard output, and the `error:` lines a command ends with, stay text.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -59,6 +66,9 @@ pub enum Command {
     /// and said so); sends the sink an empty write to prove it accepts the app id; reads the roster
     /// and counts the users in the backfill window and those with an email. One line per part,
     /// ✓ or ✗ with what to do; exits 1 if any part fails.
+    #[command(
+        after_help = "Examples:\n  enrich check                 the only connection of enrich.yaml\n  enrich -c prod.yaml check main"
+    )]
     Check {
         /// The connection's name in the config file; may be left out when it defines only one.
         name: Option<String>,
@@ -70,6 +80,9 @@ pub enum Command {
     /// the refresh interval (24 hours by default) are looked up, once per distinct email; found
     /// and not-found results are written to the sink in batches; the state folder remembers each
     /// user only once the sink acknowledged it. Ends with a summary of the run.
+    #[command(
+        after_help = "Examples:\n  enrich sync --dry-run        what a sync now would cost, spending nothing\n  enrich sync main"
+    )]
     Sync {
         /// The connection's name in the config file; may be left out when it defines only one.
         name: Option<String>,
@@ -85,6 +98,9 @@ pub enum Command {
     /// window; users checked within the refresh interval are still not looked up again. Recorded in
     /// the run history as a backfill. On a terminal, a backfill of more lookups than
     /// `--confirm-over` shows what it costs and asks first.
+    #[command(
+        after_help = "Examples:\n  enrich backfill --since 90d --dry-run\n  enrich backfill main --since 2026-01-01 --yes"
+    )]
     Backfill {
         /// The connection's name in the config file; may be left out when it defines only one.
         name: Option<String>,
@@ -135,6 +151,9 @@ pub enum Command {
     /// `Error: <reason>` after a run stopped on a fatal error or on its state (damaged, disk full),
     /// until the next good run, with what to do next. Readable while a sync runs, which it shows as
     /// "syncing since …". Exits 1 when a connection shown is in `Error`, for monitoring.
+    #[command(
+        after_help = "Examples:\n  enrich status                every connection; exit 1 if one is in Error\n  enrich status main --history --format json"
+    )]
     Status {
         /// Only this connection.
         name: Option<String>,
