@@ -24,13 +24,15 @@ use chrono::{Duration, Utc};
 use enrich_emulator::{Emulator, EmulatorConfig};
 
 const DEMO_KEY: &str = "sk_demo_4c1e2f7a9b3d5e6f8a0b1c2d3e4f5a6b";
+const DEMO_PDL_KEY: &str = "pdl_demo_7d2e9a4c1b3f5e6a8c0d2f4b6a8c0e2d4f6a8b0c2d4e6f8a0b2c4d6e8f0a2b4c";
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1);
     match task.as_deref() {
         Some("demo") => {
-            let warehouse = std::env::args().nth(2).as_deref() == Some("--warehouse");
-            tokio::runtime::Runtime::new()?.block_on(demo(warehouse))
+            let flags: Vec<String> = std::env::args().skip(2).collect();
+            let flag = |name: &str| flags.iter().any(|flag| flag == name);
+            tokio::runtime::Runtime::new()?.block_on(demo(flag("--warehouse"), flag("--people-data-labs")))
         }
         Some("test") => test::test(),
         Some("docs") => docs(),
@@ -46,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask TASK\n\n  demo [--warehouse]   run the main job end to end against the emulator\n  \
+                "usage: cargo xtask TASK\n\n  demo [--warehouse] [--people-data-labs]   run the main job end to end against the emulator\n  \
                  test   every test, with PostgreSQL and Chromium set up first\n  \
                  docs   rewrite docs/properties.md, the property reference\n  \
                  bench  measure the release binary against the emulator; writes BENCHMARKS.md\n  \
@@ -133,8 +135,9 @@ pub(crate) fn build<const N: usize>(
 }
 
 /// The demo; with `warehouse`, the roster lives in a Heap Connect-shaped schema in PostgreSQL (started
-/// on loopback for the demo and stopped after it) instead of a CSV file.
-async fn demo(warehouse: bool) -> anyhow::Result<()> {
+/// on loopback for the demo and stopped after it) instead of a CSV file; with `people_data_labs`, the
+/// source is the emulated People Data Labs instead of Clearbit (with a CSV roster).
+async fn demo(warehouse: bool, people_data_labs: bool) -> anyhow::Result<()> {
     let root = workspace_root();
     let [enrich] = build(&root, Profile::Dev, [Target::ENRICH])?;
     let demo_dir = root.join("target/demo");
@@ -145,13 +148,19 @@ async fn demo(warehouse: bool) -> anyhow::Result<()> {
 
     let config = EmulatorConfig {
         clearbit_key: DEMO_KEY.into(),
+        pdl_key: DEMO_PDL_KEY.into(),
         // About what Clearbit takes for a cached record, at ten times its rate limit.
         latency: std::time::Duration::from_millis(50),
         rate_limit_per_minute: 6000,
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start(config).await.context("cannot start the emulator")?;
-    println!("emulated Clearbit at {}, emulated Heap at {}", emulator.clearbit_url(), emulator.heap_url());
+    println!(
+        "emulated Clearbit at {}, People Data Labs at {}, Heap at {}",
+        emulator.clearbit_url(),
+        emulator.pdl_url(),
+        emulator.heap_url()
+    );
 
     let roster = demo_roster();
     std::fs::write(demo_dir.join("users.csv"), &roster.csv)?;
@@ -160,6 +169,8 @@ async fn demo(warehouse: bool) -> anyhow::Result<()> {
         load_heap_connect_schema(&url, &roster.csv)?;
         println!("loaded the roster into PostgreSQL as Heap Connect's schema demo_heap (users, sessions)");
         ("config/demo-warehouse.yaml", Some(url))
+    } else if people_data_labs {
+        ("config/demo-people-data-labs.yaml", None)
     } else {
         ("config/demo.yaml", None)
     };
@@ -175,7 +186,9 @@ async fn demo(warehouse: bool) -> anyhow::Result<()> {
             .args(["--config", config_file])
             .args(args)
             .env("CLEARBIT_API_KEY", DEMO_KEY)
+            .env("PDL_API_KEY", DEMO_PDL_KEY)
             .env("EMULATOR_CLEARBIT_URL", emulator.clearbit_url())
+            .env("EMULATOR_PDL_URL", emulator.pdl_url())
             .env("EMULATOR_HEAP_URL", emulator.heap_url())
             .env("HEAP_CONNECT_URL", warehouse_url.clone().unwrap_or_default());
         let shown = format!("$ enrich --config {config_file} {}", args.join(" "));

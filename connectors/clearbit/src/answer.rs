@@ -1,6 +1,7 @@
 //! What one answer of the combined endpoint means, from its status code and body.
 
 use enrich_core::ConnectorError;
+use enrich_http::{Failure, status_failure};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -15,25 +16,6 @@ pub(crate) enum Answer {
     Queued,
     /// 422: this email can never be looked up, and why.
     Invalid(String),
-}
-
-/// Why one request came to no answer.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Failure {
-    /// Worth asking again after a pause: rate limits, server errors, timeouts, broken bodies.
-    Retryable { reason: String, rate_limited: bool },
-    /// Asking again cannot help.
-    Final(ConnectorError),
-}
-
-impl Failure {
-    pub(crate) fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable { .. })
-    }
-
-    pub(crate) fn is_rate_limited(&self) -> bool {
-        matches!(self, Self::Retryable { rate_limited: true, .. })
-    }
 }
 
 /// Reads one answer. `email` is what was asked for: it is blanked out of anything Clearbit says, so
@@ -118,9 +100,7 @@ fn interpret_error(status: StatusCode, error: &ErrorBody) -> Result<Answer, Fail
             "Clearbit refused the account ({summary}): the plan may have lapsed or the key been disabled"
         ))),
         _ if rate_limited => retry(format!("Clearbit is rate limiting ({summary})"), true),
-        500..=599 => retry(format!("Clearbit failed ({summary})"), false),
-        400..=499 => stop(ConnectorError::Rejected(format!("Clearbit refused the lookup ({summary})"))),
-        _ => stop(ConnectorError::Rejected(format!("Clearbit gave an unexpected answer ({summary})"))),
+        _ => Err(status_failure("Clearbit", status, &summary)),
     }
 }
 

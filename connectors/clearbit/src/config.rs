@@ -163,7 +163,7 @@ impl ClearbitConfig {
         if let Some(problem) = api_key_problem(self.api_key.expose_secret()) {
             errors.push(FieldError::new("api_key", problem));
         }
-        if let Some(problem) = base_url_problem(self.base_url()) {
+        if let Some(problem) = enrich_http::base_url_problem(self.base_url(), DEFAULT_BASE_URL) {
             errors.push(FieldError::new("base_url", problem));
         }
         if self.max_concurrency == 0 {
@@ -227,25 +227,6 @@ fn api_key_problem(key: &str) -> Option<&'static str> {
         Some("contains spaces or characters an HTTP header cannot carry: look for a stray line break")
     } else {
         None
-    }
-}
-
-/// The URL is never quoted: it may carry credentials for a proxy.
-fn base_url_problem(base_url: &str) -> Option<String> {
-    match Url::parse(base_url) {
-        Ok(url) if !url.has_host() || !matches!(url.scheme(), "http" | "https") => {
-            Some("must be an https URL, such as https://person.clearbit.com".to_owned())
-        }
-        // Plain http would send the key in the clear, to anyone on the way.
-        Ok(url) if url.scheme() == "http" && !url.host_str().is_some_and(enrich_core::is_loopback_host) => Some(
-            "uses plain http, which would send the API key unencrypted: use https://; plain http is only \
-             allowed for a local emulator (localhost, 127.0.0.1, ::1)"
-                .to_owned(),
-        ),
-        Ok(_) => None,
-        Err(error) => {
-            Some(format!("is not an absolute URL ({error}): use one such as https://person.clearbit.com"))
-        }
     }
 }
 

@@ -12,7 +12,6 @@ mod answer;
 mod catalogue;
 mod config;
 mod free_email;
-mod limits;
 mod mapping;
 mod naming;
 mod selection;

@@ -6,8 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use enrich_core::property::MAX_TEXT_BYTES;
-use enrich_core::{PropertyKind, PropertyValue, Record};
+use enrich_core::{JoinedList, PropertyKind, PropertyValue, Record};
 use serde_json::{Map, Value};
 
 use crate::catalogue::{self, MATCH};
@@ -149,73 +148,33 @@ fn convert(path: &str, key: &str, value: &Value) -> Option<(PropertyValue, bool)
         Value::String(text) => Some(PropertyValue::text(text.as_str())),
         Value::Array(items) => {
             let mut list = JoinedList::default();
-            list.add_all(items);
+            add_items(&mut list, items);
             list.finish()
         }
     }
 }
 
-/// The text of a list's items, nested lists included, without blanks or repeats, joined with `, `
-/// within the length limit. Whole items beyond the limit are left out rather than one cut in the
-/// middle, which would make a wrong domain or URL out of a right one; reading stops there, so a list of
-/// any length costs no more than its first kilobyte.
-#[derive(Debug, Default)]
-struct JoinedList {
-    joined: String,
-    /// The items joined so far: at most the few that fit in the limit.
-    seen: HashSet<String>,
-    /// An item did not fit: the rest of the list is left out.
-    cut: bool,
-}
-
-impl JoinedList {
-    fn add_all(&mut self, items: &[Value]) {
-        for item in items {
-            if self.cut {
-                return;
-            }
-            let part = match item {
-                Value::Null => None,
-                Value::Bool(flag) => Some(flag.to_string()),
-                Value::Number(number) => Some(number.to_string()),
-                Value::String(text) => Some(text.clone()),
-                Value::Array(inner) => {
-                    self.add_all(inner);
-                    None
-                }
-                Value::Object(object) => summarize(object),
-            };
-            if let Some(part) = part.filter(|part| !part.trim().is_empty()) {
-                self.add(part);
-            }
-        }
-    }
-
-    fn add(&mut self, part: String) {
-        if self.seen.contains(&part) {
+/// Adds the text of a list's items, nested lists included, to `list`; reading stops once an item did
+/// not fit, so a list of any length costs no more than its first kilobyte.
+fn add_items(list: &mut JoinedList, items: &[Value]) {
+    for item in items {
+        if list.is_full() {
             return;
         }
-        let separator = if self.joined.is_empty() { "" } else { ", " };
-        if self.joined.len() + separator.len() + part.len() > MAX_TEXT_BYTES {
-            self.cut = true;
-            // Only a single part too long for the limit on its own is cut.
-            if self.joined.is_empty() {
-                self.joined = part;
+        let part = match item {
+            Value::Null => None,
+            Value::Bool(flag) => Some(flag.to_string()),
+            Value::Number(number) => Some(number.to_string()),
+            Value::String(text) => Some(text.clone()),
+            Value::Array(inner) => {
+                add_items(list, inner);
+                None
             }
-            return;
+            Value::Object(object) => summarize(object),
+        };
+        if let Some(part) = part {
+            list.add(part);
         }
-        self.joined.push_str(separator);
-        self.joined.push_str(&part);
-        self.seen.insert(part);
-    }
-
-    /// The value and whether it was cut; `None` when no item had text.
-    fn finish(self) -> Option<(PropertyValue, bool)> {
-        if self.joined.is_empty() {
-            return None;
-        }
-        let (value, cut_text) = PropertyValue::text(self.joined);
-        Some((value, self.cut || cut_text))
     }
 }
 
@@ -232,6 +191,7 @@ fn summarize(object: &Map<String, Value>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use enrich_core::property::MAX_TEXT_BYTES;
     use serde_json::json;
 
     use super::*;

@@ -3,35 +3,32 @@
 //! next run (or, on the streaming host, left at once).
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use enrich_core::{
     CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment,
     SharedBudget, Source,
 };
-use reqwest::header::{HeaderMap, HeaderValue, LOCATION};
-use reqwest::{Client, StatusCode, Url, redirect};
+use enrich_http::{Failure, Limits, RetryPolicy, Window};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Client, Url};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::answer::{Answer, Failure, interpret};
+use crate::answer::{Answer, interpret};
 use crate::catalogue::{DATE_LAST_CHECKED, MATCH};
 use crate::config::ClearbitConfig;
 use crate::free_email::is_free_email;
-use crate::limits::Limits;
 use crate::mapping::{map_combined, not_found};
 use crate::selection::PropertySelection;
 
-const USER_AGENT: &str = concat!("enrich/", env!("CARGO_PKG_VERSION"));
+/// The name errors and log lines give the service.
+const PROVIDER: &str = "Clearbit";
 
 /// The address `check()` looks up: Clearbit's own founder, whom Clearbit always knows.
 const CHECK_EMAIL: &str = "alex@clearbit.com";
-
-/// The longest pause between two retries of one request.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// A combined record is tens of kilobytes; a larger answer is refused unread.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
@@ -51,17 +48,15 @@ pub struct ClearbitSource {
     api_version: HeaderValue,
     /// Whether Clearbit's `X-API-Warn` was logged already: once is enough.
     api_warned: AtomicBool,
-    /// The first answer that refused the account or the route (401, 402, 403, unknown_route, a
-    /// redirect): every lookup after it, those waiting for a permit included, fails with it unasked.
-    refused: OnceLock<ConnectorError>,
     invalid_retry_after: Duration,
     api_key: SecretString,
+    /// Concurrency, pace, Clearbit's window, and the first answer that refused the account or the route
+    /// (401, 402, 403, unknown_route, a redirect), after which nothing is asked.
     limits: Limits,
     max_concurrency: usize,
     requests_per_minute: NonZeroU32,
     timeout: Duration,
-    retries: ExponentialBuilder,
-    max_retry_time: Duration,
+    retries: RetryPolicy,
     /// Whether `endpoint` is on the streaming host, where a 202 is not worth asking again.
     stream: bool,
     pending_retries: u32,
@@ -70,23 +65,12 @@ pub struct ClearbitSource {
     selection: PropertySelection,
 }
 
-/// How a request's retries ended, for the message of a request that never succeeded.
-#[derive(Debug, Default)]
-struct RetryTally {
-    retries: usize,
-    first_failure: Option<Instant>,
-    out_of_time: bool,
-}
-
 impl ClearbitSource {
     /// Books every lookup in a budget shared with the other workers that use this key too, so that
     /// together they keep to `requests_per_minute`.
     pub fn with_shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
-        let key = enrich_core::digest::stable_hash([
-            b"clearbit".as_slice(),
-            self.api_key.expose_secret().as_bytes(),
-        ]);
-        self.limits.share(budget, key, self.requests_per_minute);
+        let api_key = self.api_key.expose_secret();
+        self.limits.share(budget, "clearbit", api_key, self.requests_per_minute);
         self
     }
 
@@ -102,36 +86,22 @@ impl ClearbitSource {
         // Both are at least 1 once the config is valid.
         let at_least_one = |number: u32| NonZeroU32::new(number).unwrap_or(NonZeroU32::MIN);
         let limits = Limits::new(
+            PROVIDER,
             at_least_one(config.requests_per_minute),
             at_least_one(u32::try_from(config.max_concurrency).unwrap_or(u32::MAX)),
         );
         let timeout = config.request_timeout();
-        // A redirect would carry the key to wherever it points, over plain http too: never followed.
-        let client = Client::builder()
-            .user_agent(USER_AGENT)
-            .timeout(timeout)
-            .redirect(redirect::Policy::none())
-            .build()
-            .map_err(|error| ConnectorError::Fatal(format!("cannot set up the HTTP client: {error}")))?;
-        let retries = ExponentialBuilder::new()
-            .with_jitter()
-            .with_min_delay(config.retry_delay)
-            .with_max_delay(MAX_RETRY_DELAY)
-            .with_max_times(config.max_retries);
+        let client = enrich_http::client(timeout)?;
+        let retries = RetryPolicy::new(config.retry_delay, config.max_retries, config.max_retry_time);
         let api_version = HeaderValue::from_str(&config.api_version).map_err(|_| {
             ConnectorError::Fatal(format!("invalid Clearbit api_version {:?}", config.api_version))
         })?;
-        let mut shown = endpoint.clone();
-        // Both only fail for URLs that cannot have credentials, which then have none to remove.
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
         Ok(Self {
             client,
-            endpoint_shown: shown.to_string(),
+            endpoint_shown: enrich_http::shown_url(&endpoint),
             endpoint,
             api_version,
             api_warned: AtomicBool::new(false),
-            refused: OnceLock::new(),
             invalid_retry_after: config.invalid_retry_after,
             api_key: config.api_key.clone(),
             limits,
@@ -139,33 +109,12 @@ impl ClearbitSource {
             requests_per_minute: at_least_one(config.requests_per_minute),
             timeout,
             retries,
-            max_retry_time: config.max_retry_time,
             stream: config.stream,
             pending_retries: config.pending_retries,
             pending_delay: config.pending_delay,
             skip_free_email_domains: config.skip_free_email_domains,
             selection,
         })
-    }
-
-    /// One request, started within the limits and in flight while it holds their permit; `None` when
-    /// `stop` came first.
-    async fn ask_once(
-        &self,
-        email: &str,
-        hints: &LookupHints,
-        stop: &CancellationToken,
-    ) -> Result<Option<Answer>, Failure> {
-        let Some(_in_flight) = self.limits.admit(stop).await else { return Ok(None) };
-        if let Some(refusal) = self.refused.get() {
-            return Err(Failure::Final(refusal.clone()));
-        }
-        let answer = self.request(email, hints).await;
-        if let Err(Failure::Final(refusal @ ConnectorError::Fatal(_))) = &answer {
-            // A fatal answer holds for every email: nobody else is asked (nor billed) after it.
-            let _ = self.refused.set(refusal.clone());
-        }
-        answer.map(Some)
     }
 
     /// Sends one request and reads its answer.
@@ -178,25 +127,17 @@ impl ClearbitSource {
             .header("API-Version", self.api_version.clone())
             .send()
             .await
-            .map_err(|error| self.transport_failure(error))?;
+            .map_err(|error| enrich_http::transport_failure(PROVIDER, self.timeout, error))?;
         let status = response.status();
-        self.limits.observe(status, response.headers());
+        self.limits.observe(status, rate_limit_window(response.headers()));
         self.heed_api_warning(response.headers());
         if status.is_redirection() {
-            return Err(Failure::Final(self.redirected(status, response.headers())));
+            let redirect =
+                enrich_http::redirected(PROVIDER, status, response.headers(), &self.endpoint_shown);
+            return Err(Failure::Final(redirect));
         }
-        let body = self.read_body(response).await?;
+        let body = enrich_http::read_body(PROVIDER, self.timeout, response, MAX_ANSWER_BYTES).await?;
         interpret(status, &body, email, &self.endpoint_shown)
-    }
-
-    /// A redirect is a configuration problem: `base_url` points somewhere that sends requests on.
-    fn redirected(&self, status: StatusCode, headers: &HeaderMap) -> ConnectorError {
-        let location = headers.get(LOCATION).and_then(|value| value.to_str().ok()).unwrap_or("nowhere");
-        ConnectorError::Fatal(format!(
-            "Clearbit answered {status} for {}, redirecting to {location}: redirects are not followed \
-             (they would carry the key elsewhere); check base_url",
-            self.endpoint_shown
-        ))
     }
 
     /// Logs Clearbit's warning about a deprecated API version, once per source.
@@ -207,29 +148,6 @@ impl ClearbitSource {
         }
     }
 
-    /// The body, unless it is larger than [`MAX_ANSWER_BYTES`]: then the lookup fails at once rather
-    /// than spending memory and minutes on mapping it.
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
-        let status = response.status();
-        let too_large = || {
-            Failure::Final(ConnectorError::Rejected(format!(
-                "Clearbit answered {status} with more than {} KiB, far more than any record: not read",
-                MAX_ANSWER_BYTES / 1024
-            )))
-        };
-        if response.content_length().is_some_and(|length| length > MAX_ANSWER_BYTES as u64) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|error| self.transport_failure(error))? {
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    }
-
     /// One request, retried with backoff while it fails in a way that may pass, as often as
     /// `max_retries` and for as long as `max_retry_time` allow; `None` when `stop` came before an answer.
     async fn ask(
@@ -238,57 +156,8 @@ impl ClearbitSource {
         hints: &LookupHints,
         stop: &CancellationToken,
     ) -> Result<Option<Answer>, ConnectorError> {
-        let mut tally = RetryTally::default();
-        let stopped = stop.clone();
-        let answer = (|| self.ask_once(email, hints, stop))
-            .retry(self.retries)
-            // A stop ends the pause at once; the next attempt then starts nothing.
-            .sleep(move |delay| {
-                let stopped = stopped.clone();
-                async move {
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = stopped.cancelled() => {}
-                    }
-                }
-            })
-            .when(Failure::is_retryable)
-            .adjust(|failure, backoff| {
-                let first_failure = *tally.first_failure.get_or_insert_with(Instant::now);
-                let mut delay = backoff?;
-                // Once Clearbit said when its window resets, no request starts before then anyway.
-                if failure.is_rate_limited()
-                    && let Some(pause) = self.limits.pause_left()
-                {
-                    delay = pause;
-                }
-                if first_failure.elapsed() + delay > self.max_retry_time {
-                    tally.out_of_time = true;
-                    return None;
-                }
-                tally.retries += 1;
-                Some(delay)
-            })
-            .notify(|failure, delay| {
-                if let Failure::Retryable { reason, rate_limited } = failure {
-                    if *rate_limited {
-                        tracing::debug!(%reason, ?delay, "retrying a Clearbit lookup");
-                    } else {
-                        tracing::warn!(%reason, ?delay, "retrying a Clearbit lookup");
-                    }
-                }
-            })
-            .await;
-        answer.map_err(|failure| match failure {
-            Failure::Retryable { reason, .. } if tally.out_of_time => ConnectorError::Transient(format!(
-                "{reason}; gave up after {} retries, as max_retry_time ({:?}) ran out",
-                tally.retries, self.max_retry_time
-            )),
-            Failure::Retryable { reason, .. } => {
-                ConnectorError::Transient(format!("{reason}; gave up after {} retries", tally.retries))
-            }
-            Failure::Final(error) => error,
-        })
+        let attempt = || self.limits.send(stop, self.request(email, hints));
+        self.retries.run(PROVIDER, &self.limits, stop, attempt).await
     }
 
     async fn lookup_email(
@@ -329,23 +198,12 @@ impl ClearbitSource {
             return Some(Ok(lookup));
         }
     }
+}
 
-    /// A request that got no HTTP answer. reqwest's message would carry the URL, and with it the email.
-    fn transport_failure(&self, error: reqwest::Error) -> Failure {
-        let reason = if error.is_timeout() {
-            format!("Clearbit did not answer within {:?}", self.timeout)
-        } else {
-            let error = error.without_url();
-            let mut reason = format!("cannot reach Clearbit: {error}");
-            let mut cause = std::error::Error::source(&error);
-            while let Some(inner) = cause {
-                reason.push_str(&format!(": {inner}"));
-                cause = inner.source();
-            }
-            reason
-        };
-        Failure::Retryable { reason, rate_limited: false }
-    }
+/// What Clearbit's `X-RateLimit-*` headers say of the current window.
+fn rate_limit_window(headers: &HeaderMap) -> Option<Window> {
+    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+    Some(Window { reset: number("x-ratelimit-reset")?, remaining: number("x-ratelimit-remaining") })
 }
 
 /// The lookup's query: the email, and the hints Clearbit says raise the match rate.
@@ -361,6 +219,10 @@ fn lookup_query(email: &str, hints: &LookupHints) -> Vec<(&'static str, String)>
 impl Source for ClearbitSource {
     fn kind(&self) -> &'static str {
         "clearbit"
+    }
+
+    fn name(&self) -> &'static str {
+        PROVIDER
     }
 
     fn key_kind(&self) -> KeyKind {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use enrich_core::user::MAX_IDENTITY_CHARS;
 
-use crate::shorten;
+use enrich_core::error::shorten;
 
 /// Heap's API host for accounts hosted in the US (the default) and in the EU.
 const US_BASE_URL: &str = "https://heapanalytics.com";

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use enrich_clearbit::{ClearbitConfig, ClearbitSource};
 use enrich_core::redact::{register_secret, register_url};
 use enrich_core::{Connection, ConnectorError, FieldError, SharedBudget, Sink, Source, UserDirectory};
-use enrich_heap::{CsvDirectory, CsvUsersConfig, HeapSink, HeapSinkConfig};
+use enrich_csv::{CsvDirectory, CsvUsersConfig};
+use enrich_heap::{HeapSink, HeapSinkConfig};
+use enrich_people_data_labs::{PeopleDataLabsConfig, PeopleDataLabsSource};
 use enrich_postgres::{HeapConnectConfig, HeapConnectDirectory, PostgresQueryConfig, PostgresQueryDirectory};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -20,6 +22,7 @@ use crate::config::ConnectionConfig;
 #[serde(rename_all = "snake_case")]
 pub enum SourceConfig {
     Clearbit(ClearbitConfig),
+    PeopleDataLabs(PeopleDataLabsConfig),
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +43,7 @@ impl SourceConfig {
     pub fn validate(&self) -> Vec<FieldError> {
         match self {
             Self::Clearbit(config) => config.validate(),
+            Self::PeopleDataLabs(config) => config.validate(),
         }
     }
 
@@ -55,6 +59,13 @@ impl SourceConfig {
         match self {
             Self::Clearbit(config) => {
                 let source = ClearbitSource::new(config)?;
+                Ok(Arc::new(match budget {
+                    Some(budget) => source.with_shared_budget(budget),
+                    None => source,
+                }))
+            }
+            Self::PeopleDataLabs(config) => {
+                let source = PeopleDataLabsSource::new(config)?;
                 Ok(Arc::new(match budget {
                     Some(budget) => source.with_shared_budget(budget),
                     None => source,
@@ -126,6 +137,10 @@ fn resolve(folder: &Path, path: &Path) -> PathBuf {
 pub fn register_secrets(config: &ConnectionConfig) {
     match &config.source {
         SourceConfig::Clearbit(config) => {
+            register_secret(config.api_key.expose_secret());
+            config.base_url.as_deref().map(register_url);
+        }
+        SourceConfig::PeopleDataLabs(config) => {
             register_secret(config.api_key.expose_secret());
             config.base_url.as_deref().map(register_url);
         }

@@ -15,6 +15,7 @@ use crate::registry::{SinkConfig, SourceConfig, UsersConfig};
 pub fn connection_line(connection: &ConnectionConfig) -> String {
     let source = match &connection.source {
         SourceConfig::Clearbit(_) => "clearbit",
+        SourceConfig::PeopleDataLabs(_) => "people_data_labs",
     };
     let sink = match &connection.sink {
         SinkConfig::Heap(heap) => format!("heap app {}", heap.app_id),
@@ -78,7 +79,8 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
     // The headline figures always show; the rest only when they happened.
     const ALWAYS: [&str; 9] =
         ["users read", "due", "looked up", "found", "not found", "pending", "invalid", "written", "failed"];
-    all.into_iter().filter(|(label, value)| *value > 0 || ALWAYS.contains(label)).collect()
+    let credits = summary.credits_left.map(|credits| ("credits left", credits));
+    all.into_iter().filter(|(label, value)| *value > 0 || ALWAYS.contains(label)).chain(credits).collect()
 }
 
 /// How many reasons a run summary lists.
@@ -283,9 +285,9 @@ pub fn properties_table(properties: &[PropertyInfo]) -> String {
 }
 
 /// Properties as a Markdown table: the README's property reference is this output.
-pub fn properties_markdown(properties: &[PropertyInfo]) -> String {
+pub fn properties_markdown(properties: &[PropertyInfo], provider: &str) -> String {
     let cell = |text: &str| text.replace('|', "\\|");
-    let mut out = String::from("| Property | Kind | Clearbit attribute | Description |\n|---|---|---|---|\n");
+    let mut out = format!("| Property | Kind | {provider} attribute | Description |\n|---|---|---|---|\n");
     for property in properties {
         let _ = writeln!(
             out,

@@ -177,31 +177,23 @@ pub async fn sync(
         Vec::new()
     } else {
         let skip = Skip { resumed: &resumed_identities, suppressed: &suppressed };
-        match read_due_users(connection, store.as_ref(), &request, &skip, started_at, &mut summary).await? {
+        match read_due_users(connection, store.as_ref(), &request, &skip, started_at, &mut summary).await {
             Ok(plan) => plan,
-            Err(error) => {
+            Err(EngineError::Connection(error)) => {
                 fatal = Some(error);
                 Vec::new()
             }
+            Err(EngineError::State(error)) => return Err(error),
         }
     };
     let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum();
     request.progress.planned(plan.len() as u64, planned_users);
 
     let source = connection.source.as_ref();
-    let mut lookups = futures::stream::iter(plan)
-        .map(|(key, users)| {
-            let stop = stop.clone();
-            async move {
-                if stop.is_cancelled() {
-                    return (key, users, None);
-                }
-                let hints = LookupHints::of(users.iter().map(|user| &user.record));
-                let result = source.lookup(&key, &hints, &stop).await;
-                (key, users, result)
-            }
-        })
-        .buffer_unordered(source.max_in_flight().max(1));
+    let mut lookups = futures::stream::iter(in_requests(plan, source.max_keys_per_request()))
+        .map(|batch| look_up_batch(source, batch, stop.clone()))
+        .buffer_unordered(source.max_in_flight().max(1))
+        .flat_map(futures::stream::iter);
     let abandon = async {
         stop.cancelled().await;
         tokio::time::sleep(STOP_GRACE).await;
@@ -310,6 +302,7 @@ pub async fn sync(
         summary.note(reason, *users);
     }
     let fatal = fatal.or(written.fatal);
+    summary.credits_left = source.credits_left();
 
     let mut state = store.connection()?;
     if written.data_reached && state.first_data_at.is_none() {
@@ -381,6 +374,34 @@ struct DueUser {
 /// The lookups of a run, in the order they should happen.
 type Plan = Vec<(LookupKey, Vec<DueUser>)>;
 
+/// The plan cut into the batches of one request each, in order.
+fn in_requests(plan: Plan, keys_per_request: usize) -> Vec<Plan> {
+    let mut lookups = plan.into_iter().peekable();
+    let mut batches = Vec::new();
+    while lookups.peek().is_some() {
+        batches.push(lookups.by_ref().take(keys_per_request.max(1)).collect());
+    }
+    batches
+}
+
+/// Looks one batch up: each key with its users and its answer, `None` when it was not asked.
+async fn look_up_batch(
+    source: &dyn Source,
+    batch: Plan,
+    stop: CancellationToken,
+) -> Vec<(LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>)> {
+    let mut answers = Vec::new();
+    if !stop.is_cancelled() {
+        let keys: Vec<(LookupKey, LookupHints)> = batch
+            .iter()
+            .map(|(key, users)| (key.clone(), LookupHints::of(users.iter().map(|user| &user.record))))
+            .collect();
+        answers = source.lookup_batch(&keys, &stop).await;
+    }
+    let mut answers = answers.into_iter();
+    batch.into_iter().map(|(key, users)| (key, users, answers.next().flatten())).collect()
+}
+
 /// Users the reading phase passes over.
 struct Skip<'a> {
     /// Identities whose check an interrupted run fetched: written without a lookup.
@@ -389,7 +410,23 @@ struct Skip<'a> {
     suppressed: &'a std::collections::BTreeSet<u64>,
 }
 
-/// Reads the roster and plans the lookups. The inner `Err` is a fatal roster error.
+/// Why a phase of a run cannot go on.
+#[derive(Debug)]
+enum EngineError {
+    /// The connection cannot run (an unreadable roster, a refused key): the run stops, and the report
+    /// and the stored status say why.
+    Connection(String),
+    /// The state store failed: nothing more can be recorded.
+    State(StateError),
+}
+
+impl From<StateError> for EngineError {
+    fn from(error: StateError) -> Self {
+        Self::State(error)
+    }
+}
+
+/// Reads the roster and plans the lookups.
 async fn read_due_users(
     connection: &Connection,
     store: &dyn StateStore,
@@ -397,12 +434,14 @@ async fn read_due_users(
     skip: &Skip<'_>,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
-) -> Result<Result<Plan, String>, StateError> {
+) -> Result<Plan, EngineError> {
     let name = connection.name.as_str();
     let progress = request.progress.as_ref();
     let mut users = match connection.users.users(request.seen_since).await {
         Ok(users) => users,
-        Err(error) => return Ok(Err(format!("{}: {error}", connection.users.describe()))),
+        Err(error) => {
+            return Err(EngineError::Connection(format!("{}: {error}", connection.users.describe())));
+        }
     };
     let source = connection.source.as_ref();
     let key_kind = source.key_kind();
@@ -427,7 +466,7 @@ async fn read_due_users(
                 continue;
             }
             Err(DirectoryError::Fatal(message)) => {
-                return Ok(Err(format!("{}: {message}", connection.users.describe())));
+                return Err(EngineError::Connection(format!("{}: {message}", connection.users.describe())));
             }
         };
         summary.read += 1;
@@ -476,7 +515,7 @@ async fn read_due_users(
             summary.deferred = plan.drain(limit..).map(|(_, users)| users.len() as u64).sum();
         }
     }
-    Ok(Ok(plan))
+    Ok(plan)
 }
 
 /// Decides whether a roster row is skipped, due or up to date.

@@ -21,3 +21,12 @@ impl ConnectorError {
         matches!(self, Self::Fatal(_))
     }
 }
+
+/// The start of `text`, at most `max_chars` characters, marked with `…` when cut: messages quote
+/// other parties' text without letting it run on.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}

@@ -25,7 +25,7 @@ pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;
-pub use property::{Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
+pub use property::{JoinedList, Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
 pub use sink::{Refused, Sink, UserUpdate};
 pub use source::{Lookup, Source};
 pub use state::{

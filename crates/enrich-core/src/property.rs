@@ -1,6 +1,6 @@
 //! Property values as analytics tools accept them: numbers, and strings below a length limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,53 @@ impl PropertyValue {
             Self::Text(text) => Some(text),
             Self::Number(_) => None,
         }
+    }
+}
+
+/// The text of a list's items without blanks or repeats, joined with `, ` within the length limit, for
+/// any source that flattens lists. Whole items beyond the limit are left out rather than one cut in the
+/// middle, which would make a wrong domain or URL out of a right one.
+#[derive(Debug, Default)]
+pub struct JoinedList {
+    joined: String,
+    /// The items joined so far: at most the few that fit in the limit.
+    seen: HashSet<String>,
+    /// An item did not fit: the rest of the list is left out.
+    cut: bool,
+}
+
+impl JoinedList {
+    /// Adds one item, unless it is blank, a repeat, or the list is full.
+    pub fn add(&mut self, part: String) {
+        if self.cut || part.trim().is_empty() || self.seen.contains(&part) {
+            return;
+        }
+        let separator = if self.joined.is_empty() { "" } else { ", " };
+        if self.joined.len() + separator.len() + part.len() > MAX_TEXT_BYTES {
+            self.cut = true;
+            // Only a single part too long for the limit on its own is cut.
+            if self.joined.is_empty() {
+                self.joined = part;
+            }
+            return;
+        }
+        self.joined.push_str(separator);
+        self.joined.push_str(&part);
+        self.seen.insert(part);
+    }
+
+    /// Whether an item did not fit: nothing more is added.
+    pub fn is_full(&self) -> bool {
+        self.cut
+    }
+
+    /// The value and whether it was cut; `None` when no item had text.
+    pub fn finish(self) -> Option<(PropertyValue, bool)> {
+        if self.joined.is_empty() {
+            return None;
+        }
+        let (value, cut_text) = PropertyValue::text(self.joined);
+        Some((value, self.cut || cut_text))
     }
 }
 

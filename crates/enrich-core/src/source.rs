@@ -28,6 +28,10 @@ pub enum Lookup {
 pub trait Source: Send + Sync + Debug {
     /// The config `type:` it was built from, such as `clearbit`.
     fn kind(&self) -> &'static str;
+    /// The service's name as people know it (`Clearbit`, `People Data Labs`), for messages and listings.
+    fn name(&self) -> &'static str {
+        self.kind()
+    }
     /// What users are looked up by.
     fn key_kind(&self) -> KeyKind;
     /// The property written with the time of every completed check, e.g. `Clearbit: Date Last Checked`.
@@ -38,9 +42,18 @@ pub trait Source: Send + Sync + Debug {
     fn segments(&self) -> Vec<Segment> {
         Vec::new()
     }
-    /// How many lookups the engine may have in flight at once; the source enforces its own request
-    /// concurrency and rate limits underneath.
+    /// How many lookups (batches, for a batch source) the engine may have in flight at once; the source
+    /// enforces its own request concurrency and rate limits underneath.
     fn max_in_flight(&self) -> usize;
+    /// The credits the account has left, as the service last said (People Data Labs'
+    /// `x-totallimit-remaining`); `None` when it does not say.
+    fn credits_left(&self) -> Option<u64> {
+        None
+    }
+    /// How many keys one [`Source::lookup_batch`] takes: more than 1 for a service with a bulk endpoint.
+    fn max_keys_per_request(&self) -> usize {
+        1
+    }
     /// Why this source declines to look a key up even though it is well formed (a free email domain
     /// when the connection skips those), or `None` to look it up. Declined users are counted, not
     /// recorded, so a changed setting takes effect at the next run.
@@ -61,6 +74,20 @@ pub trait Source: Send + Sync + Debug {
         hints: &LookupHints,
         stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>>;
+    /// Looks up to [`Source::max_keys_per_request`] keys up at once, answering for each key in order
+    /// (an answer missing at the end counts as `None`). `stop` is honoured as by [`Source::lookup`]; the
+    /// default looks the keys up one after the other.
+    async fn lookup_batch(
+        &self,
+        keys: &[(LookupKey, LookupHints)],
+        stop: &CancellationToken,
+    ) -> Vec<Option<Result<Lookup, ConnectorError>>> {
+        let mut answers = Vec::with_capacity(keys.len());
+        for (key, hints) in keys {
+            answers.push(self.lookup(key, hints, stop).await);
+        }
+        answers
+    }
     /// One cheap live call proving the credentials work; describes what it did.
     async fn check(&self) -> Result<String, ConnectorError>;
 }

@@ -171,6 +171,9 @@ pub struct RunSummary {
     pub batches: u64,
     /// Why users were skipped, invalid or failed, with how many users each reason concerned.
     pub reasons: BTreeMap<String, u64>,
+    /// The credits the source's account had left at the end of the run, when its service says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits_left: Option<u64>,
 }
 
 /// How many distinct reasons a run keeps; the rest are counted together.

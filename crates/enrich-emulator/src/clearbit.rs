@@ -561,7 +561,7 @@ async fn request_log(State(clearbit): State<Arc<Clearbit>>) -> Json<Vec<Clearbit
     Json(clearbit.requests())
 }
 
-fn person_and_company(email: &str) -> (Value, Option<Value>) {
+pub(crate) fn person_and_company(email: &str) -> (Value, Option<Value>) {
     if let Some(sample) = samples::person_and_company(email) {
         return sample;
     }

@@ -384,7 +384,7 @@ impl Draw {
     }
 
     /// True with the given probability.
-    fn chance(&mut self, probability: f64) -> bool {
+    pub(crate) fn chance(&mut self, probability: f64) -> bool {
         self.unit() < probability
     }
 

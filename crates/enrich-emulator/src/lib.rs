@@ -18,6 +18,7 @@ mod echo;
 mod faults;
 mod generate;
 mod heap;
+mod pdl;
 mod samples;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,8 @@ use tokio::task::JoinHandle;
 use crate::clearbit::Clearbit;
 pub use crate::faults::{ApiFaultCounts, FaultCounts, Faults};
 use crate::heap::Heap;
+use crate::pdl::Pdl;
+pub use crate::pdl::PdlRequest;
 
 /// How the emulated services behave.
 #[derive(Debug, Clone)]
@@ -86,6 +89,14 @@ pub struct EmulatorConfig {
     /// Faults injected into Heap requests. A faulted request is neither recorded nor merged, except a
     /// `slow` one, which is handled normally after the delay. `queued` must be 0: Heap queues nothing.
     pub heap_faults: Faults,
+    /// The API key People Data Labs accepts.
+    pub pdl_key: String,
+    /// People Data Labs credits left: a found person spends one; with none left the answer is 402.
+    /// `None`: no limit.
+    pub pdl_credits: Option<u64>,
+    /// Whether People Data Labs answers as on a free plan: `true`/`false` in place of contact and
+    /// location values.
+    pub pdl_free_plan: bool,
     /// Seeds which requests get faults and how much latency jitter: the same seed and the same requests
     /// in the same order give the same faults.
     pub seed: u64,
@@ -109,6 +120,9 @@ impl Default for EmulatorConfig {
             heap_body_limit: 16 * 1024 * 1024,
             clearbit_faults: Faults::default(),
             heap_faults: Faults::default(),
+            pdl_key: "pdl_emulator_key".to_owned(),
+            pdl_credits: None,
+            pdl_free_plan: false,
             seed: 0,
         }
     }
@@ -199,11 +213,13 @@ pub struct HeapUser {
 pub struct Emulator {
     clearbit_addr: SocketAddr,
     heap_addr: SocketAddr,
+    pdl_addr: SocketAddr,
     clearbit: Arc<Clearbit>,
     heap: Arc<Heap>,
-    /// Closing this channel tells both servers to stop.
+    pdl: Arc<Pdl>,
+    /// Closing this channel tells the servers to stop.
     stop: watch::Sender<()>,
-    servers: [JoinHandle<()>; 2],
+    servers: [JoinHandle<()>; 3],
 }
 
 impl Emulator {
@@ -232,6 +248,10 @@ impl Emulator {
         let heap_listener = TcpListener::bind(heap_addr).await?;
         let clearbit_addr = clearbit_listener.local_addr()?;
         let heap_addr = heap_listener.local_addr()?;
+        // People Data Labs listens next to Clearbit, on a port of its own.
+        let pdl_listener = TcpListener::bind(SocketAddr::new(clearbit_addr.ip(), 0)).await?;
+        let pdl_addr = pdl_listener.local_addr()?;
+        let pdl = Arc::new(Pdl::new(config.clone()));
 
         let heap = Arc::new(Heap::new(&config));
         let heap_body_limit = config.heap_body_limit;
@@ -239,9 +259,10 @@ impl Emulator {
         let (stop, stopped) = watch::channel(());
         let servers = [
             spawn_server(clearbit_listener, clearbit::router(Arc::clone(&clearbit)), stopped.clone()),
-            spawn_server(heap_listener, heap::router(Arc::clone(&heap), heap_body_limit), stopped),
+            spawn_server(heap_listener, heap::router(Arc::clone(&heap), heap_body_limit), stopped.clone()),
+            spawn_server(pdl_listener, pdl::router(Arc::clone(&pdl)), stopped),
         ];
-        Ok(Emulator { clearbit_addr, heap_addr, clearbit, heap, stop, servers })
+        Ok(Emulator { clearbit_addr, heap_addr, pdl_addr, clearbit, heap, pdl, stop, servers })
     }
 
     /// The Clearbit base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
@@ -252,6 +273,21 @@ impl Emulator {
     /// The Heap base URL, e.g. `http://127.0.0.1:41235` (no trailing slash).
     pub fn heap_url(&self) -> String {
         format!("http://{}", self.heap_addr)
+    }
+
+    /// The People Data Labs base URL, e.g. `http://127.0.0.1:41236` (no trailing slash).
+    pub fn pdl_url(&self) -> String {
+        format!("http://{}", self.pdl_addr)
+    }
+
+    /// Every call the People Data Labs server answered, in order.
+    pub fn pdl_requests(&self) -> Vec<PdlRequest> {
+        self.pdl.requests()
+    }
+
+    /// Changes the People Data Labs credits left (`None`: no limit), as a purchase or a new period does.
+    pub fn set_pdl_credits(&self, credits: Option<u64>) {
+        self.pdl.set_credits(credits);
     }
 
     /// Scripted answers for one email (or, for company lookups, domain), used in order before normal

@@ -22,7 +22,8 @@ pub fn list(config: &Config, name: &str, format: ListFormat) -> anyhow::Result<E
     let derived = state.derived_properties.into_iter().filter(|(property, _)| !listed.contains(property));
     properties.extend(derived.map(|(property, path)| PropertyInfo {
         description: format!(
-            "Clearbit's `{path}`, an attribute this version of enrich has no description for"
+            "{}'s `{path}`, an attribute this version of enrich has no description for",
+            source.name()
         ),
         name: property,
         path: Some(path),
@@ -32,7 +33,7 @@ pub fn list(config: &Config, name: &str, format: ListFormat) -> anyhow::Result<E
     let mut out = std::io::stdout().lock();
     match format {
         ListFormat::Table => write!(out, "{}", render::properties_table(&properties))?,
-        ListFormat::Markdown => write!(out, "{}", render::properties_markdown(&properties))?,
+        ListFormat::Markdown => write!(out, "{}", render::properties_markdown(&properties, source.name()))?,
         ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&properties)?)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -154,7 +154,7 @@ fn unknown_types_list_the_known_ones() {
         found,
         [
             "enrich.yaml: connections.clearbit-heap.source.type: unknown source type `hubspot`; \
-             the known source types are `clearbit`",
+             the known source types are `clearbit`, `people_data_labs`",
             "enrich.yaml: connections.clearbit-heap.sink.type: unknown sink type `amplitude`; \
              the known sink types are `heap`",
         ]

@@ -16,6 +16,10 @@ struct FakeSource {
     /// Emails at this domain are declined.
     declined_domain: Option<String>,
     asked: Mutex<Vec<String>>,
+    /// Keys one request takes: above 1 it is a batch source.
+    keys_per_request: usize,
+    /// The keys of each batch request, in order.
+    requests: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeSource {
@@ -26,6 +30,10 @@ impl FakeSource {
 
     fn answer(&self, email: &str, answer: Result<Lookup, ConnectorError>) {
         self.answers.lock().unwrap().insert(email.to_owned(), answer);
+    }
+
+    fn in_batches_of(self, keys_per_request: usize) -> Self {
+        Self { keys_per_request, ..self }
     }
 
     fn asked(&self) -> Vec<String> {
@@ -57,6 +65,21 @@ impl Source for FakeSource {
     }
     fn max_in_flight(&self) -> usize {
         3
+    }
+    fn max_keys_per_request(&self) -> usize {
+        self.keys_per_request.max(1)
+    }
+    async fn lookup_batch(
+        &self,
+        keys: &[(LookupKey, LookupHints)],
+        stop: &CancellationToken,
+    ) -> Vec<Option<Result<Lookup, ConnectorError>>> {
+        self.requests.lock().unwrap().push(keys.iter().map(|(key, _)| key.to_string()).collect());
+        let mut answers = Vec::new();
+        for (key, hints) in keys {
+            answers.push(self.lookup(key, hints, stop).await);
+        }
+        answers
     }
     fn declines(&self, key: &LookupKey) -> Option<&'static str> {
         let domain = self.declined_domain.as_deref()?;
@@ -639,4 +662,49 @@ async fn a_more_recent_row_takes_back_what_the_earlier_one_was_counted_as() {
     assert_eq!((s.read, s.duplicate_identities, s.due, s.skipped, s.up_to_date), (4, 2, 1, 1, 0));
     assert_eq!(s.top_reasons(5), vec![("skipped: declined domain", 1)]);
     assert_eq!(h.source.asked(), ["u1@firm.io"]);
+}
+
+#[tokio::test]
+async fn a_batch_source_is_asked_in_full_requests_once_per_email() {
+    // 25 users, 23 emails: u0 and u1 share one, u2 and u3 another.
+    let rows: Vec<_> = (0..25)
+        .map(|n| {
+            let shared = match n {
+                1 => 0,
+                3 => 2,
+                n => n,
+            };
+            user(&format!("u{n}"), Some(&format!("person{shared}@acme.com")), 1)
+        })
+        .collect();
+    let h = harness(FakeSource::default().in_batches_of(10), FakeSink::new(100), rows);
+    let report = h.run().await;
+
+    let requests = h.source.requests.lock().unwrap().clone();
+    let sizes: Vec<usize> = requests.iter().map(Vec::len).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 23, "{sizes:?}");
+    assert_eq!(sizes.len(), 3, "⌈23 / 10⌉ requests: {sizes:?}");
+    assert!(sizes.iter().all(|size| *size <= 10), "{sizes:?}");
+    let asked = h.source.asked();
+    let mut distinct = asked.clone();
+    distinct.dedup();
+    assert_eq!(asked, distinct, "each email asked once");
+    assert_eq!(report.run.summary.lookups, 23);
+    assert_eq!(report.run.summary.not_found, 25);
+    assert_eq!(h.sink.written().len(), 25);
+}
+
+#[tokio::test]
+async fn a_fatal_answer_in_a_batch_records_none_of_its_users() {
+    let out_of_credits = || Err(ConnectorError::Fatal("402: out of credits".into()));
+    let source = FakeSource::with(&[("a@acme.com", out_of_credits()), ("b@acme.com", out_of_credits())])
+        .in_batches_of(5);
+    let rows = vec![user("u1", Some("a@acme.com"), 1), user("u2", Some("b@acme.com"), 1)];
+    let h = harness(source, FakeSink::new(100), rows);
+    let report = h.run().await;
+    assert_eq!(report.status, ConnectionStatus::Error("402: out of credits".into()));
+    assert_eq!(h.source.requests.lock().unwrap().len(), 1);
+    assert_eq!(report.run.summary.aborted, 2);
+    assert!(h.store.user_states().is_empty(), "nobody recorded");
+    assert!(h.sink.written().is_empty());
 }

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use enrich_core::{DirectoryError, UserDirectory};
-use enrich_heap::CsvDirectory;
+use enrich_csv::CsvDirectory;
 use futures::StreamExt;
 use proptest::prelude::*;
 

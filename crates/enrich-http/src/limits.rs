@@ -1,29 +1,45 @@
-//! Keeping within Clearbit's limits: requests in flight, requests per minute at this source's own pace,
-//! and what Clearbit's rate-limit headers say is left of the current window.
+//! Keeping within a service's limits: requests in flight, requests per minute at this source's own
+//! pace, what the service's rate-limit headers say is left of the current window, and no request at
+//! all after an answer that refused the account.
 
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use enrich_core::{CancellationToken, SharedBudget};
+use enrich_core::{CancellationToken, ConnectorError, SharedBudget};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// Clearbit counts requests per minute: a reset further away than that means the two clocks disagree,
+use crate::Failure;
+
+/// The services count requests per minute: a reset further away than that means the two clocks disagree,
 /// and waiting for it would stall every lookup for nothing.
 const LONGEST_WINDOW: Duration = Duration::from_secs(60);
 
+/// What a service's rate-limit headers said of its current window, as the connector reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// When the window resets, in Unix seconds: it tells one window from the next.
+    pub reset: u64,
+    /// Requests the window still admits, when the answer said.
+    pub remaining: Option<u64>,
+}
+
 /// What every request of one source waits for before it starts.
 #[derive(Debug)]
-pub(crate) struct Limits {
+pub struct Limits {
+    /// The service's name, for log lines.
+    provider: &'static str,
     /// One permit per request in flight, held only while it is.
     in_flight: Semaphore,
     /// This source's own pace, `requests_per_minute`.
     pace: DefaultDirectRateLimiter,
-    /// What Clearbit's headers said of its current window; `None` when unknown or over.
+    /// What the service's headers said of its current window; `None` when unknown or over.
     window: Mutex<Option<ServerWindow>>,
+    /// The first answer that refused the account or the route: every request after it, those waiting
+    /// for a permit included, fails with it unasked.
+    refused: OnceLock<ConnectorError>,
     /// The key's budget shared with other workers, when there is one.
     shared: Option<SharedPace>,
 }
@@ -50,27 +66,55 @@ impl SharedPace {
 }
 
 impl Limits {
-    pub(crate) fn new(requests_per_minute: NonZeroU32, max_concurrency: NonZeroU32) -> Self {
-        // A burst of a minute's worth would spend Clearbit's whole window in the first second of a run
+    pub fn new(provider: &'static str, requests_per_minute: NonZeroU32, max_concurrency: NonZeroU32) -> Self {
+        // A burst of a minute's worth would spend the service's whole window in the first second of a run
         // that starts late in it; one request per concurrency slot keeps the start quick and safe.
         let quota =
             Quota::per_minute(requests_per_minute).allow_burst(max_concurrency.min(requests_per_minute));
         Self {
+            provider,
             in_flight: Semaphore::new(max_concurrency.get() as usize),
             pace: DefaultDirectRateLimiter::direct(quota),
             window: Mutex::new(None),
+            refused: OnceLock::new(),
             shared: None,
         }
     }
 
-    /// Books every request in `budget` too, under the key's digest, at `per_minute`.
-    pub(crate) fn share(&mut self, budget: Arc<dyn SharedBudget>, key: u64, per_minute: NonZeroU32) {
+    /// Books every request in `budget` too, at `per_minute`, under a digest of the source's `kind` and
+    /// its `api_key`: workers sharing a key share its budget, and the budget never sees the key.
+    pub fn share(
+        &mut self,
+        budget: Arc<dyn SharedBudget>,
+        kind: &str,
+        api_key: &str,
+        per_minute: NonZeroU32,
+    ) {
+        let key = enrich_core::digest::stable_hash([kind.as_bytes(), api_key.as_bytes()]);
         self.shared = Some(SharedPace { budget, key, per_minute });
+    }
+
+    /// Sends one request within the limits, in flight while it holds their permit; `None` when `stop`
+    /// came first. A fatal answer holds for every later request: nobody else is asked (nor billed).
+    pub async fn send<T>(
+        &self,
+        stop: &CancellationToken,
+        request: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<Option<T>, Failure> {
+        let Some(_in_flight) = self.admit(stop).await else { return Ok(None) };
+        if let Some(refusal) = self.refused.get() {
+            return Err(Failure::Final(refusal.clone()));
+        }
+        let answer = request.await;
+        if let Err(Failure::Final(refusal @ ConnectorError::Fatal(_))) = &answer {
+            let _ = self.refused.set(refusal.clone());
+        }
+        answer.map(Some)
     }
 
     /// Waits until a request may start; it is in flight until the permit is dropped. `None` once `stop`
     /// is cancelled, however far the wait had got: no request starts after a stop.
-    pub(crate) async fn admit(&self, stop: &CancellationToken) -> Option<SemaphorePermit<'_>> {
+    async fn admit(&self, stop: &CancellationToken) -> Option<SemaphorePermit<'_>> {
         tokio::select! {
             biased;
             () = stop.cancelled() => None,
@@ -109,13 +153,12 @@ impl Limits {
         }
     }
 
-    /// Takes in the rate-limit headers of an answer. A 429 that does not say how many requests remain
-    /// means the window is spent; one that says some remain is about something else (a burst or
+    /// Takes in what an answer's rate-limit headers said. A 429 that does not say how many requests
+    /// remain means the window is spent; one that says some remain is about something else (a burst or
     /// concurrency limit), which a backoff answers better than waiting up to a minute for the reset.
-    pub(crate) fn observe(&self, status: StatusCode, headers: &HeaderMap) {
-        let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
-        let Some(reset) = number("x-ratelimit-reset") else { return };
-        let remaining = match number("x-ratelimit-remaining") {
+    pub fn observe(&self, status: StatusCode, window: Option<Window>) {
+        let Some(Window { reset, remaining }) = window else { return };
+        let remaining = match remaining {
             Some(remaining) => u32::try_from(remaining).unwrap_or(u32::MAX),
             None if status == StatusCode::TOO_MANY_REQUESTS => 0,
             None => return,
@@ -140,28 +183,29 @@ impl Limits {
         if remaining == 0 && !spent_before {
             tracing::info!(
                 resets_in = ?ends_at - now,
-                "Clearbit's rate limit for this window is spent: no lookup starts until it resets"
+                "{}'s rate limit for this window is spent: no lookup starts until it resets",
+                self.provider
             );
         }
     }
 
-    /// How long no request may start because Clearbit's window is spent.
-    pub(crate) fn pause_left(&self) -> Option<Duration> {
+    /// How long no request may start because the service's window is spent.
+    pub fn pause_left(&self) -> Option<Duration> {
         let window = lock(&self.window);
         let window = window.as_ref().filter(|window| window.remaining == 0)?;
         Some(window.ends_at.saturating_duration_since(Instant::now())).filter(|left| !left.is_zero())
     }
 }
 
-/// Clearbit's current rate-limit window, as its headers last described it and as this source has
+/// The service's current rate-limit window, as its headers last described it and as this source has
 /// spent it since.
 #[derive(Debug)]
 struct ServerWindow {
-    /// `X-RateLimit-Reset`, in Unix seconds: it tells one window from the next.
+    /// The reset, in Unix seconds: it tells one window from the next.
     reset: u64,
     /// When the window ends, on this machine's clock.
     ends_at: Instant,
-    /// Requests it still admits: Clearbit's latest count, less the requests started since.
+    /// Requests it still admits: the service's latest count, less the requests started since.
     remaining: u32,
     /// The earliest start of the next request, so that what remains is spread until `ends_at`.
     next_start: Instant,
@@ -205,24 +249,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
-
     use super::*;
 
     fn unix_now() -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
     }
 
-    fn headers(remaining: u32, reset: u64) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-ratelimit-limit", HeaderValue::from(600));
-        headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
-        headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
-        headers
+    fn headers(remaining: u32, reset: u64) -> Option<Window> {
+        Some(Window { reset, remaining: Some(remaining.into()) })
     }
 
     fn limits() -> Limits {
-        Limits::new(NonZeroU32::new(600).unwrap(), NonZeroU32::new(5).unwrap())
+        Limits::new("Acme", NonZeroU32::new(600).unwrap(), NonZeroU32::new(5).unwrap())
     }
 
     fn remaining(limits: &Limits) -> Option<u32> {
@@ -264,12 +302,12 @@ mod tests {
     fn keeps_the_lowest_count_of_a_window_and_ignores_older_windows() {
         let limits = limits();
         let reset = unix_now() + 30;
-        limits.observe(StatusCode::OK, &headers(10, reset));
-        limits.observe(StatusCode::OK, &headers(12, reset));
+        limits.observe(StatusCode::OK, headers(10, reset));
+        limits.observe(StatusCode::OK, headers(12, reset));
         assert_eq!(remaining(&limits), Some(10));
-        limits.observe(StatusCode::OK, &headers(500, reset + 60));
+        limits.observe(StatusCode::OK, headers(500, reset + 60));
         assert_eq!(remaining(&limits), Some(500), "a new window");
-        limits.observe(StatusCode::OK, &headers(3, reset));
+        limits.observe(StatusCode::OK, headers(3, reset));
         assert_eq!(remaining(&limits), Some(500), "a late answer from the old window");
     }
 
@@ -277,7 +315,7 @@ mod tests {
     fn a_spent_window_pauses_until_the_reset() {
         let limits = limits();
         assert_eq!(limits.pause_left(), None);
-        limits.observe(StatusCode::OK, &headers(0, unix_now() + 3));
+        limits.observe(StatusCode::OK, headers(0, unix_now() + 3));
         let pause = limits.pause_left().unwrap();
         assert!(pause > Duration::from_secs(1) && pause <= Duration::from_secs(3), "{pause:?}");
     }
@@ -285,20 +323,19 @@ mod tests {
     #[test]
     fn a_429_pauses_until_the_reset_unless_it_says_requests_remain() {
         let limits = limits();
-        let mut without_remaining = headers(0, unix_now() + 3);
-        without_remaining.remove("x-ratelimit-remaining");
-        limits.observe(StatusCode::TOO_MANY_REQUESTS, &without_remaining);
+        let without_remaining = Some(Window { reset: unix_now() + 3, remaining: None });
+        limits.observe(StatusCode::TOO_MANY_REQUESTS, without_remaining);
         assert!(limits.pause_left().is_some());
 
         let limits = self::limits();
-        limits.observe(StatusCode::TOO_MANY_REQUESTS, &headers(7, unix_now() + 3));
+        limits.observe(StatusCode::TOO_MANY_REQUESTS, headers(7, unix_now() + 3));
         assert_eq!(limits.pause_left(), None);
         assert_eq!(remaining(&limits), Some(7));
     }
 
     #[tokio::test]
     async fn a_stop_ends_every_wait_for_a_turn() {
-        let limits = Limits::new(NonZeroU32::new(600).unwrap(), NonZeroU32::new(1).unwrap());
+        let limits = Limits::new("Acme", NonZeroU32::new(600).unwrap(), NonZeroU32::new(1).unwrap());
         let stop = CancellationToken::new();
         let first = limits.admit(&stop).await;
         assert!(first.is_some());
@@ -310,15 +347,31 @@ mod tests {
         assert!(limits.admit(&stop).await.is_none(), "a free slot after a stop starts nothing either");
     }
 
+    #[tokio::test]
+    async fn after_a_fatal_answer_no_request_is_sent() {
+        let limits = limits();
+        let stop = CancellationToken::new();
+        let refusal = ConnectorError::Fatal("402: out of credits".into());
+        let first = limits.send(&stop, async { Err::<(), _>(Failure::Final(refusal.clone())) }).await;
+        assert_eq!(first, Err(Failure::Final(refusal.clone())));
+        let mut sent = false;
+        let second = limits
+            .send(&stop, async {
+                sent = true;
+                Ok(())
+            })
+            .await;
+        assert_eq!(second, Err(Failure::Final(refusal)));
+        assert!(!sent, "the second request is never sent");
+    }
+
     #[test]
     fn answers_without_usable_headers_change_nothing() {
         let limits = limits();
-        limits.observe(StatusCode::OK, &HeaderMap::new());
-        limits.observe(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new());
-        let mut garbled = headers(0, 0);
-        garbled.insert("x-ratelimit-reset", HeaderValue::from_static("soon"));
-        limits.observe(StatusCode::OK, &garbled);
-        limits.observe(StatusCode::OK, &headers(0, unix_now() - 5));
+        limits.observe(StatusCode::OK, None);
+        limits.observe(StatusCode::TOO_MANY_REQUESTS, None);
+        limits.observe(StatusCode::OK, Some(Window { reset: unix_now() + 3, remaining: None }));
+        limits.observe(StatusCode::OK, headers(0, unix_now() - 5));
         assert_eq!(remaining(&limits), None);
         assert_eq!(limits.pause_left(), None);
     }

@@ -1,4 +1,5 @@
-//! The CSV user directory: the roster read from a file such as a Heap users export.
+//! The CSV user directory of enrich: the roster read from a file such as a Heap users export. It is
+//! no one service's: any source and sink work with it.
 //!
 //! The file needs a header row with the identity, last-seen and email columns the config names
 //! (`identity`, `last_seen` by default; no email column when identities are emails); `user_id` is
@@ -23,7 +24,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::shorten;
+use enrich_core::error::shorten;
 
 /// As `email_property`, says that identities are the email addresses.
 const IDENTITY_COLUMN: &str = "identity";

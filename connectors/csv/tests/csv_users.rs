@@ -4,7 +4,7 @@ use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 use enrich_core::{ConnectorError, DirectoryError, PersonName, UserDirectory, UserRecord};
-use enrich_heap::{CsvDirectory, CsvUsersConfig};
+use enrich_csv::{CsvDirectory, CsvUsersConfig};
 use futures::StreamExt;
 use serde_json::json;
 use tempfile::TempDir;

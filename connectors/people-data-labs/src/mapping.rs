@@ -1,0 +1,109 @@
+//! From one person PDL found to properties an analytics tool accepts.
+//!
+//! Each catalogued field with a value becomes one property; fields the catalogue does not name (the
+//! `experience`, `education` and `emails` objects, …) are not written. On a free plan PDL answers
+//! `true` or `false` in place of contact and location values: such a placeholder is never written as
+//! a value, since `true` is not a city.
+
+use enrich_core::{JoinedList, PropertyKind, PropertyValue, Record};
+use serde_json::{Map, Value};
+
+use crate::catalogue::{FIELDS, LIKELIHOOD, MATCH};
+
+/// Maps the `data` of a person PDL found with this `likelihood`, with `People Data Labs: Match`.
+pub fn map_person(data: &Map<String, Value>, likelihood: Option<u64>) -> Record {
+    let mut record = Record::default();
+    for (field, name, kind, _) in FIELDS {
+        let Some((value, cut)) = data.get(*field).and_then(|value| convert(*kind, value)) else { continue };
+        if cut {
+            record.cut.push((*name).to_owned());
+        }
+        record.properties.insert((*name).to_owned(), value);
+    }
+    let company = data
+        .get("job_company_name")
+        .is_some_and(|name| name.as_str().is_some_and(|name| !name.trim().is_empty()));
+    let matched = if company { "person and company" } else { "person only" };
+    record.properties.insert(MATCH.to_owned(), PropertyValue::text(matched).0);
+    if let Some(likelihood) = likelihood {
+        record.properties.insert(LIKELIHOOD.to_owned(), PropertyValue::Number(likelihood.into()));
+    }
+    record
+}
+
+/// What a check writes when PDL has no such person.
+pub(crate) fn not_found() -> Record {
+    let mut record = Record::default();
+    record.properties.insert(MATCH.to_owned(), PropertyValue::text("not found").0);
+    record
+}
+
+/// The value of one field and whether its text was cut; `None` for nothing to write: null, blank,
+/// empty, or a free plan's `true`/`false` standing in for the value.
+fn convert(kind: PropertyKind, value: &Value) -> Option<(PropertyValue, bool)> {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Object(_) => None,
+        Value::Number(number) if kind == PropertyKind::Number => {
+            Some((PropertyValue::Number(number.clone()), false))
+        }
+        Value::Number(number) => Some(PropertyValue::text(number.to_string())),
+        Value::String(text) if text.trim().is_empty() => None,
+        Value::String(text) => Some(PropertyValue::text(text.as_str())),
+        Value::Array(items) => {
+            let mut list = JoinedList::default();
+            for item in items {
+                match item {
+                    Value::String(text) => list.add(text.clone()),
+                    Value::Number(number) => list.add(number.to_string()),
+                    // Objects have no field the catalogue lists; booleans are placeholders.
+                    _ => {}
+                }
+            }
+            list.finish()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(data: &Value) -> Record {
+        map_person(data.as_object().unwrap(), Some(8))
+    }
+
+    #[test]
+    fn catalogued_fields_become_named_properties() {
+        let record = map(&json!({
+            "full_name": "Sean Thorne", "job_title": "Co-Founder", "job_company_name": "People Data Labs",
+            "job_company_founded": 2015, "job_title_levels": ["cxo", "owner", "cxo"], "experience": [{"title": {}}],
+        }));
+        let text = |name: &str| record.properties.get(name).map(ToString::to_string);
+        assert_eq!(text("Person Full Name").as_deref(), Some("Sean Thorne"));
+        assert_eq!(text("Company Name").as_deref(), Some("People Data Labs"));
+        assert_eq!(record.properties["Company Founded Year"], PropertyValue::from(2015));
+        assert_eq!(text("Person Job Seniority").as_deref(), Some("cxo, owner"));
+        assert_eq!(text(MATCH).as_deref(), Some("person and company"));
+        assert_eq!(record.properties[LIKELIHOOD], PropertyValue::from(8));
+        assert_eq!(record.properties.len(), 7, "{:?}", record.properties);
+    }
+
+    #[test]
+    fn free_plan_placeholders_are_never_values() {
+        let record = map(&json!({
+            "full_name": "sean thorne", "work_email": true, "mobile_phone": false, "location_name": true,
+            "location_locality": false, "location_names": true, "phone_numbers": true, "countries": [true],
+        }));
+        let names: Vec<&str> = record.properties.keys().map(String::as_str).collect();
+        assert_eq!(names, ["People Data Labs: Likelihood", "People Data Labs: Match", "Person Full Name"]);
+        assert_eq!(record.properties[MATCH], PropertyValue::text("person only").0);
+    }
+
+    #[test]
+    fn long_text_is_cut_and_reported() {
+        let record = map(&json!({ "summary": "x".repeat(5000) }));
+        assert_eq!(record.cut, ["Person Bio"]);
+    }
+}
