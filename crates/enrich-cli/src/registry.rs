@@ -78,6 +78,7 @@ impl SourceConfig {
     pub fn lookups_per_minute(&self) -> u32 {
         match self {
             Self::Clearbit(config) => config.requests_per_minute,
+            Self::PeopleDataLabs(config) => config.requests_per_minute,
         }
     }
 }

@@ -357,11 +357,14 @@ pub async fn plan(
     let suppressed = store.connection()?.suppressed;
     let mut summary = RunSummary { resumed: resumed.len() as u64, ..RunSummary::default() };
     let skip = Skip { resumed: &resumed, suppressed: &suppressed };
-    let plan = read_due_users(connection, store, request, &skip, Utc::now(), &mut summary).await?;
-    Ok(plan.map(|plan| RunPlan {
-        summary,
-        lookups: plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect(),
-    }))
+    match read_due_users(connection, store, request, &skip, Utc::now(), &mut summary).await {
+        Ok(plan) => Ok(Ok(RunPlan {
+            summary,
+            lookups: plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect(),
+        })),
+        Err(EngineError::Connection(error)) => Ok(Err(error)),
+        Err(EngineError::State(error)) => Err(error),
+    }
 }
 
 /// A due user with what is remembered of it.
