@@ -149,7 +149,7 @@ async fn check_proves_each_part_and_names_what_is_wrong() {
     bad.failure();
     let source_line = bad.stdout.lines().nth(1).unwrap();
     assert!(source_line.starts_with("✗ clearbit:") && source_line.contains("401"), "{bad}");
-    assert!(bad.stdout.contains("1 of 4 checks failed"), "{bad}");
+    assert!(bad.stdout.contains("1 of 5 checks failed"), "{bad}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use enrich_core::StateStore;
 use enrich_emulator::EmulatorConfig;
@@ -188,28 +188,9 @@ async fn random_bytes_in_the_database_stop_the_sync_until_it_is_reset_knowingly(
     assert_eq!(again.figure("looked up"), 20);
 }
 
-/// `enrich state reset main` on a terminal (util-linux's `script` gives it one), answered `answer`.
+/// `enrich state reset main` on a terminal, answered `answer`.
 async fn reset_on_a_terminal(workspace: &Workspace, answer: &str) -> support::Run {
-    use std::io::Write;
-
-    let command_line = format!("{} state reset main", env!("CARGO_BIN_EXE_enrich"));
-    let mut command = Command::new("script");
-    command
-        .args(["-qec", &command_line, "/dev/null"])
-        .current_dir(workspace.folder.path())
-        .env("CLEARBIT_API_KEY", support::KEY)
-        .env_remove("ENRICH_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let answer = format!("{answer}\n");
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child =
-            command.spawn().expect("util-linux's `script` runs a command on a terminal: install it");
-        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    });
-    support::Run::from(output.await.unwrap())
+    workspace.on_a_terminal("state reset main", answer).await
 }
 
 /// A tmpfs of its own, unmounted when dropped.

@@ -125,6 +125,32 @@ impl Workspace {
         Run::from(output)
     }
 
+    /// `enrich ARGS` on a terminal (util-linux's `script` gives it one), answering `answer` to its
+    /// question; standard error is merged into standard output by the terminal.
+    pub async fn on_a_terminal(&self, args: &str, answer: &str) -> Run {
+        use std::io::Write;
+        use std::process::Stdio;
+
+        let command_line = format!("{} {args}", env!("CARGO_BIN_EXE_enrich"));
+        let mut command = Command::new("script");
+        command
+            .args(["-qec", &command_line, "/dev/null"])
+            .current_dir(self.folder.path())
+            .env("CLEARBIT_API_KEY", KEY)
+            .env_remove("ENRICH_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let answer = format!("{answer}\n");
+        let output = tokio::task::spawn_blocking(move || {
+            let mut child =
+                command.spawn().expect("util-linux's `script` runs a command on a terminal: install it");
+            child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        });
+        Run::from(output.await.unwrap())
+    }
+
     /// Every file of the state folder, concatenated, to search for what must never be stored.
     pub fn state_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::new();

@@ -17,7 +17,7 @@ fn domains() -> impl Iterator<Item = &'static str> {
 
 /// Whether `email` is at a listed domain: exactly that domain, in any casing (`mail.yahoo.com` is not
 /// `yahoo.com`).
-pub(crate) fn is_free_email(email: &str) -> bool {
+pub fn is_free_email(email: &str) -> bool {
     email
         .rsplit_once('@')
         .is_some_and(|(_, domain)| FREE_EMAIL_DOMAINS.contains(domain.to_ascii_lowercase().as_str()))

@@ -20,6 +20,7 @@ mod source;
 
 pub use catalogue::catalogue;
 pub use config::{ClearbitConfig, RevealConfig};
+pub use free_email::is_free_email;
 pub use mapping::map_combined;
 pub use reveal::{is_public, map_reveal};
 pub use selection::{PropertiesConfig, PropertySelection};

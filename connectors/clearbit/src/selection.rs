@@ -148,6 +148,15 @@ impl PropertySelection {
                 ))
             } else if let Some(member) = first_member(path) {
                 Some(format!("`{path}` is a group of attributes: rename each one, such as `{member}`"))
+            } else if !is_catalogued(path)
+                && let Some(meant) = nearest_path_or_group(path)
+            {
+                // A path Clearbit may add later can be renamed; one a typo away from a known one is a typo.
+                Some(format!(
+                    "`{path}` is no Clearbit attribute, so the rename would never apply; did you mean `{meant}`?"
+                ))
+            } else if !self.includes(path) {
+                Some(format!("`{path}` is left out by include or exclude, so the rename would never apply"))
             } else if name.is_empty() {
                 Some("renames to an empty name: give a name, or leave the attribute out of rename".to_owned())
             } else if name.eq_ignore_ascii_case("id") {
@@ -178,6 +187,11 @@ impl PropertySelection {
 fn is_attribute_path(path: &str) -> bool {
     let rest = path.strip_prefix("person.").or_else(|| path.strip_prefix("company."));
     rest.is_some_and(|rest| rest.split('.').all(|segment| !segment.is_empty()))
+}
+
+/// Whether the catalogue knows the attribute at `path`.
+fn is_catalogued(path: &str) -> bool {
+    catalogue::attributes().iter().any(|attribute| path_of(attribute) == path)
 }
 
 /// The first known attribute inside `path`, when `path` groups attributes (`person.geo`).
@@ -432,6 +446,30 @@ mod tests {
             found[1].1.contains("group of attributes") && found[1].1.contains("company.geo."),
             "{}",
             found[1].1
+        );
+    }
+
+    #[test]
+    fn a_rename_that_would_never_apply_is_reported_with_the_name_meant() {
+        let found = problems(json!({
+            "include": ["company.*"],
+            "rename": { "company.metrics.employeeRange": "Size", "person.name.fullName": "Name" },
+        }));
+        assert_eq!(
+            found,
+            [
+                (
+                    "rename.company.metrics.employeeRange".into(),
+                    "`company.metrics.employeeRange` is no Clearbit attribute, so the rename would never \
+                     apply; did you mean `company.metrics.employeesRange`?"
+                        .into()
+                ),
+                (
+                    "rename.person.name.fullName".into(),
+                    "`person.name.fullName` is left out by include or exclude, so the rename would never apply"
+                        .into()
+                ),
+            ]
         );
     }
 

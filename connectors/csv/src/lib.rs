@@ -1,10 +1,12 @@
 //! The CSV user directory of enrich: the roster read from a file such as a Heap users export. It is
 //! no one service's: any source and sink work with it.
 //!
-//! The file needs a header row with the columns `identity`, `last_seen` and the email column named in the
-//! config (none when identities are emails); `user_id` is passed on when present, and so are
-//! `given_name`, `family_name` and `ip_address`, which sources send as match hints; other columns are
-//! ignored. A bad row is reported and skipped; the rest of the file is still read. Fields may not span
+//! The file needs a header row with the identity, last-seen and email columns the config names
+//! (`identity`, `last_seen` by default; no email column when identities are emails); `user_id` is
+//! passed on when present, and so are `given_name`, `family_name` and `ip_address`, which sources send
+//! as match hints; other columns are ignored. `enrich validate` reads the header and names the column
+//! a misnamed setting most likely meant. A bad row is reported and skipped; the rest of the file is
+//! still read. Fields may not span
 //! lines: a quote left open is reported on its line, and the lines after it are read as rows.
 
 use std::fs::File;
@@ -24,9 +26,8 @@ use tokio::task::JoinHandle;
 
 use enrich_core::error::shorten;
 
-/// The identity column; as `email_property`, it says that identities are the email addresses.
+/// As `email_property`, says that identities are the email addresses.
 const IDENTITY_COLUMN: &str = "identity";
-const LAST_SEEN_COLUMN: &str = "last_seen";
 const USER_ID_COLUMN: &str = "user_id";
 /// Optional columns a source may send with the lookup to raise its match rate.
 const GIVEN_NAME_COLUMN: &str = "given_name";
@@ -40,8 +41,8 @@ const MAX_FIELD_BYTES: usize = 64 * 1024;
 const MAX_LINE_BYTES: u64 = 16 * MAX_FIELD_BYTES as u64;
 /// How much of an unreadable value a message quotes.
 const MAX_QUOTED_CHARS: usize = 60;
-const ACCEPTED_DATES: &str =
-    "RFC 3339 (2026-11-28T10:00:00Z), YYYY-MM-DD, or YYYY-MM-DD HH:MM:SS[.fff] in UTC";
+const ACCEPTED_DATES: &str = "RFC 3339 (2026-11-28T10:00:00Z), YYYY-MM-DD, YYYY-MM-DD HH:MM[:SS[.fff]] or \
+     YYYY-MM-DDTHH:MM[:SS[.fff]] in UTC, or Unix epoch seconds or milliseconds";
 
 /// The `csv` users config.
 #[derive(Debug, Clone, Deserialize)]
@@ -55,10 +56,25 @@ pub struct CsvUsersConfig {
     /// match hint); `ip_address` by default.
     #[serde(default)]
     pub ip_property: Option<String>,
+    /// The column holding each user's identity.
+    #[serde(default = "default_identity_property")]
+    pub identity_property: String,
+    /// The column holding when each user was last seen.
+    #[serde(default = "default_last_seen_property")]
+    pub last_seen_property: String,
+}
+
+fn default_identity_property() -> String {
+    IDENTITY_COLUMN.to_owned()
+}
+
+fn default_last_seen_property() -> String {
+    "last_seen".to_owned()
 }
 
 impl CsvUsersConfig {
-    /// Problems found in the config itself; see [`Self::validate_path`] for the file.
+    /// Problems found in the config itself; see [`Self::validate_path`] and [`Self::validate_header`]
+    /// for the file.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut problems = Vec::new();
         if self.path.as_os_str().is_empty() {
@@ -73,7 +89,33 @@ impl CsvUsersConfig {
                 "must name the column holding the email, or be `identity` when identities are emails",
             ));
         }
+        for (field, column) in
+            [("identity_property", &self.identity_property), ("last_seen_property", &self.last_seen_property)]
+        {
+            if column.trim().is_empty() {
+                problems.push(FieldError::new(field, "must name a column of the file"));
+            }
+        }
         problems
+    }
+
+    /// Problems of the header of the file at `resolved` (this config's `path` as the caller resolved
+    /// it): a configured column it lacks is said on the setting naming it, with the column it most
+    /// likely meant. For `enrich validate`: the file may change before a run, which checks again.
+    pub fn validate_header(&self, resolved: &Path) -> Vec<FieldError> {
+        if !self.validate().is_empty() || self.validate_path(resolved).is_some() {
+            // Said by `validate` and `validate_path`.
+            return Vec::new();
+        }
+        let header = File::open(resolved).map_err(|error| error.to_string()).and_then(|file| {
+            let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+            reader.byte_headers().cloned().map_err(|error| error.to_string())
+        });
+        match header.map(|header| locate_columns(&header, &ColumnNames::of(self))) {
+            Err(error) => vec![FieldError::new("path", format!("cannot be read: {error}"))],
+            Ok(Ok(_)) => Vec::new(),
+            Ok(Err(problems)) => problems.fields,
+        }
     }
 
     /// A problem when `resolved`, this config's `path` as the caller resolved it, is not a file.
@@ -102,29 +144,44 @@ enum EmailColumn {
     Named(String),
 }
 
+/// The configured names of the columns the directory reads.
+#[derive(Debug, Clone)]
+struct ColumnNames {
+    identity: String,
+    last_seen: String,
+    email: EmailColumn,
+    /// The column of the IP address of each user's latest session.
+    ip: String,
+}
+
+impl ColumnNames {
+    fn of(config: &CsvUsersConfig) -> Self {
+        let email = if header_key(&config.email_property) == header_key(&config.identity_property) {
+            EmailColumn::Identity
+        } else {
+            EmailColumn::Named(config.email_property.trim().to_owned())
+        };
+        Self {
+            identity: config.identity_property.trim().to_owned(),
+            last_seen: config.last_seen_property.trim().to_owned(),
+            email,
+            ip: config.ip_property.as_deref().unwrap_or(IP_COLUMN).trim().to_owned(),
+        }
+    }
+}
+
 /// Users read from a CSV file.
 #[derive(Debug)]
 pub struct CsvDirectory {
     /// Already resolved by the caller.
     path: PathBuf,
-    email_column: EmailColumn,
-    /// The column of the IP address, as configured (trimmed).
-    ip_column: String,
+    columns: ColumnNames,
 }
 
 impl CsvDirectory {
-    pub fn new(path: PathBuf, email_property: &str) -> Self {
-        let email_column = if header_key(email_property) == IDENTITY_COLUMN {
-            EmailColumn::Identity
-        } else {
-            EmailColumn::Named(email_property.trim().to_owned())
-        };
-        Self { path, email_column, ip_column: IP_COLUMN.to_owned() }
-    }
-
-    /// Reads IP addresses from this column instead of `ip_address`.
-    pub fn with_ip_column(self, ip_property: &str) -> Self {
-        Self { ip_column: ip_property.trim().to_owned(), ..self }
+    /// The roster at `path` (already resolved), with the columns `config` names.
+    pub fn new(path: PathBuf, config: &CsvUsersConfig) -> Self {
+        Self { path, columns: ColumnNames::of(config) }
     }
 }
 
@@ -138,12 +195,11 @@ impl UserDirectory for CsvDirectory {
     /// `seen_since` itself.
     async fn users(&self, _seen_since: DateTime<Utc>) -> Result<UserStream, ConnectorError> {
         let path = self.path.clone();
-        let (email_column, ip_column) = (self.email_column.clone(), self.ip_column.clone());
-        let (reader, columns) =
-            tokio::task::spawn_blocking(move || open_roster(&path, &email_column, &ip_column))
-                .await
-                .map_err(|error| ConnectorError::Fatal(format!("opening the file failed: {error}")))?
-                .map_err(ConnectorError::Fatal)?;
+        let names = self.columns.clone();
+        let (reader, columns) = tokio::task::spawn_blocking(move || open_roster(&path, &names))
+            .await
+            .map_err(|error| ConnectorError::Fatal(format!("opening the file failed: {error}")))?
+            .map_err(ConnectorError::Fatal)?;
         let file_name = self
             .path
             .file_name()
@@ -170,27 +226,31 @@ struct Columns {
 }
 
 /// Opens the file and finds its columns; the message says what is wrong with the file as a whole.
-fn open_roster(
-    path: &Path,
-    email_column: &EmailColumn,
-    ip_column: &str,
-) -> Result<(csv::Reader<File>, Columns), String> {
+fn open_roster(path: &Path, names: &ColumnNames) -> Result<(csv::Reader<File>, Columns), String> {
     let file = File::open(path).map_err(|error| format!("cannot be read: {error}"))?;
     // Flexible, so that a row with the wrong number of fields is one bad row rather than the end of
     // the reading. The csv crate drops a UTF-8 byte order mark before the header.
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
     let header = reader.byte_headers().map_err(|error| format!("cannot be read: {error}"))?;
-    let columns = locate_columns(header, email_column, ip_column)?;
+    let columns = locate_columns(header, names).map_err(|problems| problems.summary)?;
     Ok((reader, columns))
 }
 
-fn locate_columns(
-    header: &ByteRecord,
-    email_column: &EmailColumn,
-    ip_column: &str,
-) -> Result<Columns, String> {
+/// Why a header does not fit the config: one line for the run's error, and one problem per setting
+/// for `enrich validate`.
+#[derive(Debug)]
+struct ColumnProblems {
+    summary: String,
+    fields: Vec<FieldError>,
+}
+
+fn locate_columns(header: &ByteRecord, names: &ColumnNames) -> Result<Columns, ColumnProblems> {
+    let whole = |message: String| ColumnProblems {
+        fields: vec![FieldError::new("path", message.clone())],
+        summary: message,
+    };
     // Quoted in messages, so never raw bytes: a binary file must not reach the terminal or the status.
-    let names: Vec<String> = header
+    let header_names: Vec<String> = header
         .iter()
         .map(|name| {
             std::str::from_utf8(name)
@@ -198,17 +258,26 @@ fn locate_columns(
                 .filter(|name| !name.chars().any(|c| c.is_control() && !c.is_whitespace()))
         })
         .collect::<Option<Vec<&str>>>()
-        .ok_or("is not a CSV text file: its first line holds bytes that are not UTF-8 text")?
+        .ok_or_else(|| {
+            whole("is not a CSV text file: its first line holds bytes that are not UTF-8 text".to_owned())
+        })?
         .into_iter()
         .map(|name| name.trim().to_owned())
         .collect();
-    let keys: Vec<String> = names.iter().map(|name| header_key(name)).collect();
-    let mut required = vec![IDENTITY_COLUMN, LAST_SEEN_COLUMN];
-    if let EmailColumn::Named(email) = email_column {
-        required.push(email);
+    let keys: Vec<String> = header_names.iter().map(|name| header_key(name)).collect();
+    let mut required = vec![
+        ("identity_property", names.identity.as_str()),
+        ("last_seen_property", names.last_seen.as_str()),
+    ];
+    if let EmailColumn::Named(email) = &names.email {
+        required.push(("email_property", email));
     }
-    if names.is_empty() {
-        return Err(format!("is empty: a header row naming the columns {} is required", required.join(", ")));
+    if header_names.is_empty() {
+        let columns: Vec<&str> = required.iter().map(|(_, column)| *column).collect();
+        return Err(whole(format!(
+            "is empty: a header row naming the columns {} is required",
+            columns.join(", ")
+        )));
     }
     let mut repeated = Vec::new();
     let mut position = |name: &str| {
@@ -223,24 +292,45 @@ fn locate_columns(
     let user_id = position(USER_ID_COLUMN);
     let given_name = position(GIVEN_NAME_COLUMN);
     let family_name = position(FAMILY_NAME_COLUMN);
-    let ip = position(ip_column);
-    let required_positions: Vec<Option<usize>> = required.iter().map(|name| position(name)).collect();
+    let ip = position(&names.ip);
+    let required_positions: Vec<Option<usize>> = required.iter().map(|(_, name)| position(name)).collect();
+    let shown = shorten(&header_names.join(", "), MAX_QUOTED_CHARS * 4);
+    let mut fields: Vec<FieldError> = required
+        .iter()
+        .zip(&required_positions)
+        .filter(|(_, found)| found.is_none())
+        .map(|((field, column), _)| {
+            let fix =
+                match enrich_core::config::nearest(column, header_names.iter().map(String::as_str)).first() {
+                    Some(meant) => format!("; write {field}: {meant:?}"),
+                    None => String::new(),
+                };
+            FieldError::new(
+                *field,
+                format!("no column {column:?} in the file (its header has: {shown}){fix}"),
+            )
+        })
+        .collect();
     let missing: Vec<&str> = required
         .iter()
         .zip(&required_positions)
         .filter(|(_, found)| found.is_none())
-        .map(|(name, _)| *name)
+        .map(|((_, column), _)| *column)
         .collect();
     let mut problems = Vec::new();
     if !missing.is_empty() {
         problems.push(format!("lacks the column(s) {}", missing.join(", ")));
     }
     if !repeated.is_empty() {
-        problems.push(format!("has the column(s) {} more than once", repeated.join(", ")));
+        let message = format!("has the column(s) {} more than once", repeated.join(", "));
+        fields.push(FieldError::new("path", format!("{message} (the header has: {shown})")));
+        problems.push(message);
     }
     if !problems.is_empty() {
-        let header = shorten(&names.join(", "), MAX_QUOTED_CHARS * 4);
-        return Err(format!("{} (the header has: {header})", problems.join(" and ")));
+        return Err(ColumnProblems {
+            summary: format!("{} (the header has: {shown})", problems.join(" and ")),
+            fields,
+        });
     }
     // Every required column was found; their positions come in the order of `required`.
     let found: Vec<usize> = required_positions.into_iter().flatten().collect();
@@ -252,7 +342,7 @@ fn locate_columns(
         given_name,
         family_name,
         ip,
-        count: names.len(),
+        count: header_names.len(),
     })
 }
 
@@ -361,11 +451,11 @@ fn user_from_row(row: &ByteRecord, columns: &Columns) -> Result<UserRecord, Stri
             )
         })
     };
-    let identity = text(columns.identity, IDENTITY_COLUMN)?;
+    let identity = text(columns.identity, "identity")?;
     if let Some(problem) = enrich_core::user::identity_problem(identity) {
         return Err(problem);
     }
-    let last_seen = parse_last_seen(text(columns.last_seen, LAST_SEEN_COLUMN)?)?;
+    let last_seen = parse_last_seen(text(columns.last_seen, "last_seen")?)?;
     let email = match columns.email {
         None => Some(identity),
         Some(at) => Some(text(at, "email")?).filter(|email| !email.trim().is_empty()),
@@ -393,20 +483,40 @@ fn user_from_row(row: &ByteRecord, columns: &Columns) -> Result<UserRecord, Stri
     })
 }
 
-/// RFC 3339 (any offset, converted to UTC), a bare date (midnight UTC), or the `YYYY-MM-DD HH:MM:SS.fff`
-/// of Heap's exports (UTC).
+/// RFC 3339 (any offset, converted to UTC); a date, or a date and a time to the minute or second
+/// (`YYYY-MM-DD HH:MM:SS.fff` is Heap's export), in UTC; or Unix epoch seconds or milliseconds
+/// (more than 11 digits: milliseconds, since seconds reach 11 digits only in the year 5138).
 fn parse_last_seen(value: &str) -> Result<DateTime<Utc>, String> {
+    const NAIVE: [&str; 4] =
+        ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"];
     let value = value.trim();
     if value.is_empty() {
         return Err(format!("last_seen is empty; accepted formats: {ACCEPTED_DATES}"));
     }
+    let epoch = || {
+        let number: i64 = value.parse().ok().filter(|_| value.bytes().all(|byte| byte.is_ascii_digit()))?;
+        if value.len() > 11 {
+            DateTime::from_timestamp_millis(number)
+        } else {
+            DateTime::from_timestamp(number, 0)
+        }
+    };
     DateTime::parse_from_rfc3339(value)
         .map(|time| time.to_utc())
-        .or_else(|_| NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S%.f").map(|time| time.and_utc()))
-        .or_else(|_| {
-            NaiveDate::parse_from_str(value, "%Y-%m-%d").map(|date| date.and_time(NaiveTime::MIN).and_utc())
+        .ok()
+        .or_else(|| {
+            NAIVE
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(value, format).ok())
+                .map(|time| time.and_utc())
         })
-        .map_err(|_| {
+        .or_else(|| {
+            NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .ok()
+                .map(|date| date.and_time(NaiveTime::MIN).and_utc())
+        })
+        .or_else(epoch)
+        .ok_or_else(|| {
             format!(
                 "last_seen {:?} is not a date; accepted formats: {ACCEPTED_DATES}",
                 shorten(value, MAX_QUOTED_CHARS)

@@ -6,6 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use enrich_core::{ConnectorError, DirectoryError, PersonName, UserDirectory, UserRecord};
 use enrich_csv::{CsvDirectory, CsvUsersConfig};
 use futures::StreamExt;
+use serde_json::json;
 use tempfile::TempDir;
 
 /// A `users.csv` holding these bytes, in a folder that lives as long as the returned guard.
@@ -17,7 +18,11 @@ fn users_file_with_email(contents: impl AsRef<[u8]>, email_property: &str) -> (T
     let folder = tempfile::tempdir().unwrap();
     let path = folder.path().join("users.csv");
     std::fs::write(&path, contents).unwrap();
-    (folder, CsvDirectory::new(path, email_property))
+    (folder, CsvDirectory::new(path, &config(json!({"path": "users.csv", "email_property": email_property}))))
+}
+
+fn config(fields: serde_json::Value) -> CsvUsersConfig {
+    serde_json::from_value(fields).unwrap()
 }
 
 async fn read(directory: &CsvDirectory) -> Vec<Result<UserRecord, DirectoryError>> {
@@ -47,8 +52,8 @@ fn at(year: i32, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> D
     Utc.with_ymd_and_hms(year, month, day, hour, minute, second).unwrap()
 }
 
-const ACCEPTED_FORMATS: &str =
-    "accepted formats: RFC 3339 (2026-11-28T10:00:00Z), YYYY-MM-DD, or YYYY-MM-DD HH:MM:SS[.fff] in UTC";
+const ACCEPTED_FORMATS: &str = "accepted formats: RFC 3339 (2026-11-28T10:00:00Z), YYYY-MM-DD, \
+     YYYY-MM-DD HH:MM[:SS[.fff]] or YYYY-MM-DDTHH:MM[:SS[.fff]] in UTC, or Unix epoch seconds or milliseconds";
 
 fn bad_row(line: u64, message: &str) -> Result<UserRecord, DirectoryError> {
     Err(DirectoryError::BadRow { location: format!("users.csv:{line}"), message: message.into() })
@@ -91,12 +96,15 @@ async fn passes_names_and_ip_addresses_on_as_match_hints() {
 
 #[tokio::test]
 async fn reads_ip_addresses_from_the_configured_column() {
-    let (_folder, directory) = users_file(
-        "identity,email,last_seen,ip_address,Last IP\n\
-         u-1,ada@acme.com,2026-11-28,81.2.69.1,81.2.69.160\n",
-    );
-    let directory = directory.with_ip_column(" last ip ");
-    let users = read(&directory).await;
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("users.csv");
+    std::fs::write(
+        &path,
+        "identity,email,last_seen,ip_address,Last IP\nu-1,ada@acme.com,2026-11-28,81.2.69.1,81.2.69.160\n",
+    )
+    .unwrap();
+    let names = json!({"path": "users.csv", "email_property": "email", "ip_property": " last ip "});
+    let users = read(&CsvDirectory::new(path, &config(names))).await;
     assert_eq!(users[0].as_ref().unwrap().ip, Some("81.2.69.160".parse().unwrap()));
     let config: CsvUsersConfig = serde_json::from_value(
         serde_json::json!({ "path": "users.csv", "email_property": "email", "ip_property": " " }),
@@ -129,14 +137,18 @@ async fn the_email_column_is_matched_case_insensitively() {
 }
 
 #[tokio::test]
-async fn accepts_rfc3339_dates_and_heaps_export_format() {
+async fn accepts_rfc3339_dates_heaps_export_format_and_epoch_times() {
     let (_folder, directory) = users_file(
         "identity,email,last_seen\n\
          u-1,,2026-11-28T10:00:00+02:00\n\
          u-2,,2026-11-28 10:00:00\n\
          u-3,,2026-11-28 10:00:00.250\n\
          u-4,,2026-11-28\n\
-         u-5,, 2026-11-28t10:00:00.5z \n",
+         u-5,, 2026-11-28t10:00:00.5z \n\
+         u-6,,2026-11-28 10:00\n\
+         u-7,,2026-11-28T10:00:00\n\
+         u-8,,1795860000\n\
+         u-9,,1795860000250\n",
     );
 
     let seen: Vec<DateTime<Utc>> =
@@ -151,6 +163,10 @@ async fn accepts_rfc3339_dates_and_heaps_export_format() {
             ten + chrono::Duration::milliseconds(250),
             at(2026, 11, 28, 0, 0, 0),
             ten + chrono::Duration::milliseconds(500),
+            ten,
+            ten,
+            ten,
+            ten + chrono::Duration::milliseconds(250),
         ]
     );
 }
@@ -302,7 +318,10 @@ async fn a_header_alone_is_an_empty_roster() {
 
 #[tokio::test]
 async fn a_missing_file_cannot_be_read() {
-    let directory = CsvDirectory::new("/nonexistent/users.csv".into(), "email");
+    let directory = CsvDirectory::new(
+        "/nonexistent/users.csv".into(),
+        &config(json!({"path": "-", "email_property": "email"})),
+    );
     assert_eq!(directory.describe(), "/nonexistent/users.csv");
     let error = open_error(&directory).await;
     assert!(
@@ -364,4 +383,41 @@ fn validate_path_names_the_file_as_written_and_as_resolved() {
         config.validate_path(Path::new("users.csv")).map(|problem| problem.message),
         Some("no such file: users.csv".into())
     );
+}
+
+#[test]
+fn validate_reads_the_header_and_names_the_column_a_setting_meant() {
+    let folder = tempfile::tempdir().unwrap();
+    let resolved = folder.path().join("users.csv");
+    std::fs::write(&resolved, "Identity,Last Seen,Email Address,Plan\n").unwrap();
+    let heap_export = config(json!({"path": "users.csv", "email_property": "email"}));
+    let problems: Vec<String> =
+        heap_export.validate_header(&resolved).iter().map(ToString::to_string).collect();
+    let header = "(its header has: Identity, Last Seen, Email Address, Plan)";
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "last_seen_property: no column \"last_seen\" in the file {header}; write last_seen_property: \"Last Seen\""
+            ),
+            format!(
+                "email_property: no column \"email\" in the file {header}; write email_property: \"Email Address\""
+            ),
+        ]
+    );
+    let fixed = config(
+        json!({"path": "users.csv", "email_property": "Email Address", "last_seen_property": "last seen"}),
+    );
+    assert!(fixed.validate_header(&resolved).is_empty());
+}
+
+#[tokio::test]
+async fn identity_and_last_seen_columns_are_configurable() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("users.csv");
+    std::fs::write(&path, "user,seen,mail\nu1,2026-11-29 10:00,a@x.io\n").unwrap();
+    let names = json!({"path": "users.csv", "email_property": "mail", "identity_property": "user", "last_seen_property": "seen"});
+    let users: Vec<_> =
+        CsvDirectory::new(path, &config(names)).users(Utc::now()).await.unwrap().collect().await;
+    assert_eq!(users, [Ok(user("u1", Some("a@x.io"), at(2026, 11, 29, 10, 0, 0)))]);
 }

@@ -43,7 +43,8 @@ proptest! {
 
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let items = runtime.block_on(async {
-            let directory = CsvDirectory::new(path.clone(), "email");
+            let config = serde_json::from_value(serde_json::json!({"path": "-", "email_property": "email"})).unwrap();
+            let directory = CsvDirectory::new(path.clone(), &config);
             let stream = directory.users(DateTime::<Utc>::MIN_UTC).await.expect("the header is valid");
             stream.collect::<Vec<_>>().await
         });

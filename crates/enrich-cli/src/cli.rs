@@ -19,25 +19,32 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 #[command(name = "enrich", version, max_term_width = 100)]
 pub struct Cli {
     /// The connection file.
-    #[arg(short, long, global = true, env = "ENRICH_CONFIG", default_value = "enrich.yaml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "ENRICH_CONFIG",
+        default_value = "enrich.yaml"
+    )]
     pub config: PathBuf,
 
     /// Log more (-v: debug, -vv: trace). ENRICH_LOG (or RUST_LOG) takes tracing filter directives instead.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Log only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, help_heading = "Global options", conflicts_with = "verbose")]
     pub quiet: bool,
 
     /// Show emails and IP addresses in logs in full (masked as a***@example.com by default).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub log_pii: bool,
 
     /// How log lines on standard error look: `human`, one line of text per event, or `json`, one
     /// JSON object per event (`timestamp`, `level`, `message` and the event's fields), for log
     /// collectors. Results on standard output, and the `error:` lines a command ends with, stay text.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 
     #[command(subcommand)]
@@ -59,9 +66,12 @@ pub enum Command {
     /// and said so); sends the sink an empty write to prove it accepts the app id; reads the roster
     /// and counts the users in the backfill window and those with an email. One line per part,
     /// ✓ or ✗ with what to do; exits 1 if any part fails.
+    #[command(
+        after_help = "Examples:\n  enrich check                 the only connection of enrich.yaml\n  enrich -c prod.yaml check main"
+    )]
     Check {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
     },
 
     /// Run one sync of a connection now.
@@ -70,22 +80,42 @@ pub enum Command {
     /// the refresh interval (24 hours by default) are looked up, once per distinct email; found
     /// and not-found results are written to the sink in batches; the state folder remembers each
     /// user only once the sink acknowledged it. Ends with a summary of the run.
+    #[command(
+        after_help = "Examples:\n  enrich sync --dry-run        what a sync now would cost, spending nothing\n  enrich sync main"
+    )]
     Sync {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
+        /// Only say what the sync would do and cost (users due, distinct lookup keys, billed
+        /// lookups, time at the configured rate): nothing is looked up or written.
+        #[arg(long)]
+        dry_run: bool,
     },
 
     /// Enrich users seen longer ago than the backfill window, once.
     ///
     /// Runs one sync over users seen since the given time instead of the connection's `backfill`
     /// window; users checked within the refresh interval are still not looked up again. Recorded in
-    /// the run history as a backfill.
+    /// the run history as a backfill. On a terminal, a backfill of more lookups than
+    /// `--confirm-over` shows what it costs and asks first.
+    #[command(
+        after_help = "Examples:\n  enrich backfill --since 90d --dry-run\n  enrich backfill main --since 2026-01-01 --yes"
+    )]
     Backfill {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         /// How far back: a duration (`30d`, `12w`) or a date (`2026-01-01`, `2026-01-01T00:00:00Z`).
         #[arg(long, value_parser = parse_since)]
         since: chrono::DateTime<chrono::Utc>,
+        /// Only say what the backfill would do and cost: nothing is looked up or written.
+        #[arg(long)]
+        dry_run: bool,
+        /// Ask on a terminal before a backfill of more billed lookups than this.
+        #[arg(long, value_name = "LOOKUPS", env = "ENRICH_CONFIRM_OVER", default_value_t = 1000)]
+        confirm_over: u64,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 
     /// Keep every connection (or the named ones) on its schedule until stopped.
@@ -119,8 +149,11 @@ pub enum Command {
     ///
     /// `Waiting For Data` until Clearbit properties first reached the sink, then `Connected`;
     /// `Error: <reason>` after a run stopped on a fatal error or on its state (damaged, disk full),
-    /// until the next good run. Readable
-    /// while a sync runs.
+    /// until the next good run, with what to do next. Readable while a sync runs, which it shows as
+    /// "syncing since …". Exits 1 when a connection shown is in `Error`, for monitoring.
+    #[command(
+        after_help = "Examples:\n  enrich status                every connection; exit 1 if one is in Error\n  enrich status main --history --format json"
+    )]
     Status {
         /// Only this connection.
         name: Option<String>,
@@ -144,8 +177,8 @@ pub enum Command {
     /// The state is locked while the connection syncs (`enrich sync`, `backfill`, or a run of `enrich
     /// run`): then the report fails with "already syncing"; try again once the run has finished.
     Report {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         /// `table`: aligned tables; `json`: one document; `csv`: one row per value
         /// (segment,value,users,share, share from 0 to 1, an empty value for users without one).
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
@@ -163,8 +196,8 @@ pub enum Command {
     /// does not know yet are written under a name derived from their path, and listed as derived once
     /// a run has seen them.
     Properties {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
@@ -215,8 +248,8 @@ pub enum StateAction {
     /// clears an `Error` status. Every user is looked up again at the next sync, and each lookup is
     /// paid for. Asks for confirmation on a terminal.
     Reset {
-        /// The connection's name in the config file.
-        name: String,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        name: Option<String>,
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long)]
         yes: bool,

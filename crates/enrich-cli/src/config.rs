@@ -61,6 +61,9 @@ pub struct Config {
     pub connections: Vec<ConnectionConfig>,
     /// Fields holding a secret written literally in the file rather than as `${VAR}`.
     pub literal_secrets: Vec<String>,
+    /// `api_key` fields read from one environment variable, by path (`connections.main.source.api_key`
+    /// → `CLEARBIT_API_KEY`): an error about the key names the variable to set.
+    pub key_variables: Vec<(String, String)>,
 }
 
 /// Where the state is kept: `state: { type: sled, path: .enrich }` (the default; `state_dir: PATH`
@@ -95,6 +98,25 @@ pub struct ConnectionConfig {
 }
 
 impl Config {
+    /// The name given, or the only connection's when none is given and the file defines one.
+    pub fn chosen(&self, name: Option<String>) -> anyhow::Result<&str> {
+        if let Some(name) = name {
+            return Ok(self.connection(&name).map_err(anyhow::Error::msg)?.name.as_str());
+        }
+        match self.connections.as_slice() {
+            [only] => Ok(only.name.as_str()),
+            all => {
+                let names: Vec<&str> = all.iter().map(|connection| connection.name.as_str()).collect();
+                anyhow::bail!(
+                    "{} defines {} connections: name one ({})",
+                    self.path.display(),
+                    all.len(),
+                    names.join(", ")
+                )
+            }
+        }
+    }
+
     pub fn connection(&self, name: &str) -> Result<&ConnectionConfig, String> {
         self.connections.iter().find(|connection| connection.name == name).ok_or_else(|| {
             let known: Vec<&str> = self.connections.iter().map(|c| c.name.as_str()).collect();
@@ -201,6 +223,44 @@ fn warn_if_secrets_are_exposed(config: &Config) {
     }
 }
 
+/// `api_key` fields written as one `${VAR}` reference, with the variable.
+fn key_variables_of(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Mapping(mapping) => {
+            for (key, child) in mapping {
+                let Some(key) = key.as_str() else { continue };
+                let child_at = if at.is_empty() { key.to_owned() } else { format!("{at}.{key}") };
+                let variable =
+                    child.as_str().and_then(|text| text.trim().strip_prefix("${")?.strip_suffix('}'));
+                match variable {
+                    Some(variable) if key == "api_key" => found.push((child_at, variable.to_owned())),
+                    _ => key_variables_of(child, &child_at, found),
+                }
+            }
+        }
+        Value::Tagged(tagged) => key_variables_of(&tagged.value, at, found),
+        _ => {}
+    }
+}
+
+impl Config {
+    /// A run's error in the user's terms: "set api_key" becomes "set the environment variable
+    /// CLEARBIT_API_KEY" when the connection's key comes from it.
+    pub fn in_user_terms(&self, connection: &str, error: &str) -> String {
+        let field = format!("connections.{connection}.source.api_key");
+        match self.key_variables.iter().find(|(path, _)| *path == field) {
+            Some((_, variable)) => error.replace(
+                "set api_key to",
+                &format!(
+                    "set the environment variable {variable} (which api_key reads in {}) to",
+                    self.path.display()
+                ),
+            ),
+            None => error.to_owned(),
+        }
+    }
+}
+
 /// Fields that hold a secret: API keys, and URLs with a password in them.
 fn literal_secrets(value: &Value, at: &str, found: &mut Vec<String>) {
     match value {
@@ -257,6 +317,8 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     })?;
     let mut secrets_written_out = Vec::new();
     literal_secrets(&document, "", &mut secrets_written_out);
+    let mut key_variables = Vec::new();
+    key_variables_of(&document, "", &mut key_variables);
     let mut problems = substitute_env(&mut document, "", env);
     too_long_durations(&document, "", &mut problems);
     for problem in problems {
@@ -298,7 +360,13 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         }
     }
     if errors.is_empty() {
-        Ok(Config { path: path.to_owned(), state, connections, literal_secrets: secrets_written_out })
+        Ok(Config {
+            path: path.to_owned(),
+            state,
+            connections,
+            literal_secrets: secrets_written_out,
+            key_variables,
+        })
     } else {
         Err(ConfigErrors(errors))
     }

@@ -106,11 +106,13 @@ impl LogLines {
         }
         state.last_line = Some(now);
         let elapsed = (now - started).as_secs_f64().max(0.001);
+        let per_second = state.looked_up as f64 / elapsed;
         tracing::info!(
             looked_up = state.looked_up,
             of = state.planned_users,
             written = state.written,
-            users_per_second = format!("{:.1}", state.looked_up as f64 / elapsed),
+            users_per_second = format!("{per_second:.1}"),
+            eta = eta(state.planned_users.saturating_sub(state.looked_up), per_second),
             "progress"
         );
     }
@@ -130,5 +132,25 @@ impl Progress for LogLines {
 
     fn written(&self, users: u64) {
         self.update(|state| state.written += users);
+    }
+}
+
+/// The time left for `remaining` users at `per_second`, as a person reads it; unknown before the
+/// first lookup finished.
+fn eta(remaining: u64, per_second: f64) -> String {
+    if per_second <= 0.0 {
+        return "unknown".to_owned();
+    }
+    let seconds = (remaining as f64 / per_second).ceil();
+    crate::render::rough_duration(Duration::from_secs_f64(seconds.min(u32::MAX.into())))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_eta_follows_the_pace_so_far() {
+        assert_eq!(super::eta(600, 10.0), "1 min");
+        assert_eq!(super::eta(5, 10.0), "1 s");
+        assert_eq!(super::eta(5, 0.0), "unknown");
     }
 }

@@ -76,6 +76,14 @@ impl SourceConfig {
             }
         }
     }
+
+    /// The pace the source is configured to keep, for time estimates.
+    pub fn lookups_per_minute(&self) -> u32 {
+        match self {
+            Self::Clearbit(config) | Self::ClearbitReveal(config) => config.requests_per_minute,
+            Self::PeopleDataLabs(config) => config.requests_per_minute,
+        }
+    }
 }
 
 /// The source, booking its requests in `budget` too when there is one.
@@ -116,15 +124,18 @@ impl UsersConfig {
         }
     }
 
+    /// Problems of the roster itself (a CSV header lacking a configured column), for `enrich
+    /// validate`: other commands leave the roster to the run, which reads it again.
+    pub fn validate_roster(&self, folder: &Path) -> Vec<FieldError> {
+        match self {
+            Self::Csv(config) => config.validate_header(&resolve(folder, &config.path)),
+            Self::HeapConnect(_) | Self::Postgres(_) => Vec::new(),
+        }
+    }
+
     pub fn build(&self, folder: &Path) -> Result<Arc<dyn UserDirectory>, ConnectorError> {
         Ok(match self {
-            Self::Csv(config) => {
-                let directory = CsvDirectory::new(resolve(folder, &config.path), &config.email_property);
-                Arc::new(match &config.ip_property {
-                    Some(column) => directory.with_ip_column(column),
-                    None => directory,
-                })
-            }
+            Self::Csv(config) => Arc::new(CsvDirectory::new(resolve(folder, &config.path), config)),
             Self::HeapConnect(config) => Arc::new(HeapConnectDirectory::new(config)?),
             Self::Postgres(config) => Arc::new(PostgresQueryDirectory::new(config)?),
         })

@@ -91,8 +91,9 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
 const TOP_REASONS: usize = 5;
 
 pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> String {
-    let elapsed = format!("{:.1}s", (run.finished_at - run.started_at).num_milliseconds() as f64 / 1000.0);
-    let mut out = format!("{name}: {} finished in {elapsed}; status {status}\n", kind(run));
+    // The error itself is said once, on the `error:` line that ends the command.
+    let status = if run.error.is_some() { "Error (below)".to_owned() } else { status.to_string() };
+    let mut out = format!("{name}: {} finished in {}; status {status}\n", kind(run), elapsed(run));
     for (label, value) in figures(&run.summary) {
         let _ = writeln!(out, "  {label:<22}{value:>8}");
     }
@@ -106,6 +107,22 @@ pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> St
     out
 }
 
+/// A run on one line, for the log of `enrich run`: one event per run.
+pub fn run_line(run: &RunRecord, status: &ConnectionStatus) -> String {
+    format!("{} finished in {}; status {status}; {}", kind(run), elapsed(run), figures_line(&run.summary))
+}
+
+fn elapsed(run: &RunRecord) -> String {
+    format!("{:.1}s", (run.finished_at - run.started_at).num_milliseconds() as f64 / 1000.0)
+}
+
+/// The figures of a run on one line: `users read 324 · due 265 · …`.
+fn figures_line(summary: &RunSummary) -> String {
+    let figures: Vec<String> =
+        figures(summary).into_iter().map(|(label, value)| format!("{label} {value}")).collect();
+    figures.join(" · ")
+}
+
 fn kind(run: &RunRecord) -> String {
     let what = match &run.kind {
         RunKind::Scheduled => "scheduled sync",
@@ -113,6 +130,29 @@ fn kind(run: &RunRecord) -> String {
         RunKind::Backfill { .. } => "backfill",
     };
     format!("{what} of users seen since {}", time(run.seen_since))
+}
+
+/// `7315` as `7,315`.
+pub fn thousands(count: u64) -> String {
+    let digits = count.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// A rough duration as a person says it: `40 s`, `12 min`, `2 h 5 min`.
+pub fn rough_duration(time: std::time::Duration) -> String {
+    let seconds = time.as_secs();
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", (seconds + 30) / 60),
+        _ => format!("{} h {} min", seconds / 3600, seconds % 3600 / 60),
+    }
 }
 
 pub fn time(at: DateTime<Utc>) -> String {
@@ -124,18 +164,45 @@ fn next_run(connection: &ConnectionConfig, state: &ConnectionState) -> Option<Da
     state.last_run().and_then(|run| run.started_at.checked_add_signed(every))
 }
 
-pub fn status_text(states: &[(&ConnectionConfig, ConnectionState)], history: bool) -> String {
+/// A connection as `enrich status` shows it.
+pub struct StatusOf<'a> {
+    pub connection: &'a ConnectionConfig,
+    pub state: ConnectionState,
+    /// When the run syncing it now started.
+    pub syncing_since: Option<DateTime<Utc>>,
+}
+
+pub fn status_text(shown: &[StatusOf<'_>], history: bool) -> String {
     let mut out = String::new();
-    for (connection, state) in states {
-        let _ = writeln!(out, "{}: {}", connection.name, state.status);
+    for StatusOf { connection, state, syncing_since } in shown {
+        let name = &connection.name;
+        let _ = writeln!(out, "{name}: {}", state.status);
+        if let Some(since) = syncing_since {
+            let _ = writeln!(
+                out,
+                "  syncing     since {}; the figures below are of the last finished run",
+                time(*since)
+            );
+        }
         let Some(last) = state.last_run() else {
-            let _ = writeln!(out, "  never run; `enrich sync {}` runs it now", connection.name);
+            if syncing_since.is_none() {
+                let _ = writeln!(out, "  never run; `enrich sync {name}` runs it now");
+            }
             continue;
         };
-        if let Some(next) = next_run(connection, state) {
-            let _ = writeln!(out, "  next run    due {}", time(next));
+        match (&state.status, next_run(connection, state)) {
+            (ConnectionStatus::Error(_), _) => {
+                let _ = writeln!(
+                    out,
+                    "  next        fix what the error says, then `enrich check {name}` proves it and `enrich sync {name}` runs it now"
+                );
+            }
+            (_, Some(next)) if syncing_since.is_none() => {
+                let _ = writeln!(out, "  next run    due {}", time(next));
+            }
+            _ => {}
         }
-        let _ = writeln!(out, "  enriched    {} users in total", state.users_enriched);
+        let _ = writeln!(out, "  enriched    {} users found at their last check", state.users_enriched);
         let runs: Vec<&RunRecord> = if history { state.runs.iter().rev().collect() } else { vec![last] };
         for run in runs {
             let _ = writeln!(
@@ -146,23 +213,32 @@ pub fn status_text(states: &[(&ConnectionConfig, ConnectionState)], history: boo
                 time(run.finished_at),
                 kind(run)
             );
-            let line: Vec<String> =
-                figures(&run.summary).into_iter().map(|(label, value)| format!("{label} {value}")).collect();
-            let _ = writeln!(out, "  figures     {}", line.join(" · "));
-            if let Some(error) = &run.error {
-                let _ = writeln!(out, "  stopped by  {error}");
-            } else if run.stopped_early {
-                let _ = writeln!(out, "  stopped early on request; the rest is due at the next run");
+            let _ = writeln!(out, "  figures     {}", figures_line(&run.summary));
+            if let Some(line) = how_it_stopped(run) {
+                let _ = writeln!(out, "  {line}");
             }
         }
     }
     out
 }
 
-pub fn status_json(states: &[(&ConnectionConfig, ConnectionState)], history: bool) -> serde_json::Value {
-    let connections: Vec<serde_json::Value> = states
+/// Why a run ended before its work was done, if it did: a run stopped on request after its last
+/// lookup left nothing to say.
+fn how_it_stopped(run: &RunRecord) -> Option<String> {
+    match &run.error {
+        Some(error) => Some(format!("stopped by  {error}")),
+        None if run.stopped_early && run.summary.aborted > 0 => Some(format!(
+            "stopped early on request; {} users left are due at the next run",
+            run.summary.aborted
+        )),
+        None => None,
+    }
+}
+
+pub fn status_json(shown: &[StatusOf<'_>], history: bool) -> serde_json::Value {
+    let connections: Vec<serde_json::Value> = shown
         .iter()
-        .map(|(connection, state)| {
+        .map(|StatusOf { connection, state, syncing_since }| {
             let (status, error) = match &state.status {
                 ConnectionStatus::WaitingForData => ("Waiting For Data", None),
                 ConnectionStatus::Connected => ("Connected", None),
@@ -172,6 +248,7 @@ pub fn status_json(states: &[(&ConnectionConfig, ConnectionState)], history: boo
                 "name": connection.name,
                 "status": status,
                 "error": error,
+                "syncing_since": syncing_since,
                 "first_data_at": state.first_data_at,
                 "users_enriched": state.users_enriched,
                 "next_run_due": next_run(connection, state),
@@ -226,4 +303,40 @@ pub fn properties_markdown(properties: &[PropertyInfo], provider: &str) -> Strin
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_run_stopped_on_request_is_called_stopped_early_only_when_work_was_left() {
+        let now = Utc::now();
+        let run = |aborted| RunRecord {
+            kind: RunKind::Manual,
+            started_at: now,
+            finished_at: now,
+            seen_since: now,
+            summary: RunSummary { aborted, ..RunSummary::default() },
+            error: None,
+            stopped_early: true,
+        };
+        assert_eq!(how_it_stopped(&run(0)), None);
+        assert_eq!(
+            how_it_stopped(&run(3)).as_deref(),
+            Some("stopped early on request; 3 users left are due at the next run")
+        );
+    }
+
+    #[test]
+    fn counts_and_durations_read_as_people_write_them() {
+        assert_eq!(thousands(7315), "7,315");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(rough_duration(Duration::from_secs(7315 * 60 / 600)), "12 min");
+        assert_eq!(rough_duration(Duration::from_secs(45)), "45 s");
+        assert_eq!(rough_duration(Duration::from_secs(7500)), "2 h 5 min");
+    }
 }

@@ -141,7 +141,7 @@ impl Tally {
             }
             tally.with_value += 1;
             for entry in entries {
-                *tally.counts.entry(entry.to_owned()).or_default() += 1;
+                *tally.counts.entry(canonical(entry)).or_default() += 1;
             }
         }
     }
@@ -158,6 +158,12 @@ impl Tally {
                 };
                 let mut counts: Vec<(String, u64)> = tally.counts.into_iter().collect();
                 counts.sort_by(|(a, a_users), (b, b_users)| b_users.cmp(a_users).then_with(|| a.cmp(b)));
+                // Sizes and revenue ranges read in their own order, smallest first.
+                if !tally.segment.list && counts.iter().all(|(value, _)| lower_bound(value).is_some()) {
+                    counts.sort_by(|(a, _), (b, _)| {
+                        lower_bound(a).unwrap_or(0.0).total_cmp(&lower_bound(b).unwrap_or(0.0))
+                    });
+                }
                 let shown = if tally.segment.list { LIST_TOP.min(counts.len()) } else { counts.len() };
                 let values_left_out = counts.len() - shown;
                 counts.truncate(shown);
@@ -190,8 +196,58 @@ impl Tally {
     }
 }
 
+/// One spelling for the variants of a range the source's vocabularies use (`10k-50k` of the older
+/// API and `10K-50K` of the newer one): the range with upper-case magnitudes.
+fn canonical(value: &str) -> String {
+    if lower_bound(value).is_some() { value.to_uppercase() } else { value.to_owned() }
+}
+
+/// The lower bound of a range such as `11-50`, `1K-5K`, `100K+`, `$1M-$10M` or `$10B+`; `None` for
+/// any other value.
+fn lower_bound(value: &str) -> Option<f64> {
+    let (low, rest) = amount(value)?;
+    match rest {
+        "" | "+" => Some(low),
+        _ => {
+            let (_, end) = amount(rest.strip_prefix('-')?)?;
+            end.is_empty().then_some(low)
+        }
+    }
+}
+
+/// A leading amount (`$`, digits, a magnitude K, M, B or T in any case) and what follows it.
+fn amount(text: &str) -> Option<(f64, &str)> {
+    let text = text.strip_prefix('$').unwrap_or(text);
+    let digits = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let number: f64 = text[..digits].parse().ok()?;
+    let rest = &text[digits..];
+    let magnitude = match rest.chars().next().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => 1e3,
+        Some('M') => 1e6,
+        Some('B') => 1e9,
+        Some('T') => 1e12,
+        _ => return Some((number, rest)),
+    };
+    Some((number * magnitude, &rest[1..]))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ranges_read_in_their_order_and_their_variants_are_one_value() {
+        let mut tally = Tally::new([(segment("Size", false), Population::Found)]);
+        for size in ["251-1K", "10k-50k", "1-10", "10K-50K", "100K+", "10K-50K", "11-50"] {
+            tally.add(&user(Outcome::Found, &[("Size", size)]));
+        }
+        let report = tally.report("main", Utc::now());
+        let values: Vec<(&str, u64)> =
+            report.breakdowns[0].values.iter().map(|value| (value.value.as_str(), value.users)).collect();
+        assert_eq!(values, [("1-10", 1), ("11-50", 1), ("251-1K", 1), ("10K-50K", 3), ("100K+", 1)]);
+        assert_eq!(lower_bound("$1M-$10M"), Some(1e6));
+        assert_eq!(lower_bound("Banks"), None);
+        assert_eq!(lower_bound("2-factor"), None);
+    }
+
     use super::*;
 
     fn segment(title: &str, list: bool) -> Segment {

@@ -48,6 +48,37 @@ impl State {
         })
     }
 
+    /// Opens a connection's state to sync it; a sled folder says so to `enrich status` while it syncs.
+    pub fn open_to_sync(&self, connection: &str) -> Result<Arc<dyn StateStore>, StateError> {
+        Ok(match self {
+            Self::Sled(folder) => {
+                let store = SledStateStore::open(folder, connection)?;
+                store.mark_syncing(chrono::Utc::now())?;
+                Arc::new(store)
+            }
+            Self::Postgres(database) => Arc::new(database.open(connection)?),
+        })
+    }
+
+    /// Opens a connection's state if it was ever saved, creating nothing: a dry run of a connection
+    /// that never ran needs no state.
+    pub fn open_existing(&self, connection: &str) -> Result<Option<Arc<dyn StateStore>>, StateError> {
+        Ok(match self {
+            Self::Sled(folder) => SledStateStore::open_existing(folder, connection)?
+                .map(|store| Arc::new(store) as Arc<dyn StateStore>),
+            Self::Postgres(database) => Some(Arc::new(database.open(connection)?)),
+        })
+    }
+
+    /// When the sync in progress on a connection started, as far as this state can tell: a sled
+    /// folder's lock file says it; a PostgreSQL state does not (yet).
+    pub fn syncing_since(&self, connection: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Self::Sled(folder) => enrich_state_sled::syncing_since(folder, connection),
+            Self::Postgres(_) => None,
+        }
+    }
+
     /// A connection's state as last saved, read without its lock, while it syncs.
     pub fn connection_state(&self, connection: &str) -> Result<ConnectionState, StateError> {
         Ok(self.connection_states(&[connection.to_owned()])?.pop().unwrap_or_default())

@@ -43,9 +43,39 @@ pub fn is_loopback_host(host: &str) -> bool {
         || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The candidates a misspelt `name` most likely meant, best first (at most three): those that contain
+/// it or that it contains, and those spelt alike, compared in lower case without punctuation.
+pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let plain =
+        |text: &str| text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect();
+    let wanted: String = plain(name);
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .filter_map(|candidate| {
+            let other: String = plain(candidate);
+            let contained = !wanted.is_empty() && (other.contains(&wanted) || wanted.contains(&other));
+            let score = if contained { 1.0 } else { strsim::jaro_winkler(&wanted, &other) };
+            (score >= 0.85 && !other.is_empty()).then_some((score, candidate))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.dedup_by_key(|(_, candidate)| *candidate);
+    scored.into_iter().take(3).map(|(_, candidate)| candidate).collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_host;
+    use super::{is_loopback_host, nearest};
+
+    #[test]
+    fn nearest_names_a_misspelt_or_partial_name() {
+        let columns = ["identity", "last_seen", "Email Address", "plan"];
+        assert_eq!(nearest("email", columns), ["Email Address"]);
+        assert_eq!(nearest("lastseen", columns), ["last_seen"]);
+        assert_eq!(nearest("country", columns), Vec::<&str>::new());
+        let paths = ["company.metrics.employeesRange", "company.metrics.employees", "person.name.fullName"];
+        assert_eq!(nearest("company.metrics.employeeRange", paths)[0], "company.metrics.employeesRange");
+    }
 
     #[test]
     fn loopback_hosts() {

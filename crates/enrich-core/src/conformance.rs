@@ -58,7 +58,6 @@ pub fn pending(identity: &str, key_hash: u64) -> PendingWrite {
         update: UserUpdate { identity: identity.into(), user_id: None, properties: Properties::new() },
         acknowledged: user_state(key_hash, Outcome::Found),
         previous: user_state(key_hash, Outcome::Pending),
-        first_enrichment: true,
     }
 }
 

@@ -308,7 +308,8 @@ pub async fn sync(
     if written.data_reached && state.first_data_at.is_none() {
         state.first_data_at = Some(Utc::now());
     }
-    state.users_enriched += written.newly_enriched;
+    // Counted, not added up: it agrees with `enrich report` whatever later checks changed.
+    state.users_enriched = crate::found_users(store.as_ref())?;
     state.derived_properties.extend(derived);
     state.status = match &fatal {
         Some(error) => {
@@ -332,6 +333,38 @@ pub async fn sync(
     store.put_connection(&state)?;
     store.flush()?;
     Ok(SyncReport { run, status: state.status })
+}
+
+/// What a run would do now, worked out by the run's own reading phase: no lookup, no write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunPlan {
+    /// The reading phase's figures (read, outside the window, due, deferred, …); `resumed` counts
+    /// the checks an interrupted run fetched, which are written without a lookup.
+    pub summary: RunSummary,
+    /// Each lookup the run would make, in its order, with how many users it serves.
+    pub lookups: Vec<(LookupKey, u64)>,
+}
+
+/// Plans a run of `connection` as [`sync`] would (same due rules, grouping, order and cap), for a
+/// dry run or a cost preview. The inner `Err` is a fatal roster error.
+pub async fn plan(
+    connection: &Connection,
+    store: &dyn StateStore,
+    request: &SyncRequest,
+) -> Result<Result<RunPlan, String>, StateError> {
+    let resumed: HashSet<String> =
+        store.pending()?.into_iter().map(|pending| pending.update.identity).collect();
+    let suppressed = store.connection()?.suppressed;
+    let mut summary = RunSummary { resumed: resumed.len() as u64, ..RunSummary::default() };
+    let skip = Skip { resumed: &resumed, suppressed: &suppressed };
+    match read_due_users(connection, store, request, &skip, Utc::now(), &mut summary).await {
+        Ok(plan) => Ok(Ok(RunPlan {
+            summary,
+            lookups: plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect(),
+        })),
+        Err(EngineError::Connection(error)) => Ok(Err(error)),
+        Err(EngineError::State(error)) => Err(error),
+    }
 }
 
 /// A due user with what is remembered of it.
@@ -738,8 +771,6 @@ impl<'a> Check<'a> {
             self.checked_property.to_owned(),
             PropertyValue::Text(self.now.to_rfc3339_opts(SecondsFormat::Secs, true)),
         );
-        let first_enrichment = self.outcome == Outcome::Found
-            && !(previous.outcome == Outcome::Found && previous.written_at.is_some());
         let acknowledged = UserState {
             key_hash: self.key_hash,
             outcome: self.outcome,
@@ -757,7 +788,6 @@ impl<'a> Check<'a> {
             update: UserUpdate { identity: user.record.identity, user_id: user.record.user_id, properties },
             acknowledged,
             previous: UserState { key_hash: self.key_hash, ..previous },
-            first_enrichment,
         };
         PreparedWrite { write, unchanged, cleared }
     }
@@ -767,7 +797,6 @@ impl<'a> Check<'a> {
 struct StatesOfWrite {
     acknowledged: UserState,
     previous: UserState,
-    first_enrichment: bool,
 }
 
 struct WriteContext {
@@ -785,7 +814,6 @@ struct WriteReport {
     batches: u64,
     failed: u64,
     aborted: u64,
-    newly_enriched: u64,
     /// Found properties were acknowledged by the sink in this run.
     data_reached: bool,
     fatal: Option<String>,
@@ -841,11 +869,7 @@ async fn write_batch(
     let (updates, states): (Vec<UserUpdate>, Vec<StatesOfWrite>) = batch
         .into_iter()
         .map(|pending| {
-            let states = StatesOfWrite {
-                acknowledged: pending.acknowledged,
-                previous: pending.previous,
-                first_enrichment: pending.first_enrichment,
-            };
+            let states = StatesOfWrite { acknowledged: pending.acknowledged, previous: pending.previous };
             (pending.update, states)
         })
         .unzip();
@@ -899,9 +923,6 @@ fn commit_acknowledged(
     let states: Vec<(String, UserState)> = acknowledged
         .into_iter()
         .map(|(identity, states)| {
-            if states.first_enrichment {
-                report.newly_enriched += 1;
-            }
             report.data_reached |= states.acknowledged.outcome == Outcome::Found;
             (identity, states.acknowledged)
         })
@@ -937,12 +958,7 @@ fn keep_refused(
             ..states.previous.clone()
         };
         failed.push((update.identity.clone(), state));
-        pending.push(PendingWrite {
-            update,
-            acknowledged: states.acknowledged,
-            previous: states.previous,
-            first_enrichment: states.first_enrichment,
-        });
+        pending.push(PendingWrite { update, acknowledged: states.acknowledged, previous: states.previous });
     }
     for (reason, users) in reasons {
         UsersRefused { connection: &context.connection, users, error: &reason }.emit();

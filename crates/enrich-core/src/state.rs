@@ -241,7 +241,8 @@ pub struct ConnectionState {
     pub status: ConnectionStatus,
     /// When source properties first reached the sink.
     pub first_data_at: Option<DateTime<Utc>>,
-    /// Users whose found properties the sink acknowledged at least once.
+    /// Users whose last completed check found them, as `enrich report` counts them: counted again
+    /// after every run and every `forget`.
     pub users_enriched: u64,
     /// Properties written under a name derived from an attribute the source's catalogue does not know
     /// (property name → attribute path), so listings can show them.
@@ -293,8 +294,6 @@ pub struct PendingWrite {
     pub acknowledged: UserState,
     /// The state before the check, kept (as failed) if the sink refuses the write.
     pub previous: UserState,
-    /// The first acknowledged write of found properties for this user.
-    pub first_enrichment: bool,
 }
 
 /// Durable memory of one connection: its users and its own state. Writes of one call are atomic.
@@ -322,6 +321,15 @@ pub trait StateStore: Send + Sync + fmt::Debug {
         state.status = ConnectionStatus::Error(message.to_owned());
         self.put_connection(&state)
     }
+}
+
+/// How many users the last completed check found: streamed, so memory stays flat.
+pub fn found_users(store: &dyn StateStore) -> Result<u64, StateError> {
+    let mut found = 0;
+    for user in store.users() {
+        found += u64::from(user?.1.outcome == Outcome::Found);
+    }
+    Ok(found)
 }
 
 /// A [`StateStore`] in memory, for tests.

@@ -12,7 +12,7 @@
 //!     a user's state and the removal of its pending write are one atomic batch.
 //! - `NAME/connection.json`: the [`ConnectionState`] (status, run history, forgotten keys again) and
 //!   the seal, replaced atomically.
-//! - `NAME/lock`: locked while a store is open.
+//! - `NAME/lock`: locked while a store is open; holds the process id and start of a sync in progress.
 //! - `NAME/space.reserve`: zeros, removed to make room for recording a failure on a full disk.
 //!
 //! A lock of our own keeps other processes off a connection, so a connection cannot sync twice at
@@ -28,11 +28,12 @@
 use std::collections::HashSet;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
 
+use chrono::{DateTime, Utc};
 use enrich_core::{ConnectionState, ConnectionStatus, PendingWrite, StateError, StateStore, UserState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -69,8 +70,9 @@ const CONNECTION_FILE: &str = "connection.json";
 #[derive(Debug)]
 pub struct SledStateStore {
     folder: PathBuf,
-    /// Locked for as long as this value lives.
-    _lock: File,
+    /// Locked for as long as this value lives; holds `PID SINCE` while a run syncs (see
+    /// [`SledStateStore::mark_syncing`]).
+    lock: File,
     /// `None` only if `forget` failed between closing the old database and opening its copy.
     db: RwLock<Option<sled::Db>>,
 }
@@ -92,13 +94,33 @@ impl SledStateStore {
         let (folder, lock) = lock_connection(state_dir, connection)?;
         let saved = read_connection_file(&folder.join(CONNECTION_FILE))?;
         match open_checked(&folder, &saved) {
-            Ok(db) => Ok(Self { folder, _lock: lock, db: RwLock::new(Some(db)) }),
+            Ok(db) => Ok(Self { folder, lock, db: RwLock::new(Some(db)) }),
             Err(error) => {
                 // Shown by `enrich status` too, when its file can be written.
                 let _ = record_failure(&folder, saved, &error.to_string());
                 Err(error)
             }
         }
+    }
+
+    /// Says in the lock file that a run syncs the connection since `since`, for `enrich status`;
+    /// emptied when the store closes.
+    pub fn mark_syncing(&self, since: DateTime<Utc>) -> Result<(), StateError> {
+        let path = self.folder.join(LOCK_FILE);
+        let line = format!("{} {}", std::process::id(), since.to_rfc3339());
+        self.lock
+            .set_len(0)
+            .and_then(|()| self.lock.write_all_at(line.as_bytes(), 0))
+            .map_err(|error| io_error(&path, &error))
+    }
+
+    /// Opens a connection's state if it was ever saved, and `None` otherwise, creating nothing: a
+    /// dry run of a connection that never ran needs no folder.
+    pub fn open_existing(state_dir: &Path, connection: &str) -> Result<Option<Self>, StateError> {
+        if !connection_folder(state_dir, connection).join(CONNECTION_FILE).exists() {
+            return Ok(None);
+        }
+        Self::open(state_dir, connection).map(Some)
     }
 
     /// Starts a connection's state over: a fresh database, keeping the run history and every key
@@ -114,7 +136,7 @@ impl SledStateStore {
         remove_db(&folder, &users).map_err(|error| io_error(&users, &error))?;
         let db = open_db(&users).map_err(|error| open_error(&folder, &error))?;
         check_format(&db, &users).map_err(|error| StateError(format!("{}: {error}", users.display())))?;
-        let store = Self { folder, _lock: lock, db: RwLock::new(Some(db)) };
+        let store = Self { folder, lock, db: RwLock::new(Some(db)) };
         // No longer the damage that called for the reset; as a run without error would leave it.
         saved.state.status = if saved.state.first_data_at.is_some() {
             ConnectionStatus::Connected
@@ -209,6 +231,27 @@ impl SledStateStore {
         swap().map_err(|error| io_error(&users, &error))?;
         *slot = Some(open_db(&users).map_err(|error| self.sled_error(&error))?);
         Ok(())
+    }
+}
+
+/// When the sync in progress on a connection started, if a live process syncs it now; read without
+/// taking the lock, so that it never delays a run.
+pub fn syncing_since(state_dir: &Path, connection: &str) -> Option<DateTime<Utc>> {
+    let text = std::fs::read_to_string(connection_folder(state_dir, connection).join(LOCK_FILE)).ok()?;
+    let (pid, since) = text.trim().split_once(' ')?;
+    let pid = rustix::process::Pid::from_raw(pid.parse().ok()?)?;
+    // A process killed outright leaves its line behind.
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) | Err(rustix::io::Errno::PERM) => {}
+        Err(_) => return None,
+    }
+    DateTime::parse_from_rfc3339(since).ok().map(|since| since.to_utc())
+}
+
+impl Drop for SledStateStore {
+    fn drop(&mut self) {
+        // No longer syncing; the lock goes with the file.
+        let _ = self.lock.set_len(0);
     }
 }
 

@@ -4,11 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use enrich_core::{DirectoryError, KeyKind};
-use futures::StreamExt;
+use enrich_core::{RunKind, SyncRequest};
 
-use super::config_folder;
+use super::{config_folder, preview};
 use crate::config::Config;
+use crate::render;
 
 /// One checked part: what was found, or what is wrong and what to do.
 struct Line {
@@ -44,7 +44,7 @@ pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
             Err(error) => Line { ok: false, text: format!("{}: {error}", sink.kind()) },
         },
     });
-    lines.push(users_line(connection, config_folder(config)).await);
+    lines.extend(users_lines(config, connection).await);
 
     let mut out = std::io::stdout().lock();
     for line in &lines {
@@ -60,40 +60,60 @@ pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads the whole roster of the window once, counting what a sync would see.
-async fn users_line(connection: &crate::config::ConnectionConfig, folder: &std::path::Path) -> Line {
-    let directory = match connection.users.build(folder) {
-        Ok(directory) => directory,
-        Err(error) => return Line { ok: false, text: format!("users: {error}") },
+/// Plans a sync now as the engine would, without a lookup or a write: what the roster holds and
+/// what the sync will cost. Fails when no row of the window is usable.
+async fn users_lines(config: &Config, connection: &crate::config::ConnectionConfig) -> Vec<Line> {
+    let describe = match connection.users.build(config_folder(config)) {
+        Ok(directory) => directory.describe(),
+        Err(error) => return vec![Line { ok: false, text: format!("users: {error}") }],
     };
-    let window = chrono::Duration::from_std(connection.schedule.backfill).unwrap_or(chrono::Duration::MAX);
-    let since = Utc::now().checked_sub_signed(window).unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
-    let mut users = match directory.users(since).await {
-        Ok(users) => users,
-        Err(error) => return Line { ok: false, text: format!("{}: {error}", directory.describe()) },
+    let request = SyncRequest::over_window(RunKind::Manual, &connection.schedule, Utc::now());
+    let plan = match preview::plan(config, connection, &request).await {
+        Ok(Ok(plan)) => plan,
+        Ok(Err(error)) => return vec![Line { ok: false, text: error }],
+        Err(error) => return vec![Line { ok: false, text: format!("{error:#}") }],
     };
-    let (mut read, mut in_window, mut with_email, mut bad_rows) = (0_u64, 0_u64, 0_u64, 0_u64);
-    while let Some(item) = users.next().await {
-        match item {
-            Ok(user) => {
-                read += 1;
-                if user.last_seen >= since {
-                    in_window += 1;
-                    with_email += u64::from(user.lookup_key(KeyKind::Email).is_ok());
-                }
-            }
-            Err(DirectoryError::BadRow { .. }) => bad_rows += 1,
-            Err(DirectoryError::Fatal(message)) => {
-                return Line { ok: false, text: format!("{}: {message}", directory.describe()) };
-            }
-        }
+    let summary = &plan.summary;
+    let in_window = summary.read - summary.outside_window;
+    let usable = in_window - summary.no_email - summary.malformed_email;
+    let bad = if summary.bad_rows > 0 {
+        format!("; {} bad rows will be skipped", summary.bad_rows)
+    } else {
+        String::new()
+    };
+    let counts = format!(
+        "{describe}: {} users read, {} seen within the backfill window, {} of them with a valid email{bad}",
+        summary.read, in_window, usable
+    );
+    if usable == 0 {
+        return vec![Line {
+            ok: false,
+            text: format!("{counts}: no user to enrich; {}", no_usable_hint(summary)),
+        }];
     }
-    let bad = if bad_rows > 0 { format!("; {bad_rows} bad rows will be skipped") } else { String::new() };
-    Line {
-        ok: true,
-        text: format!(
-            "{}: {read} users read, {in_window} seen within the backfill window, {with_email} of them with a valid email{bad}",
-            directory.describe()
-        ),
+    let pace = connection.source.lookups_per_minute();
+    let cost = preview::Cost::of(&plan, pace);
+    let mut cost_text = format!(
+        "a sync now: ≈ {} billed lookups for {} users, ≈ {} at {pace}/min",
+        render::thousands(cost.lookups),
+        render::thousands(cost.due_users),
+        render::rough_duration(cost.time)
+    );
+    for line in preview::lines(&plan, &cost, pace) {
+        cost_text.push_str(&format!("\n    {line}"));
+    }
+    vec![Line { ok: true, text: counts }, Line { ok: true, text: cost_text }]
+}
+
+/// What to look at when no row of the window can be enriched.
+fn no_usable_hint(summary: &enrich_core::RunSummary) -> &'static str {
+    if summary.read == 0 && summary.bad_rows > 0 {
+        "every row is bad (the log says why)"
+    } else if summary.read == summary.outside_window && summary.read > 0 {
+        "every user was seen before the backfill window: widen `schedule.backfill`, or `enrich backfill --since`"
+    } else if summary.read == 0 {
+        "the roster is empty"
+    } else {
+        "no user has a valid email: is `email_property` the column holding it?"
     }
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod map;
+mod preview;
 mod properties;
 mod report;
 mod state;
@@ -22,7 +23,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Map { source: MapSource::Clearbit { file } } => return map::clearbit(file.as_deref()),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "enrich", &mut std::io::stdout());
+            // Generated whole first: clap_complete panics on a failed write, such as a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "enrich", &mut script);
+            std::io::stdout().write_all(&script)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Man => {
@@ -33,28 +37,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config = match config::load(&cli.config) {
         Ok(config) => config,
-        Err(errors) => {
-            for error in &errors.0 {
-                // Secrets are not registered yet: a problem quoting a URL may still hold a password.
-                eprintln!("error: {}", enrich_core::redact::text(&error.to_string()));
-            }
-            let count = errors.0.len();
-            eprintln!("{count} problem{} in {}", plural(count as u64), cli.config.display());
-            return Ok(ExitCode::FAILURE);
-        }
+        Err(errors) => return Ok(config_problems(&cli.config, &errors.0)),
     };
     config.connections.iter().for_each(crate::registry::register_secrets);
     match cli.command {
         Command::Validate => validate(&config),
-        Command::Sync { name } => sync::manual(&config, &name).await,
-        Command::Backfill { name, since } => sync::backfill(&config, &name, since).await,
+        Command::Sync { name, dry_run } => sync::manual(&config, config.chosen(name)?, dry_run).await,
+        Command::Backfill { name, since, dry_run, confirm_over, yes } => {
+            let ask = if yes || dry_run { None } else { Some(confirm_over) };
+            sync::backfill(&config, config.chosen(name)?, since, dry_run, ask).await
+        }
         Command::Run { names, metrics, .. } => sync::on_schedule(&config, &names, metrics).await,
         Command::Status { name, format, history } => status::show(&config, name.as_deref(), format, history),
-        Command::Report { name, format, html } => report::show(&config, &name, format, html.as_deref()),
-        Command::Properties { name, format } => properties::list(&config, &name, format),
+        Command::Report { name, format, html } => {
+            report::show(&config, config.chosen(name)?, format, html.as_deref())
+        }
+        Command::Properties { name, format } => properties::list(&config, config.chosen(name)?, format),
         Command::Forget { name, email } => forget(&config, &name, &email),
-        Command::Check { name } => check::run(&config, &name).await,
-        Command::State { action: StateAction::Reset { name, yes } } => state::reset(&config, &name, yes),
+        Command::Check { name } => check::run(&config, config.chosen(name)?).await,
+        Command::State { action: StateAction::Reset { name, yes } } => {
+            state::reset(&config, config.chosen(name)?, yes)
+        }
         Command::State { action: StateAction::Export { name, file } } => state::export(&config, &name, &file),
         Command::State { action: StateAction::Import { name, file } } => state::import(&config, &name, &file),
         Command::Map { .. } | Command::Completions { .. } | Command::Man => {
@@ -67,7 +70,34 @@ pub fn plural(count: u64) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
 
+/// Prints every problem of the config file, then how many there are.
+fn config_problems(path: &Path, problems: &[config::ConfigError]) -> ExitCode {
+    for problem in problems {
+        // Secrets may not be registered yet: a problem quoting a URL may still hold a password.
+        eprintln!("error: {}", enrich_core::redact::text(&problem.to_string()));
+    }
+    let count = problems.len();
+    eprintln!("{count} problem{} in {}", plural(count as u64), path.display());
+    ExitCode::FAILURE
+}
+
 fn validate(config: &Config) -> anyhow::Result<ExitCode> {
+    let roster_problems: Vec<config::ConfigError> = config
+        .connections
+        .iter()
+        .flat_map(|connection| {
+            connection.users.validate_roster(config_folder(config)).into_iter().map(|problem| {
+                config::ConfigError {
+                    file: config.path.clone(),
+                    location: Some(format!("connections.{}.users.{}", connection.name, problem.field)),
+                    message: problem.message,
+                }
+            })
+        })
+        .collect();
+    if !roster_problems.is_empty() {
+        return Ok(config_problems(&config.path, &roster_problems));
+    }
     let mut out = std::io::stdout().lock();
     let count = config.connections.len();
     writeln!(out, "{}: valid, {count} connection{}", config.path.display(), plural(count as u64))?;
@@ -87,6 +117,10 @@ fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> 
     };
     let store = crate::store::State::of(config)?.open(&connection.name)?;
     let forgotten = store.forget(key.digest())?;
+    // The figure `enrich status` shows counts the users still remembered, as `enrich report` does.
+    let mut state = store.connection()?;
+    state.users_enriched = enrich_core::found_users(store.as_ref())?;
+    store.put_connection(&state)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -153,11 +153,9 @@ fn read_import(store: &dyn StateStore, input: impl BufRead) -> anyhow::Result<(u
 }
 
 /// Asks on the terminal; refuses to guess when there is none.
-fn confirmed(question: &str) -> anyhow::Result<bool> {
+pub(super) fn confirmed(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "not on a terminal, so nobody can confirm the reset: add --yes to reset without asking"
-        );
+        anyhow::bail!("not on a terminal, so nobody can confirm: add --yes to go ahead without asking");
     }
     let mut err = std::io::stderr().lock();
     write!(err, "{question}")?;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use enrich_core::redact;
+use enrich_core::{ConnectionStatus, redact};
 
 use crate::cli::Format;
 use crate::config::{Config, ConnectionConfig};
@@ -16,8 +16,17 @@ pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) 
         None => config.connections.iter().collect(),
     };
     let names: Vec<String> = connections.iter().map(|connection| connection.name.clone()).collect();
-    let saved = State::of(config)?.connection_states(&names)?;
-    let states: Vec<_> = connections.into_iter().zip(saved).collect();
+    let state = State::of(config)?;
+    let saved = state.connection_states(&names)?;
+    let states: Vec<render::StatusOf<'_>> = connections
+        .into_iter()
+        .zip(saved)
+        .map(|(connection, saved)| render::StatusOf {
+            connection,
+            state: saved,
+            syncing_since: state.syncing_since(&connection.name),
+        })
+        .collect();
     let mut out = std::io::stdout().lock();
     match format {
         // The state is stored redacted; a state written by an older release may not be.
@@ -27,5 +36,7 @@ pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) 
             writeln!(out, "{}", redact::text(&json))?
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // For monitoring: a connection in `Error` needs someone.
+    let failing = states.iter().any(|shown| matches!(shown.state.status, ConnectionStatus::Error(_)));
+    Ok(if failing { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -1,7 +1,7 @@
 //! `enrich sync`, `enrich backfill` and `enrich run`: running connections, once or on their schedule.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,24 +12,95 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use enrich_core::{CancellationToken, RunKind, SharedBudget, StateStore, SyncReport, SyncRequest, redact};
 
-use super::{config_folder, plural};
+use super::{config_folder, plural, preview};
 use crate::config::{Config, ConnectionConfig};
 use crate::metrics::{self, Metrics};
 use crate::registry::build_connection;
 use crate::render;
 use crate::store::State;
 
-/// `enrich sync NAME`.
-pub async fn manual(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+/// `enrich sync NAME [--dry-run]`.
+pub async fn manual(config: &Config, name: &str, dry_run: bool) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
     let request = SyncRequest::over_window(RunKind::Manual, &connection.schedule, Utc::now());
+    if dry_run {
+        return dry(config, connection, &request).await;
+    }
     once(config, connection, request).await
 }
 
-/// `enrich backfill NAME --since …`.
-pub async fn backfill(config: &Config, name: &str, since: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+/// `enrich backfill NAME --since … [--dry-run]`; with `ask_over`, asks on a terminal before more
+/// lookups than that.
+pub async fn backfill(
+    config: &Config,
+    name: &str,
+    since: DateTime<Utc>,
+    dry_run: bool,
+    ask_over: Option<u64>,
+) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
-    once(config, connection, SyncRequest::backfill(since)).await
+    let request = SyncRequest::backfill(since);
+    if dry_run {
+        return dry(config, connection, &request).await;
+    }
+    if let Some(limit) = ask_over
+        && std::io::stdin().is_terminal()
+        && !confirm_cost(config, connection, &request, limit).await?
+    {
+        eprintln!("error: {name}: backfill not started");
+        return Ok(ExitCode::FAILURE);
+    }
+    once(config, connection, request).await
+}
+
+/// Prints what the run would do and cost; looks nothing up, writes nothing.
+async fn dry(
+    config: &Config,
+    connection: &ConnectionConfig,
+    request: &SyncRequest,
+) -> anyhow::Result<ExitCode> {
+    let name = &connection.name;
+    let plan = match preview::plan(config, connection, request).await? {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("error: {name}: {}", redact::text(&error));
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let pace = connection.source.lookups_per_minute();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{name}: dry run of a {} of users seen since {}; nothing was looked up or written",
+        if matches!(request.kind, RunKind::Backfill { .. }) { "backfill" } else { "sync" },
+        render::time(request.seen_since)
+    )?;
+    for line in preview::lines(&plan, &preview::Cost::of(&plan, pace), pace) {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows the cost of a backfill over `limit` lookups and asks whether to go ahead.
+async fn confirm_cost(
+    config: &Config,
+    connection: &ConnectionConfig,
+    request: &SyncRequest,
+    limit: u64,
+) -> anyhow::Result<bool> {
+    // A roster error is the run's to report.
+    let Ok(plan) = preview::plan(config, connection, request).await? else { return Ok(true) };
+    let pace = connection.source.lookups_per_minute();
+    let cost = preview::Cost::of(&plan, pace);
+    if cost.lookups <= limit {
+        return Ok(true);
+    }
+    let mut question = format!("{}: this backfill costs more than {limit} lookups:\n", connection.name);
+    for line in preview::lines(&plan, &cost, pace) {
+        question.push_str(&format!("  {line}\n"));
+    }
+    question.push_str("Type yes to start it: ");
+    super::state::confirmed(&question)
 }
 
 /// One run in the foreground, stopped gracefully by Ctrl-C; prints the summary.
@@ -41,15 +112,23 @@ async fn once(
     let stop = stop_on_signals();
     let request = request.with_stop(stop).with_progress(crate::progress::for_stderr());
     let state = State::of(config)?;
-    let store = state.open(&connection.name)?;
+    let store = state.open_to_sync(&connection.name)?;
     let report = run_connection(config, connection, (store, state.shared_budget()), request).await?;
     let name = &connection.name;
     print!("{}", redact::text(&render::run_summary(name, &report.run, &report.status)));
     if let Some(error) = &report.run.error {
-        eprintln!("error: {name}: {}", redact::text(error));
+        eprintln!("error: {name}: {}", redact::text(&config.in_user_terms(name, error)));
         return Ok(ExitCode::FAILURE);
     }
-    let failed = report.run.summary.failed;
+    let summary = &report.run.summary;
+    if summary.read == 0 && summary.bad_rows > 0 {
+        eprintln!(
+            "error: {name}: none of the {} rows of the roster is usable (the log above says why); `enrich validate` checks its columns",
+            summary.bad_rows
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let failed = summary.failed;
     if failed > 0 {
         eprintln!(
             "error: {name}: {failed} user{} failed and will be retried at the next run (the log above says why)",
@@ -220,7 +299,7 @@ async fn keep_on_schedule(
                 () = stop.cancelled() => return,
             }
         }
-        let store = match state.open(name) {
+        let store = match state.open_to_sync(name) {
             Ok(store) => store,
             Err(error) if error.is_busy() => {
                 tracing::debug!(connection = name, "{error}; trying again in {}s", BUSY_RETRY.as_secs());
@@ -248,8 +327,7 @@ async fn keep_on_schedule(
         match run_connection(config, connection, (store, state.shared_budget()), request).await {
             Ok(report) => {
                 metrics.record(name, &report);
-                let summary = render::run_summary(name, &report.run, &report.status);
-                tracing::info!(connection = name, "{}", summary.trim_end());
+                tracing::info!(connection = name, "{}", render::run_line(&report.run, &report.status));
             }
             Err(error) => {
                 tracing::error!(connection = name, "run failed: {error:#}; trying again in 1 minute");
