@@ -111,10 +111,16 @@ async fn killed_syncs_resume_without_paying_twice() {
         (0..USERS).map(|i| row(&format!("u{i}"), &format!("person{i}@firm{}.io", i % 40), 0)).collect();
     workspace.write_roster(&rows);
 
-    let kills = [400, 700, 500];
-    for after in kills {
+    // Each run is killed once it has made that many more lookups: an event, not a guess at how fast a
+    // loaded machine starts the process.
+    let kills = [60, 120, 90];
+    for lookups in kills {
         let mut child = spawn(&workspace, &["sync", "main"]);
-        tokio::time::sleep(Duration::from_millis(after)).await;
+        let target = workspace.emulator.clearbit_requests_received() + lookups;
+        while workspace.emulator.clearbit_requests_received() < target && child.try_wait().unwrap().is_none()
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         child.kill().unwrap(); // SIGKILL: no chance to clean up
         child.wait().unwrap();
     }
