@@ -245,8 +245,9 @@ async fn the_report_csv_turns_formulas_into_text() {
 #[tokio::test(flavor = "multi_thread")]
 async fn after_sigterm_no_lookup_starts_and_what_was_fetched_is_written() {
     const USERS: usize = 100;
-    // Slow answers keep lookups in flight at the signal; the pace (2 a second after a burst of 5) keeps
-    // many more waiting for the rate limiter and for a concurrency slot.
+    // Slow answers keep lookups in flight at the signal; the pace (one every 2 s after a burst of 5) keeps
+    // many more waiting for the rate limiter and for a concurrency slot, and leaves a loaded machine
+    // ample time to deliver the signal before the next request is due.
     let config = EmulatorConfig { latency: std::time::Duration::from_secs(2), ..EmulatorConfig::default() };
     let workspace = Workspace::start(config).await;
     let rows: Vec<(String, String)> =
@@ -256,11 +257,11 @@ async fn after_sigterm_no_lookup_starts_and_what_was_fetched_is_written() {
     workspace.write_config("");
     let config = std::fs::read_to_string(workspace.path("enrich.yaml")).unwrap();
     let paced =
-        config.replace("requests_per_minute: 1000000", "requests_per_minute: 120\n      max_concurrency: 5");
+        config.replace("requests_per_minute: 1000000", "requests_per_minute: 30\n      max_concurrency: 5");
     std::fs::write(workspace.path("enrich.yaml"), paced).unwrap();
 
     let child = workspace.command(&["sync", "main"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    // Just after the 6th request arrived (the burst of 5, then one at the pace): the next is 0.5 s away.
+    // Just after the 6th request arrived (the burst of 5, then one at the pace): the next is 2 s away.
     while workspace.emulator.clearbit_requests_received() < 6 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
