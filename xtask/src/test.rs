@@ -32,7 +32,9 @@ pub fn test() -> anyhow::Result<()> {
     for line in figures {
         println!("{line}");
     }
-    println!("cargo xtask test: {tests} tests passed in {:.0?}", started.elapsed());
+    println!("cargo xtask test: every test of the workspace ran, in {:.0?}", started.elapsed());
+    // The closing line test runners end with: a failing test ends the task before it, with cargo's own.
+    println!("tests: {tests} passed, 0 failed");
     Ok(())
 }
 

@@ -111,17 +111,11 @@ impl RevealConfig {
 
     /// The Reveal lookup's URL, without the query.
     pub(crate) fn endpoint(&self) -> Result<Url, String> {
-        with_path(self.base_url(), "v1/companies/find")
+        enrich_http::endpoint(self.base_url(), "v1/companies/find")
     }
 }
 
 /// `base` with `path` appended to its own path.
-fn with_path(base: &str, path: &str) -> Result<Url, String> {
-    let mut url = Url::parse(base).map_err(|error| error.to_string())?;
-    url.set_path(&format!("{}/{path}", url.path().trim_end_matches('/')));
-    Ok(url)
-}
-
 fn default_api_version() -> String {
     DEFAULT_API_VERSION.to_owned()
 }
@@ -170,7 +164,7 @@ impl ClearbitConfig {
 
     /// The combined lookup's URL, without the query: on the streaming host with `stream`.
     pub(crate) fn endpoint(&self) -> Result<Url, String> {
-        let mut url = with_path(self.base_url(), "v2/combined/find")?;
+        let mut url = enrich_http::endpoint(self.base_url(), "v2/combined/find")?;
         if self.stream
             && let Some(domain) = url.host_str().and_then(|host| host.strip_prefix("person."))
         {

@@ -101,9 +101,7 @@ impl PeopleDataLabsConfig {
 
     /// `…/v5/person/bulk`.
     pub(crate) fn bulk_endpoint(&self) -> Result<Url, String> {
-        let mut url = Url::parse(self.base_url()).map_err(|error| error.to_string())?;
-        url.set_path(&format!("{}/v5/person/bulk", url.path().trim_end_matches('/')));
-        Ok(url)
+        enrich_http::endpoint(self.base_url(), "v5/person/bulk")
     }
 
     pub fn validate(&self) -> Vec<FieldError> {

@@ -39,6 +39,13 @@ pub fn base_url_problem(base_url: &str, example: &str) -> Option<String> {
     }
 }
 
+/// An endpoint under `base_url`: `path` appended to whatever path the base already has (a proxy's prefix).
+pub fn endpoint(base_url: &str, path: &str) -> Result<Url, String> {
+    let mut url = Url::parse(base_url).map_err(|error| error.to_string())?;
+    url.set_path(&format!("{}/{path}", url.path().trim_end_matches('/')));
+    Ok(url)
+}
+
 /// `url` as messages name it: without the credentials a proxy URL may carry.
 pub fn shown_url(url: &Url) -> String {
     let mut shown = url.clone();

@@ -11,7 +11,9 @@ mod failure;
 mod limits;
 mod retry;
 
-pub use client::{USER_AGENT, base_url_problem, client, read_body, redirected, shown_url, transport_failure};
+pub use client::{
+    USER_AGENT, base_url_problem, client, endpoint, read_body, redirected, shown_url, transport_failure,
+};
 pub use failure::{Failure, status_failure};
 pub use limits::{Limits, Window};
 pub use retry::RetryPolicy;
