@@ -175,7 +175,7 @@ fn private_and_reserved_addresses_are_declined_and_never_a_fallback() {
     assert_eq!(source.declines(&ip("192.168.1.20")), Some("private or reserved IP address"));
     assert_eq!(source.declines(&ip(OFFICE_IP)), None);
     let user = |address: &str| UserRecord {
-        identity: "u1".into(),
+        identity: Some("u1".into()),
         user_id: None,
         email: None,
         ip: Some(address.parse().unwrap()),

@@ -474,7 +474,7 @@ fn user_from_row(row: &ByteRecord, columns: &Columns) -> Result<UserRecord, Stri
     // A hint that is not an address is no hint: the user is still looked up by email.
     let ip = optional(columns.ip, "IP address")?.and_then(|ip| ip.parse().ok());
     Ok(UserRecord {
-        identity: identity.to_owned(),
+        identity: Some(identity.to_owned()),
         user_id,
         email: email.map(str::to_owned),
         ip,

@@ -59,8 +59,9 @@ proptest! {
         for item in items {
             match item {
                 Ok(user) => {
-                    prop_assert!(!user.identity.trim().is_empty());
-                    prop_assert!(user.identity.chars().count() <= 255);
+                    let identity = user.identity.as_deref().unwrap_or_default();
+                    prop_assert!(!identity.trim().is_empty());
+                    prop_assert!(identity.chars().count() <= 255);
                 }
                 Err(DirectoryError::BadRow { location, .. }) => {
                     prop_assert!(location.starts_with("users.csv:"), "{location}");

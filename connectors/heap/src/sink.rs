@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{ConnectorError, FieldError, PropertyValue, Refused, Sink, UserUpdate};
+use enrich_core::{ConnectorError, FieldError, PropertyValue, Refused, Sink, UserRecord, UserUpdate};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::header::LOCATION;
 use reqwest::{StatusCode, Url, redirect};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use enrich_core::user::MAX_IDENTITY_CHARS;
+use enrich_core::user::identity_problem;
 
 use enrich_core::error::shorten;
 
@@ -281,7 +281,7 @@ impl HeapSink {
                 if properties.len() < user.properties.len() {
                     users_with_id_key += 1;
                 }
-                HeapUser { identity: &user.identity, properties }
+                HeapUser { identity: user.identity.as_deref().unwrap_or_default(), properties }
             })
             .collect();
         if users_with_id_key > 0 {
@@ -304,20 +304,28 @@ impl Sink for HeapSink {
         MAX_USERS_PER_REQUEST
     }
 
+    /// Heap's API addresses users by identity alone: anonymous users are not its to enrich.
+    fn cannot_address(&self, user: &UserRecord) -> Option<&'static str> {
+        user.identity.is_none().then_some(NO_IDENTITY)
+    }
+
     /// Users Heap refuses one by one are refused alone: a request Heap refuses (400) is split in
     /// halves down to single users, as one it finds too large (413) is, once an empty request showed
     /// that Heap takes the app_id itself.
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError> {
-        // An identity Heap cannot take would have it refuse every request carrying it: never sent.
-        let (too_long, sendable): (Vec<usize>, Vec<usize>) =
-            (0..batch.len()).partition(|&at| batch[at].identity.chars().count() > MAX_IDENTITY_CHARS);
-        let mut refused: Refused = too_long
-            .into_iter()
-            .map(|at| {
-                let length = batch[at].identity.chars().count();
-                (at, format!("identity is {length} characters long, Heap takes at most {MAX_IDENTITY_CHARS}"))
-            })
-            .collect();
+        // A user Heap cannot address would have it refuse every request carrying it: never sent.
+        let mut refused = Refused::new();
+        let mut sendable = Vec::with_capacity(batch.len());
+        for (at, user) in batch.iter().enumerate() {
+            let problem = match &user.identity {
+                None => Some(NO_IDENTITY.to_owned()),
+                Some(identity) => identity_problem(identity),
+            };
+            match problem {
+                Some(problem) => refused.push((at, problem)),
+                None => sendable.push(at),
+            }
+        }
         let mut app_id_taken = false;
         // A stack of parts still to send, the first on top.
         let mut unsent: Vec<&[usize]> = sendable.chunks(MAX_USERS_PER_REQUEST).rev().collect();
@@ -362,6 +370,9 @@ impl Sink for HeapSink {
         ))
     }
 }
+
+/// Why Heap cannot take an anonymous user.
+const NO_IDENTITY: &str = "no identity (anonymous user)";
 
 /// The bulk form of Add User Properties.
 #[derive(Debug, Serialize)]

@@ -26,9 +26,10 @@ fn sink(base_url: &str) -> HeapSink {
 
 fn update(identity: &str, properties: &[(&str, PropertyValue)]) -> UserUpdate {
     UserUpdate {
-        identity: identity.to_owned(),
+        identity: Some(identity.to_owned()),
         user_id: None,
         properties: properties.iter().cloned().map(|(key, value)| (key.to_owned(), value)).collect(),
+        checked_at: chrono::Utc::now(),
     }
 }
 
@@ -276,6 +277,29 @@ async fn refuses_an_overlong_identity_without_sending_or_quoting_it() {
     assert_eq!(body(&requests[0])["users"].as_array().unwrap().len(), 1, "only the fine user is sent");
     // 255 characters, however many bytes, are fine.
     sink(&server.uri()).write(&[update(&"é".repeat(255), &[])]).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_anonymous_user_is_neither_addressable_nor_sent() {
+    let server = answering(200, "").await;
+    let sink = sink(&server.uri());
+    let anonymous = UserUpdate { identity: None, user_id: Some("42".into()), ..update("", &[]) };
+
+    let refused = sink.write(&[anonymous, update("fine", &[])]).await.unwrap();
+
+    assert_eq!(refused, [(0, "no identity (anonymous user)".to_owned())]);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(body(&requests[0])["users"], json!([{ "identity": "fine", "properties": {} }]));
+    let user = |identity: Option<&str>| enrich_core::UserRecord {
+        identity: identity.map(str::to_owned),
+        user_id: Some("42".into()),
+        email: None,
+        ip: None,
+        name: enrich_core::PersonName::default(),
+        last_seen: chrono::Utc::now(),
+    };
+    assert_eq!(sink.cannot_address(&user(None)), Some("no identity (anonymous user)"));
+    assert_eq!(sink.cannot_address(&user(Some("u1"))), None);
 }
 
 #[tokio::test]

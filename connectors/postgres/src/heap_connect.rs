@@ -5,7 +5,8 @@
 //! (`user_id`, `time`, `ip`, …). There is no "last seen" column: it is the latest session's `time`, and
 //! the user's IP address (for IP-keyed sources, and as a match hint) is that session's `ip`. The sync
 //! may write a user's row more than once: the latest `last_modified` wins. Users without an identity
-//! (anonymous ones, most of them) cannot be addressed in Heap and are left out in SQL, not reported.
+//! (anonymous ones, most of them) cannot be addressed in Heap: they are left out in SQL, not reported,
+//! unless `anonymous: true` asks for them, addressed by `user_id` (for a warehouse sink).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -53,6 +54,9 @@ pub struct HeapConnectConfig {
     /// By default `require`, or `disable` for a server on this machine: see [`TlsMode`].
     #[serde(default)]
     pub tls: Option<TlsMode>,
+    /// Include users without an identity (anonymous ones), addressed by their `user_id`.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 impl HeapConnectConfig {
@@ -99,6 +103,8 @@ pub struct HeapConnectDirectory {
     email_column: Option<String>,
     given_name_column: Option<String>,
     family_name_column: Option<String>,
+    /// Users without an identity are read too.
+    anonymous: bool,
 }
 
 impl HeapConnectDirectory {
@@ -112,6 +118,7 @@ impl HeapConnectDirectory {
             email_column: (config.email_property != IDENTITY).then(|| config.email_property.clone()),
             given_name_column: config.given_name_property.clone(),
             family_name_column: config.family_name_property.clone(),
+            anonymous: config.anonymous,
         })
     }
 
@@ -241,7 +248,8 @@ impl HeapConnectDirectory {
         }
     }
 
-    /// One row per identified user with a session since `$1`: the user's latest row, and the latest
+    /// One row per identified user (every user, with `anonymous`) with a session since `$1`: the user's
+    /// latest row, and the latest
     /// session's time as `last_seen` and its `ip`. Sessions are filtered before they are ranked, which
     /// is the same as filtering on their latest, and cheaper. Column order: user_id, identity,
     /// last_seen, ip, then the optional columns (email, given_name, family_name) that are configured.
@@ -259,6 +267,7 @@ impl HeapConnectDirectory {
         let optional_select: String =
             optional.iter().map(|(column, alias)| format!(", {} AS {alias}", quoted(column))).collect();
         let optional_output: String = optional.iter().map(|(_, alias)| format!(", u.{alias}")).collect();
+        let identified = if self.anonymous { "" } else { " AND u.identity IS NOT NULL" };
         // ROW_NUMBER rather than DISTINCT ON, which Redshift lacks.
         format!(
             "WITH latest_users AS (
@@ -275,7 +284,7 @@ impl HeapConnectDirectory {
             )
             SELECT u.user_id, u.identity, s.last_seen, s.ip{optional_output}
             FROM latest_users u JOIN last_sessions s ON s.user_id = u.user_id AND s.recency = 1
-            WHERE u.recency = 1 AND u.identity IS NOT NULL"
+            WHERE u.recency = 1{identified}"
         )
     }
 }
@@ -307,6 +316,7 @@ impl UserDirectory for HeapConnectDirectory {
             ip: Some(3),
             given_name: position("given_name"),
             family_name: position("family_name"),
+            anonymous: self.anonymous,
         };
         Ok(user_stream(client, connection, rows, columns, RowPlace::UserIdIn(self.shown(USERS_TABLE))))
     }

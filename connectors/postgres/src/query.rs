@@ -148,7 +148,8 @@ fn locate_columns(columns: &[Column]) -> Result<UserColumns, String> {
     }
     match (identity, last_seen) {
         (Some(identity), Some(last_seen)) if problems.is_empty() => {
-            Ok(UserColumns { identity, email, last_seen, user_id, ip, given_name, family_name })
+            let anonymous = false;
+            Ok(UserColumns { identity, email, last_seen, user_id, ip, given_name, family_name, anonymous })
         }
         _ => Err(format!("the query {}", problems.join("; "))),
     }

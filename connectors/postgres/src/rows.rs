@@ -133,6 +133,8 @@ pub(crate) struct UserColumns {
     /// The person's name, a match hint for sources.
     pub(crate) given_name: Option<usize>,
     pub(crate) family_name: Option<usize>,
+    /// A row without identity is an anonymous user, addressed by its user id, rather than a bad row.
+    pub(crate) anonymous: bool,
 }
 
 /// How messages point at a bad row.
@@ -173,13 +175,16 @@ fn value<'a, T: FromSql<'a>>(row: &'a Row, at: usize) -> Result<Option<T>, Strin
 /// The user in one row, or what is wrong with the row. Messages quote no identity, email or IP address
 /// (personal data).
 fn user_from_row(row: &Row, columns: &UserColumns) -> Result<UserRecord, String> {
-    let identity: String = value(row, columns.identity)?.ok_or("identity is NULL")?;
-    if let Some(problem) = enrich_core::user::identity_problem(&identity) {
+    let identity: Option<String> = value(row, columns.identity)?;
+    if identity.is_none() && !columns.anonymous {
+        return Err("identity is NULL".to_owned());
+    }
+    if let Some(problem) = identity.as_deref().and_then(enrich_core::user::identity_problem) {
         return Err(problem);
     }
     let UtcTime(last_seen) = value(row, columns.last_seen)?.ok_or("last_seen is NULL")?;
     let email = match columns.email {
-        None => Some(identity.clone()),
+        None => identity.clone(),
         Some(at) => value::<String>(row, at)?.filter(|email| !email.trim().is_empty()),
     };
     let user_id = match columns.user_id {
@@ -196,6 +201,9 @@ fn user_from_row(row: &Row, columns: &UserColumns) -> Result<UserRecord, String>
     };
     let name = PersonName { given: name_part(columns.given_name)?, family: name_part(columns.family_name)? };
     let user_id = user_id.filter(|user_id| !user_id.is_empty());
+    if identity.is_none() && user_id.is_none() {
+        return Err("identity and user_id are both NULL".to_owned());
+    }
     Ok(UserRecord { identity, user_id, email, ip, name, last_seen })
 }
 

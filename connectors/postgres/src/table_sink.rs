@@ -3,7 +3,8 @@
 //!
 //! The table (and its schema) is created when missing:
 //! `user_id TEXT PRIMARY KEY, identity TEXT, checked_at TIMESTAMPTZ, properties JSONB`, the properties
-//! keyed by the same human-readable names as in Heap. A write upserts each user's row: new values
+//! keyed by the same human-readable names as in Heap, `checked_at` the time of the check (not of the
+//! write: a check written by a later run keeps its time). A write upserts each user's row: new values
 //! replace old ones, a property sent empty (no longer true) is removed from the object, the rest stay.
 //! It speaks PostgreSQL's dialect (10 or later: `jsonb - text[]`, `ON CONFLICT`); Redshift has neither
 //! JSONB nor `ON CONFLICT` (it has SUPER and MERGE), so the sink refuses nothing there but the first
@@ -116,11 +117,11 @@ impl PostgresTableSink {
     fn upsert_sql(&self) -> String {
         format!(
             "INSERT INTO {table} AS old (user_id, identity, checked_at, properties)
-             VALUES ($1, $2, now(), $3::text::jsonb)
+             VALUES ($1, $2, $3, $4::text::jsonb)
              ON CONFLICT (user_id) DO UPDATE SET
                  identity = COALESCE(EXCLUDED.identity, old.identity),
                  checked_at = EXCLUDED.checked_at,
-                 properties = (old.properties || EXCLUDED.properties) - $4::text[]",
+                 properties = (old.properties || EXCLUDED.properties) - $5::text[]",
             table = self.qualified()
         )
     }
@@ -164,13 +165,12 @@ impl Sink for PostgresTableSink {
                 ));
                 continue;
             };
-            let identity = (!update.identity.is_empty()).then_some(update.identity.as_str());
             let (properties, cleared) = split_cleared(&update.properties);
-            rows.push((user_id, identity, properties, cleared));
+            rows.push((user_id, update.identity.as_deref(), update.checked_at, properties, cleared));
         }
         // The statements are pipelined: one round trip's wait for the whole batch, not one per user.
-        try_join_all(rows.iter().map(|(user_id, identity, properties, cleared)| {
-            let parameters: [&(dyn ToSql + Sync); 4] = [user_id, identity, properties, cleared];
+        try_join_all(rows.iter().map(|(user_id, identity, checked_at, properties, cleared)| {
+            let parameters: [&(dyn ToSql + Sync); 5] = [user_id, identity, checked_at, properties, cleared];
             transaction.execute_raw(&statement, parameters)
         }))
         .await

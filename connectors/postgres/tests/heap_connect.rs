@@ -10,16 +10,20 @@ use secrecy::SecretString;
 use support::{Scratch, collect, server_url, sort_users, user, with_password};
 use tokio_postgres::types::ToSql;
 
-fn directory(url: &str, schema: &str, email_property: &str) -> HeapConnectDirectory {
-    HeapConnectDirectory::new(&HeapConnectConfig {
+fn config(url: &str, schema: &str, email_property: &str) -> HeapConnectConfig {
+    HeapConnectConfig {
         url: SecretString::from(url.to_owned()),
         schema: schema.to_owned(),
         email_property: email_property.to_owned(),
         given_name_property: None,
         family_name_property: None,
         tls: None,
-    })
-    .expect("a valid config")
+        anonymous: false,
+    }
+}
+
+fn directory(url: &str, schema: &str, email_property: &str) -> HeapConnectDirectory {
+    HeapConnectDirectory::new(&config(url, schema, email_property)).expect("a valid config")
 }
 
 async fn fatal(directory: &HeapConnectDirectory) -> String {
@@ -172,6 +176,33 @@ async fn reads_each_identified_user_seen_in_the_window_once_from_timestamptz_ses
 }
 
 #[tokio::test]
+async fn anonymous_users_come_out_by_user_id_when_asked_for() {
+    let url = server_url();
+    let scratch = Scratch::new(&url, "anonymous").await;
+    scratch.create_heap_connect_tables("TIMESTAMPTZ", None).await;
+    let now = now();
+    let since = now - Duration::days(7);
+    let (identified, _) = heap_connect_roster(&scratch, "email", true, now, since).await;
+    let directory = HeapConnectDirectory::new(&HeapConnectConfig {
+        anonymous: true,
+        ..config(&url, &scratch.name, "email")
+    })
+    .unwrap();
+    let (users, _, fatal) = collect(directory.users(since).await.unwrap()).await;
+    assert_eq!(fatal, Vec::<String>::new());
+    let anonymous = |user_id: i64, email: Option<&str>, session_id: u8| UserRecord {
+        identity: None,
+        ip: Some(std::net::Ipv4Addr::new(81, 2, 69, session_id).into()),
+        ..user(user_id, "", email, now - Duration::days(1))
+    };
+    let mut expected = identified;
+    // User 7 never had an identity; user 13's latest row has none.
+    expected.extend([anonymous(7, Some("anon@acme.com"), 10), anonymous(13, None, 16)]);
+    sort_users(&mut expected);
+    assert_eq!(users, expected);
+}
+
+#[tokio::test]
 async fn quotes_odd_schema_and_column_names_and_reads_emails_from_identities() {
     let url = server_url();
     let scratch = Scratch::new(&url, "odd \"schema\"; DROP SCHEMA public; --").await;
@@ -186,9 +217,9 @@ async fn quotes_odd_schema_and_column_names_and_reads_emails_from_identities() {
     assert_eq!(users, expected, "the custom property column holds the emails");
 
     let (users, _, _) = collect(directory(&url, &scratch.name, "identity").users(since).await.unwrap()).await;
-    let emails: Vec<(&str, Option<&str>)> =
-        users.iter().map(|user| (user.identity.as_str(), user.email.as_deref())).collect();
-    assert!(emails.iter().all(|(identity, email)| Some(*identity) == *email), "{emails:?}");
+    let emails: Vec<(Option<&str>, Option<&str>)> =
+        users.iter().map(|user| (user.identity.as_deref(), user.email.as_deref())).collect();
+    assert!(emails.iter().all(|(identity, email)| identity == email), "{emails:?}");
     assert_eq!(users.len(), expected.len());
 }
 
@@ -205,21 +236,19 @@ async fn reads_names_from_the_configured_columns_as_match_hints() {
     let users_table = scratch.table("users");
     scratch.execute(&format!("UPDATE {users_table} SET \"First Name\" = ' Alice ', last_name = 'Liddell' WHERE identity = 'alice'"), &[]).await;
     let directory = HeapConnectDirectory::new(&HeapConnectConfig {
-        url: SecretString::from(url.clone()),
-        schema: scratch.name.clone(),
-        email_property: "email".to_owned(),
         given_name_property: Some("First Name".to_owned()),
         family_name_property: Some("last_name".to_owned()),
-        tls: None,
+        ..config(&url, &scratch.name, "email")
     })
     .unwrap();
     let (users, _, fatal) = collect(directory.users(since).await.unwrap()).await;
     assert_eq!(fatal, Vec::<String>::new());
     assert_eq!(users.len(), expected.len());
-    let alice = users.iter().find(|user| user.identity == "alice").unwrap();
+    let is_alice = |user: &&UserRecord| user.identity.as_deref() == Some("alice");
+    let alice = users.iter().find(is_alice).unwrap();
     assert_eq!(alice.email.as_deref(), Some("alice@acme.com"), "the email stays in its place");
     assert_eq!((alice.name.given.as_deref(), alice.name.family.as_deref()), (Some("Alice"), Some("Liddell")));
-    assert!(users.iter().filter(|user| user.identity != "alice").all(|user| user.name == Default::default()));
+    assert!(users.iter().filter(|user| !is_alice(user)).all(|user| user.name == Default::default()));
 }
 
 #[tokio::test]
@@ -303,12 +332,8 @@ async fn a_wrong_password_is_refused_without_showing_it() {
 async fn requiring_tls_of_a_server_without_it_fails_clearly() {
     let url = server_url();
     let directory = HeapConnectDirectory::new(&HeapConnectConfig {
-        url: SecretString::from(url),
-        schema: "main_production".to_owned(),
-        email_property: "email".to_owned(),
-        given_name_property: None,
-        family_name_property: None,
         tls: Some(TlsMode::Require),
+        ..config(&url, "main_production", "email")
     })
     .unwrap();
     let message = fatal(&directory).await;

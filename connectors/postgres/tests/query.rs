@@ -79,7 +79,7 @@ fn record(
     last_seen: DateTime<Utc>,
 ) -> UserRecord {
     UserRecord {
-        identity: identity.to_owned(),
+        identity: Some(identity.to_owned()),
         user_id: Some(user_id.to_owned()),
         email: email.map(str::to_owned),
         ip: ip.map(|ip| ip.parse::<IpAddr>().unwrap()),

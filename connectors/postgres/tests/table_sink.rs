@@ -1,9 +1,10 @@
 //! The `postgres_table` sink against a real PostgreSQL server: the table is created with its schema,
-//! rows are upserted by Heap `user_id`, properties no longer true are removed, users without a
-//! `user_id` are refused one by one.
+//! rows are upserted by Heap `user_id` with the time of their check, properties no longer true are
+//! removed, users without a `user_id` are refused one by one.
 
 mod support;
 
+use chrono::{DateTime, Utc};
 use enrich_core::{Properties, PropertyValue, Sink, UserUpdate};
 use enrich_postgres::{PostgresTableConfig, PostgresTableSink};
 use serde_json::{Value, json};
@@ -15,12 +16,22 @@ fn sink(url: &str, table: &str) -> PostgresTableSink {
     PostgresTableSink::new(&config).unwrap()
 }
 
-fn update(user_id: Option<&str>, identity: &str, properties: &[(&str, &str)]) -> UserUpdate {
+/// When every update's check was made: a day before the test, not when it is written.
+fn checked_at() -> DateTime<Utc> {
+    "2026-01-02T03:04:05Z".parse().unwrap()
+}
+
+fn update(user_id: Option<&str>, identity: Option<&str>, properties: &[(&str, &str)]) -> UserUpdate {
     let properties: Properties = properties
         .iter()
         .map(|(name, value)| ((*name).to_owned(), PropertyValue::Text((*value).to_owned())))
         .collect();
-    UserUpdate { identity: identity.to_owned(), user_id: user_id.map(str::to_owned), properties }
+    UserUpdate {
+        identity: identity.map(str::to_owned),
+        user_id: user_id.map(str::to_owned),
+        properties,
+        checked_at: checked_at(),
+    }
 }
 
 async fn rows(scratch: &Scratch, table: &str) -> Vec<(String, Option<String>, Value)> {
@@ -43,9 +54,13 @@ async fn creates_the_table_upserts_by_user_id_and_removes_what_is_no_longer_true
 
     let refused = sink
         .write(&[
-            update(Some("1"), "ana", &[("Company Name", "Acme"), ("Clearbit: Company Source", "reveal")]),
-            update(Some("2"), "", &[("Company Name", "Initech")]),
-            update(None, "csv-user", &[("Company Name", "Nobody")]),
+            update(
+                Some("1"),
+                Some("ana"),
+                &[("Company Name", "Acme"), ("Clearbit: Company Source", "reveal")],
+            ),
+            update(Some("2"), None, &[("Company Name", "Initech")]),
+            update(None, Some("csv-user"), &[("Company Name", "Nobody")]),
         ])
         .await
         .unwrap();
@@ -63,8 +78,12 @@ async fn creates_the_table_upserts_by_user_id_and_removes_what_is_no_longer_true
             ("2".to_owned(), None, json!({ "Company Name": "Initech" })),
         ]
     );
+    let sql = format!("SELECT DISTINCT checked_at FROM {}", scratch.table("reveal"));
+    let times: Vec<DateTime<Utc>> =
+        scratch.client.query(&sql, &[]).await.unwrap().iter().map(|row| row.get(0)).collect();
+    assert_eq!(times, [checked_at()], "the time of the check, not of the write");
 
-    sink.write(&[update(Some("1"), "", &[("Company Name", ""), ("Company Domain", "acme.io")])])
+    sink.write(&[update(Some("1"), None, &[("Company Name", ""), ("Company Domain", "acme.io")])])
         .await
         .unwrap();
     let rows = rows(&scratch, "reveal").await;

@@ -57,6 +57,7 @@ async fn a_server_with_a_self_signed_certificate_is_refused_with_advice() {
             given_name_property: None,
             family_name_property: None,
             tls: Some(tls),
+            anonymous: false,
         })
         .unwrap();
         let message = match directory.users(Utc::now() - Duration::days(7)).await {

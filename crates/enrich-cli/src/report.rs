@@ -257,6 +257,7 @@ mod tests {
     fn user(outcome: Outcome, segments: &[(&str, &str)]) -> UserState {
         UserState {
             key_hash: 1,
+            fallback_hash: None,
             outcome,
             checked_at: None,
             attempted_at: Utc::now(),

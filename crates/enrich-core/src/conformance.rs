@@ -23,6 +23,8 @@ macro_rules! state_store_conformance {
             users_stream_in_identity_order_past_any_page,
             the_last_state_of_an_identity_in_one_call_wins,
             forget_removes_every_user_of_a_key_and_their_pending_writes,
+            forget_reaches_users_whose_lookup_sent_the_key_along,
+            an_anonymous_user_is_kept_apart_from_an_identity_equal_to_its_user_id,
             forgotten_keys_stay_suppressed_whatever_connection_state_is_saved,
             a_failure_is_recorded_as_the_status,
         );
@@ -41,6 +43,7 @@ macro_rules! state_store_conformance {
 pub fn user_state(key_hash: u64, outcome: Outcome) -> UserState {
     UserState {
         key_hash,
+        fallback_hash: None,
         outcome,
         checked_at: Some(Utc::now()),
         attempted_at: Utc::now(),
@@ -55,10 +58,28 @@ pub fn user_state(key_hash: u64, outcome: Outcome) -> UserState {
 
 pub fn pending(identity: &str, key_hash: u64) -> PendingWrite {
     PendingWrite {
-        update: UserUpdate { identity: identity.into(), user_id: None, properties: Properties::new() },
+        update: UserUpdate {
+            identity: Some(identity.into()),
+            user_id: None,
+            properties: Properties::new(),
+            checked_at: Utc::now(),
+        },
         acknowledged: user_state(key_hash, Outcome::Found),
         previous: user_state(key_hash, Outcome::Pending),
     }
+}
+
+/// A pending write of an anonymous user (no identity), addressed by `user_id`.
+fn anonymous_pending(user_id: &str, key_hash: u64) -> PendingWrite {
+    let mut write = pending("", key_hash);
+    write.update.identity = None;
+    write.update.user_id = Some(user_id.into());
+    write
+}
+
+/// A user looked up by one key with another sent along (an email with its address).
+fn sent_along(key_hash: u64, fallback_hash: u64) -> UserState {
+    UserState { fallback_hash: Some(fallback_hash), ..user_state(key_hash, Outcome::Found) }
 }
 
 fn identities(store: &dyn StateStore) -> Vec<String> {
@@ -67,7 +88,7 @@ fn identities(store: &dyn StateStore) -> Vec<String> {
 
 fn pending_identities(store: &dyn StateStore) -> Vec<String> {
     let mut identities: Vec<String> =
-        store.pending().unwrap().into_iter().map(|write| write.update.identity).collect();
+        store.pending().unwrap().iter().map(|write| write.update.state_key().into_owned()).collect();
     identities.sort();
     identities
 }
@@ -155,6 +176,43 @@ pub fn forget_removes_every_user_of_a_key_and_their_pending_writes(open: Open) {
     assert!(store.connection().unwrap().suppressed.contains(&42));
     drop(store);
     assert!(open("a").unwrap().connection().unwrap().suppressed.contains(&42), "durably");
+}
+
+pub fn forget_reaches_users_whose_lookup_sent_the_key_along(open: Open) {
+    let store = open("a").unwrap();
+    store.put_users(&[("u1".into(), sent_along(42, 7)), ("u2".into(), sent_along(42, 8))]).unwrap();
+    let mut u3 = pending("u3", 43);
+    u3.acknowledged.fallback_hash = Some(7);
+    store.put_pending(&[u3]).unwrap();
+    assert_eq!(store.forget(7).unwrap(), ["u1", "u3"]);
+    assert_eq!(store.user("u1").unwrap(), None);
+    assert!(store.user("u2").unwrap().is_some(), "another address stays");
+    assert!(store.pending().unwrap().is_empty());
+    drop(store);
+    let store = open("a").unwrap();
+    assert_eq!(store.user("u2").unwrap().unwrap().fallback_hash, Some(8), "kept as put");
+    assert!(store.connection().unwrap().suppressed.contains(&7));
+}
+
+pub fn an_anonymous_user_is_kept_apart_from_an_identity_equal_to_its_user_id(open: Open) {
+    let store = open("a").unwrap();
+    let anonymous = anonymous_pending("42", 1);
+    let key = anonymous.update.state_key().into_owned();
+    store.put_pending(&[anonymous, pending("42", 2)]).unwrap();
+    assert_eq!(pending_identities(store.as_ref()), [key.clone(), "42".to_owned()]);
+    store.put_users(&[(key.clone(), user_state(1, Outcome::Found))]).unwrap();
+    assert_eq!(
+        pending_identities(store.as_ref()),
+        ["42"],
+        "committing the anonymous user drops only its write"
+    );
+    store.put_users(&[("42".into(), user_state(2, Outcome::NotFound))]).unwrap();
+    drop(store);
+    let store = open("a").unwrap();
+    assert_eq!(store.user(&key).unwrap().unwrap().key_hash, 1);
+    assert_eq!(store.user("42").unwrap().unwrap().key_hash, 2);
+    assert_eq!(store.forget(1).unwrap(), [key]);
+    assert!(store.user("42").unwrap().is_some());
 }
 
 pub fn forgotten_keys_stay_suppressed_whatever_connection_state_is_saved(open: Open) {

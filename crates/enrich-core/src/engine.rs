@@ -164,7 +164,7 @@ pub async fn sync(
     let resumed = store.pending()?;
     summary.resumed = resumed.len() as u64;
     let resumed_identities: HashSet<String> =
-        resumed.iter().map(|pending| pending.update.identity.clone()).collect();
+        resumed.iter().map(|pending| pending.update.state_key().into_owned()).collect();
     for pending in resumed {
         if sender.send(pending).await.is_err() {
             break;
@@ -221,6 +221,7 @@ pub async fn sync(
         summary.lookups += 1;
         let now = Utc::now();
         let key_hash = key.digest();
+        let fallback_hash = sent_address_hash(&key, &users, &suppressed);
         match result {
             Ok(lookup @ (Lookup::Found(_) | Lookup::NotFound(_))) => {
                 let (outcome, record) = match lookup {
@@ -237,8 +238,9 @@ pub async fn sync(
                 }
                 let Record { properties, derived: new_names, .. } = record;
                 derived.extend(new_names.into_iter().map(|(path, property)| (property, path)));
+                let digests = (key_hash, fallback_hash);
                 let check =
-                    Check::new(outcome, key_hash, properties, source.checked_property(), &segments, now);
+                    Check::new(outcome, digests, properties, source.checked_property(), &segments, now);
                 let mut pending = Vec::with_capacity(users.len());
                 for user in users {
                     let prepared = check.pending_write(user);
@@ -256,7 +258,7 @@ pub async fn sync(
             }
             Ok(Lookup::Pending) => {
                 summary.pending += users.len() as u64;
-                record(store.as_ref(), &users, key_hash, |previous| UserState {
+                record(store.as_ref(), &users, (key_hash, fallback_hash), |previous| UserState {
                     outcome: Outcome::Pending,
                     detail: None,
                     attempted_at: now,
@@ -266,7 +268,7 @@ pub async fn sync(
             Ok(Lookup::Invalid(reason)) => {
                 summary.invalid += users.len() as u64;
                 summary.note(&format!("invalid: {reason}"), users.len() as u64);
-                record(store.as_ref(), &users, key_hash, |previous| UserState {
+                record(store.as_ref(), &users, (key_hash, fallback_hash), |previous| UserState {
                     outcome: Outcome::Invalid,
                     checked_at: Some(now),
                     detail: Some(reason.clone()),
@@ -279,7 +281,7 @@ pub async fn sync(
                 LookupFailed { connection: name, key: &key, users: users.len(), error: &message }.emit();
                 summary.failed += users.len() as u64;
                 summary.note(&message, users.len() as u64);
-                record(store.as_ref(), &users, key_hash, |previous| UserState {
+                record(store.as_ref(), &users, (key_hash, fallback_hash), |previous| UserState {
                     outcome: Outcome::Failed,
                     detail: Some(message.clone()),
                     attempted_at: now,
@@ -353,7 +355,7 @@ pub async fn plan(
     request: &SyncRequest,
 ) -> Result<Result<RunPlan, String>, StateError> {
     let resumed: HashSet<String> =
-        store.pending()?.into_iter().map(|pending| pending.update.identity).collect();
+        store.pending()?.iter().map(|pending| pending.update.state_key().into_owned()).collect();
     let suppressed = store.connection()?.suppressed;
     let mut summary = RunSummary { resumed: resumed.len() as u64, ..RunSummary::default() };
     let skip = Skip { resumed: &resumed, suppressed: &suppressed };
@@ -396,18 +398,31 @@ async fn look_up_batch(
 ) -> Vec<(LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>)> {
     let mut answers = Vec::new();
     if !stop.is_cancelled() {
-        let hints_of = |users: &[DueUser]| {
-            let mut hints = LookupHints::of(users.iter().map(|user| &user.record));
-            // A forgotten address is never sent, neither as a hint nor as a source's fallback.
-            hints.ip = hints.ip.filter(|ip| !suppressed.contains(&LookupKey::Ip(*ip).digest()));
-            hints
-        };
         let keys: Vec<(LookupKey, LookupHints)> =
-            batch.iter().map(|(key, users)| (key.clone(), hints_of(users))).collect();
+            batch.iter().map(|(key, users)| (key.clone(), hints_of(users, suppressed))).collect();
         answers = source.lookup_batch(&keys, &stop).await;
     }
     let mut answers = answers.into_iter();
     batch.into_iter().map(|(key, users)| (key, users, answers.next().flatten())).collect()
+}
+
+/// The hints sent with a key's lookup. A forgotten address is never sent, neither as a hint nor as a
+/// source's fallback.
+fn hints_of(users: &[DueUser], suppressed: &std::collections::BTreeSet<u64>) -> LookupHints {
+    let mut hints = LookupHints::of(users.iter().map(|user| &user.record));
+    hints.ip = hints.ip.filter(|ip| !suppressed.contains(&LookupKey::Ip(*ip).digest()));
+    hints
+}
+
+/// The digest of the address sent along with an email's lookup (a hint, or Reveal's fallback), which
+/// the users' states keep so that forgetting the address reaches them.
+fn sent_address_hash(
+    key: &LookupKey,
+    users: &[DueUser],
+    suppressed: &std::collections::BTreeSet<u64>,
+) -> Option<u64> {
+    let LookupKey::Email(_) = key else { return None };
+    hints_of(users, suppressed).ip.map(|ip| LookupKey::Ip(ip).digest())
 }
 
 /// Users the reading phase passes over.
@@ -456,6 +471,7 @@ async fn read_due_users(
     let judge = DueJudge {
         store,
         source,
+        sink: connection.sink.as_ref(),
         skip,
         rule: DueRule {
             refresh: connection.schedule.refresh,
@@ -501,17 +517,17 @@ async fn read_due_users(
             }
         };
         // Identities are trimmed like emails: ` u1` and `u1` are one user.
-        if user.identity.trim() != user.identity {
-            user.identity = user.identity.trim().to_owned();
+        if let Some(identity) = user.identity.as_mut().filter(|identity| identity.trim() != *identity) {
+            *identity = identity.trim().to_owned();
         }
-        if skip.resumed.contains(&user.identity) {
+        if skip.resumed.contains(user.state_key().as_ref()) {
             continue;
         }
         let digest = key.digest();
         if !planner.takes(&user, digest, summary) {
             continue;
         }
-        let fate = judge.fate(&user.identity, key, digest, summary)?;
+        let fate = judge.fate(&user, key, digest, summary)?;
         planner.settle(user, fate);
     }
     progress.read(summary.read);
@@ -534,6 +550,7 @@ async fn read_due_users(
 struct DueJudge<'a> {
     store: &'a dyn StateStore,
     source: &'a dyn Source,
+    sink: &'a dyn Sink,
     skip: &'a Skip<'a>,
     rule: DueRule,
     now: DateTime<Utc>,
@@ -543,22 +560,24 @@ impl DueJudge<'_> {
     /// What becomes of a user with this key, counted in the summary.
     fn fate(
         &self,
-        identity: &str,
+        user: &UserRecord,
         key: LookupKey,
         digest: u64,
         summary: &mut RunSummary,
     ) -> Result<Fate, StateError> {
-        let declined = if self.skip.suppressed.contains(&digest) {
-            Some("forgotten on request")
+        let declined = if let Some(reason) = self.sink.cannot_address(user) {
+            Some(format!("skipped by {}: {reason}", self.sink.kind()))
+        } else if self.skip.suppressed.contains(&digest) {
+            Some("skipped: forgotten on request".to_owned())
         } else {
-            self.source.declines(&key)
+            self.source.declines(&key).map(|reason| format!("skipped: {reason}"))
         };
         if let Some(reason) = declined {
             summary.skipped += 1;
-            summary.note(&format!("skipped: {reason}"), 1);
+            summary.note(&reason, 1);
             return Ok(Fate::Skipped(reason));
         }
-        let previous = self.store.user(identity)?;
+        let previous = self.store.user(&user.state_key())?;
         if previous.as_ref().is_none_or(|state| state.is_due(digest, self.now, self.rule)) {
             summary.due += 1;
             Ok(Fate::Due(key, previous))
@@ -570,11 +589,11 @@ impl DueJudge<'_> {
 }
 
 /// What the reading phase made of an identity's row: due (with the user's state), up to date, or
-/// skipped (and why).
+/// skipped (with the reason it was counted under).
 enum Fate {
     Due(LookupKey, Option<UserState>),
     UpToDate,
-    Skipped(&'static str),
+    Skipped(String),
 }
 
 /// The row an identity is enriched from: its most recently seen one (the first of equals), so that
@@ -601,7 +620,7 @@ impl Planner {
     /// identity was read before, and takes back what its earlier row was counted as if this one
     /// replaces it.
     fn takes(&mut self, user: &UserRecord, key_digest: u64, summary: &mut RunSummary) -> bool {
-        let identity_hash = stable_hash([user.identity.as_bytes()]);
+        let identity_hash = stable_hash([user.state_key().as_bytes()]);
         let Some(chosen) = self.chosen.get_mut(&identity_hash) else {
             let chosen =
                 Chosen { last_seen: user.last_seen, key_digest, several_emails: false, counted: None };
@@ -619,12 +638,12 @@ impl Planner {
         match chosen.counted.take() {
             Some(Fate::Skipped(reason)) => {
                 summary.skipped -= 1;
-                summary.unnote(&format!("skipped: {reason}"), 1);
+                summary.unnote(&reason, 1);
             }
             Some(Fate::Due(key, _)) => {
                 summary.due -= 1;
                 if let Some(users) = self.due.get_mut(&key) {
-                    users.retain(|due| due.record.identity != user.identity);
+                    users.retain(|due| due.record.state_key() != user.state_key());
                     if users.is_empty() {
                         self.due.remove(&key);
                     }
@@ -640,7 +659,7 @@ impl Planner {
 
     /// Records what became of the row [`Planner::takes`] chose.
     fn settle(&mut self, user: UserRecord, fate: Fate) {
-        let identity_hash = stable_hash([user.identity.as_bytes()]);
+        let identity_hash = stable_hash([user.state_key().as_bytes()]);
         let Some(chosen) = self.chosen.get_mut(&identity_hash) else { return };
         chosen.counted = Some(match fate {
             Fate::Due(key, previous) => {
@@ -670,6 +689,7 @@ fn properties_hash(properties: &Properties) -> u64 {
 fn fresh_state(key_hash: u64, now: DateTime<Utc>) -> UserState {
     UserState {
         key_hash,
+        fallback_hash: None,
         outcome: Outcome::Pending,
         checked_at: None,
         attempted_at: now,
@@ -683,11 +703,11 @@ fn fresh_state(key_hash: u64, now: DateTime<Utc>) -> UserState {
 }
 
 /// Records an outcome that needs no write, building each user's new state from its previous one
-/// (with the current key).
+/// (with the current key and the address sent along with it).
 fn record(
     store: &dyn StateStore,
     users: &[DueUser],
-    key_hash: u64,
+    (key_hash, fallback_hash): (u64, Option<u64>),
     update: impl Fn(UserState) -> UserState,
 ) -> Result<(), StateError> {
     let now = Utc::now();
@@ -695,7 +715,8 @@ fn record(
         .iter()
         .map(|user| {
             let previous = user.previous.clone().unwrap_or_else(|| fresh_state(key_hash, now));
-            (user.record.identity.clone(), update(UserState { key_hash, ..previous }))
+            let state = UserState { key_hash, fallback_hash, ..previous };
+            (user.record.state_key().into_owned(), update(state))
         })
         .collect();
     store.put_users(&states)
@@ -706,6 +727,8 @@ fn record(
 struct Check<'a> {
     outcome: Outcome,
     key_hash: u64,
+    /// The digest of the address sent along with the key, if one was.
+    fallback_hash: Option<u64>,
     properties: Properties,
     properties_hash: u64,
     /// The names this check leaves set, the check date included, sorted.
@@ -728,7 +751,7 @@ struct PreparedWrite {
 impl<'a> Check<'a> {
     fn new(
         outcome: Outcome,
-        key_hash: u64,
+        (key_hash, fallback_hash): (u64, Option<u64>),
         properties: Properties,
         checked_property: &'a str,
         segments: &[Segment],
@@ -746,7 +769,17 @@ impl<'a> Check<'a> {
         if let Err(at) = names.binary_search_by(|name| name.as_str().cmp(checked_property)) {
             names.insert(at, checked_property.to_owned());
         }
-        Self { outcome, key_hash, properties, properties_hash, names, checked_property, segment_values, now }
+        Self {
+            outcome,
+            key_hash,
+            fallback_hash,
+            properties,
+            properties_hash,
+            names,
+            checked_property,
+            segment_values,
+            now,
+        }
     }
 
     /// The names last acknowledged for a user that this check no longer yields.
@@ -773,6 +806,7 @@ impl<'a> Check<'a> {
         );
         let acknowledged = UserState {
             key_hash: self.key_hash,
+            fallback_hash: self.fallback_hash,
             outcome: self.outcome,
             checked_at: Some(self.now),
             attempted_at: self.now,
@@ -785,9 +819,14 @@ impl<'a> Check<'a> {
         };
         let cleared = cleared.len() as u64;
         let write = PendingWrite {
-            update: UserUpdate { identity: user.record.identity, user_id: user.record.user_id, properties },
+            update: UserUpdate {
+                identity: user.record.identity,
+                user_id: user.record.user_id,
+                properties,
+                checked_at: self.now,
+            },
             acknowledged,
-            previous: UserState { key_hash: self.key_hash, ..previous },
+            previous: UserState { key_hash: self.key_hash, fallback_hash: self.fallback_hash, ..previous },
         };
         PreparedWrite { write, unchanged, cleared }
     }
@@ -903,7 +942,7 @@ async fn write_batch(
     let mut refused = Vec::new();
     for ((update, states), reason) in updates.into_iter().zip(states).zip(reasons) {
         match reason {
-            None => acknowledged.push((update.identity, states)),
+            None => acknowledged.push((update.state_key().into_owned(), states)),
             Some(reason) => refused.push((update, states, reason)),
         }
     }
@@ -957,7 +996,7 @@ fn keep_refused(
             attempted_at: now,
             ..states.previous.clone()
         };
-        failed.push((update.identity.clone(), state));
+        failed.push((update.state_key().into_owned(), state));
         pending.push(PendingWrite { update, acknowledged: states.acknowledged, previous: states.previous });
     }
     for (reason, users) in reasons {

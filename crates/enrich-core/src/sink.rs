@@ -1,18 +1,32 @@
 //! Sinks: where properties are written (Heap's user properties, later a warehouse table).
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ConnectorError, Properties};
+use crate::{ConnectorError, Properties, UserRecord};
 
 /// The properties to write for one user, addressed however the sink can.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserUpdate {
-    pub identity: String,
+    /// `None` for an anonymous user, whom only a sink keyed by `user_id` can address.
+    pub identity: Option<String>,
     pub user_id: Option<String>,
     pub properties: Properties,
+    /// When the check these properties come from was made. Pending writes stored before this field
+    /// existed carry none: they are written as checked when read.
+    #[serde(default = "Utc::now")]
+    pub checked_at: DateTime<Utc>,
+}
+
+impl UserUpdate {
+    /// What the state keeps this user under: see [`crate::user::state_key`].
+    pub fn state_key(&self) -> Cow<'_, str> {
+        crate::user::state_key(self.identity.as_deref(), self.user_id.as_deref())
+    }
 }
 
 /// Users of a batch the destination refused one by one: their positions in the batch, each with the
@@ -26,6 +40,11 @@ pub trait Sink: Send + Sync + Debug {
     fn kind(&self) -> &'static str;
     /// The most users one `write` may carry.
     fn max_batch(&self) -> usize;
+    /// Why this sink cannot address a user (Heap: one without identity), or `None` when it can. Such
+    /// users are skipped before any lookup, counted under the reason, and never sent.
+    fn cannot_address(&self, _user: &UserRecord) -> Option<&'static str> {
+        None
+    }
     /// Writes one batch; `Ok` means the destination acknowledged every user in it but those it
     /// refused one by one.
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError>;

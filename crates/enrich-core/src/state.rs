@@ -27,6 +27,11 @@ pub enum Outcome {
 pub struct UserState {
     /// Stable hash of the lookup key, so that a changed email is looked up again.
     pub key_hash: u64,
+    /// Stable hash of the IP address sent along with an email's lookup (a match hint, or the address
+    /// Reveal was asked about when the email found no company), so that forgetting the address
+    /// reaches this user too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_hash: Option<u64>,
     pub outcome: Outcome,
     /// The last completed check (found, not found or invalid).
     pub checked_at: Option<DateTime<Utc>>,
@@ -60,6 +65,12 @@ pub struct DueRule {
 }
 
 impl UserState {
+    /// Whether this state came from a lookup of the key with this digest, or of one sent along with it:
+    /// what `forget` removes.
+    pub fn concerns(&self, key_hash: u64) -> bool {
+        self.key_hash == key_hash || self.fallback_hash == Some(key_hash)
+    }
+
     /// Whether a user with this state and the given key must be looked up now.
     pub fn is_due(&self, key_hash: u64, now: DateTime<Utc>, rule: DueRule) -> bool {
         if key_hash != self.key_hash {
@@ -298,6 +309,8 @@ pub struct PendingWrite {
 
 /// Durable memory of one connection: its users and its own state. Writes of one call are atomic.
 pub trait StateStore: Send + Sync + fmt::Debug {
+    /// A user's state, by its [`UserRecord::state_key`](crate::UserRecord::state_key) (as every
+    /// identity below is).
     fn user(&self, identity: &str) -> Result<Option<UserState>, StateError>;
     /// Every user's state, for reports; streamed so a million users need not fit in memory.
     fn users(&self) -> Box<dyn Iterator<Item = Result<(String, UserState), StateError>> + '_>;
@@ -307,8 +320,8 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError>;
     /// Every check whose write was never acknowledged (an interrupted run's).
     fn pending(&self) -> Result<Vec<PendingWrite>, StateError>;
-    /// A privacy request: removes every user looked up by the key with this digest and their pending
-    /// writes, leaving no trace of them in storage, and adds the digest to the connection's
+    /// A privacy request: removes every user whose state [`UserState::concerns`] the key with this
+    /// digest and their pending writes (those whose acknowledged state concerns it too), leaving no trace of them in storage, and adds the digest to the connection's
     /// `suppressed` keys, durably with the users' states; returns the identities removed.
     fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError>;
     fn connection(&self) -> Result<ConnectionState, StateError>;
@@ -373,7 +386,7 @@ impl StateStore for MemoryStateStore {
     fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError> {
         let mut pending = locked(&self.pending);
         for write in writes {
-            pending.insert(write.update.identity.clone(), write.clone());
+            pending.insert(write.update.state_key().into_owned(), write.clone());
         }
         Ok(())
     }
@@ -387,14 +400,14 @@ impl StateStore for MemoryStateStore {
         let mut pending = locked(&self.pending);
         let mut forgotten: Vec<String> = users
             .iter()
-            .filter(|(_, state)| state.key_hash == key_hash)
+            .filter(|(_, state)| state.concerns(key_hash))
             .map(|(identity, _)| identity.clone())
             .collect();
         forgotten.extend(
             pending
-                .values()
-                .filter(|write| write.acknowledged.key_hash == key_hash)
-                .map(|w| w.update.identity.clone()),
+                .iter()
+                .filter(|(_, write)| write.acknowledged.concerns(key_hash))
+                .map(|(identity, _)| identity.clone()),
         );
         forgotten.sort();
         forgotten.dedup();
@@ -427,6 +440,7 @@ mod tests {
     fn state(outcome: Outcome, checked_hours_ago: Option<i64>, now: DateTime<Utc>) -> UserState {
         UserState {
             key_hash: 7,
+            fallback_hash: None,
             outcome,
             checked_at: checked_hours_ago.map(|hours| now - chrono::Duration::hours(hours)),
             attempted_at: now,

@@ -1,5 +1,6 @@
 //! Users as a directory reports them, and the keys sources look them up by.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -9,8 +10,9 @@ use serde::{Deserialize, Serialize};
 /// One user from a directory: who they are in the analytics tool and what a source can look up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
-    /// The analytics tool's identity (Heap's `identity`): how sinks address the user.
-    pub identity: String,
+    /// The analytics tool's identity (Heap's `identity`): how Heap addresses the user. `None` for an
+    /// anonymous user, who is then addressed by `user_id` (a directory gives one or the other, or both).
+    pub identity: Option<String>,
     /// The analytics tool's internal user id, where the directory knows it (warehouse sinks).
     pub user_id: Option<String>,
     pub email: Option<String>,
@@ -67,6 +69,19 @@ pub fn identity_problem(identity: &str) -> Option<String> {
         .then(|| format!("identity is {length} characters long, Heap takes at most {MAX_IDENTITY_CHARS}"))
 }
 
+/// What the state keeps a user under: the identity, or for an anonymous user (no identity) its `user_id`
+/// behind [`ANONYMOUS_KEY_PREFIX`]. The engine trims identities, so no identity starts with a space and
+/// no anonymous user's key can meet an identity equal to its `user_id`.
+pub fn state_key<'a>(identity: Option<&'a str>, user_id: Option<&str>) -> Cow<'a, str> {
+    match identity {
+        Some(identity) => Cow::Borrowed(identity),
+        None => Cow::Owned(format!("{ANONYMOUS_KEY_PREFIX}{}", user_id.unwrap_or_default())),
+    }
+}
+
+/// What starts the state key of an anonymous user: ` user_id 42`.
+pub const ANONYMOUS_KEY_PREFIX: &str = " user_id ";
+
 /// What a source looks users up by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -118,6 +133,11 @@ impl fmt::Display for SkipReason {
 }
 
 impl UserRecord {
+    /// What the state keeps this user under: see [`state_key`].
+    pub fn state_key(&self) -> Cow<'_, str> {
+        state_key(self.identity.as_deref(), self.user_id.as_deref())
+    }
+
     /// The key a source of the given kind looks this user up by, or why there is none.
     pub fn lookup_key(&self, kind: KeyKind) -> Result<LookupKey, SkipReason> {
         match kind {
@@ -210,7 +230,7 @@ mod tests {
     #[test]
     fn lookup_key_says_why_there_is_none() {
         let mut user = UserRecord {
-            identity: "u1".into(),
+            identity: Some("u1".into()),
             user_id: None,
             email: None,
             ip: None,
@@ -226,9 +246,17 @@ mod tests {
     }
 
     #[test]
+    fn an_anonymous_user_is_kept_apart_from_an_identity_equal_to_its_user_id() {
+        assert_eq!(state_key(Some("42"), Some("7")), "42");
+        assert_eq!(state_key(None, Some("42")), " user_id 42");
+        assert_ne!(state_key(None, Some("42")), state_key(Some("42"), None));
+        assert_ne!(state_key(None, Some("42")), state_key(Some("user_id 42"), None));
+    }
+
+    #[test]
     fn hints_take_each_part_from_the_first_user_that_has_it() {
         let user = |given: Option<&str>, family: Option<&str>, ip: Option<&str>| UserRecord {
-            identity: "u".into(),
+            identity: Some("u".into()),
             user_id: None,
             email: Some("a@b.io".into()),
             ip: ip.map(|ip| ip.parse().unwrap()),

@@ -5,8 +5,8 @@
 //!
 //! Tables (created and migrated by enrich itself, see [`migrations`]): `enrich_connections` (one row
 //! per connection: its id and its [`ConnectionState`] as JSON), `enrich_users` and
-//! `enrich_pending_writes` (per connection and identity, with the lookup key's digest, so that `forget`
-//! finds a person's rows by index), `enrich_suppressed_keys` (the forget list) and `enrich_rate_budgets` (per-minute budgets of
+//! `enrich_pending_writes` (per connection and identity, with the lookup key's digest and that of the
+//! address sent along with it, so that `forget` finds a person's rows by index), `enrich_suppressed_keys` (the forget list) and `enrich_rate_budgets` (per-minute budgets of
 //! provider keys that workers share: see [`SharedBudget`](enrich_core::SharedBudget)).
 //! Each call of the store is one transaction, committed before it returns: a check is acknowledged by
 //! the sink only after its pending write is committed, on whichever machine the run is.
@@ -303,8 +303,26 @@ fn failed(what: &str, error: &tokio_postgres::Error) -> StateError {
     StateError(format!("{what}: {}", error_message(error)))
 }
 
-/// Rows to upsert, keyed by identity: the last of an identity in one call wins.
-type Rows = BTreeMap<Vec<u8>, (i64, Vec<u8>)>;
+/// Rows to upsert, keyed by identity (a [`UserState`]'s state key): the last of an identity in one
+/// call wins.
+type Rows = BTreeMap<Vec<u8>, Row>;
+
+/// One user's or pending write's row: its digests (the key's, the address sent along) and payload.
+struct Row {
+    key_hash: i64,
+    fallback_hash: Option<i64>,
+    payload: Vec<u8>,
+}
+
+impl Row {
+    fn of<T: Serialize>(state: &UserState, payload: &T) -> Result<Self, StateError> {
+        Ok(Self {
+            key_hash: stored(state.key_hash),
+            fallback_hash: state.fallback_hash.map(stored),
+            payload: encode(payload)?,
+        })
+    }
+}
 
 /// Upserts `rows` into `table` and, when `clear_pending`, removes their pending writes, in one
 /// transaction.
@@ -317,11 +335,13 @@ async fn upsert(
 ) -> Result<(), StateError> {
     let mut identities = Vec::with_capacity(rows.len());
     let mut hashes = Vec::with_capacity(rows.len());
+    let mut fallback_hashes = Vec::with_capacity(rows.len());
     let mut payloads = Vec::with_capacity(rows.len());
-    for (identity, (hash, payload)) in rows {
+    for (identity, row) in rows {
         identities.push(identity);
-        hashes.push(hash);
-        payloads.push(payload);
+        hashes.push(row.key_hash);
+        fallback_hashes.push(row.fallback_hash);
+        payloads.push(row.payload);
     }
     let payload = if table == "enrich_users" { "state" } else { "write" };
     let mut client = session.client.lock().await;
@@ -329,12 +349,13 @@ async fn upsert(
     transaction
         .execute(
             &format!(
-                "INSERT INTO {table} (connection_id, identity, key_hash, {payload}) \
-                 SELECT $1, * FROM unnest($2::bytea[], $3::int8[], $4::bytea[]) \
+                "INSERT INTO {table} (connection_id, identity, key_hash, fallback_hash, {payload}) \
+                 SELECT $1, * FROM unnest($2::bytea[], $3::int8[], $4::int8[], $5::bytea[]) \
                  ON CONFLICT (connection_id, identity) DO UPDATE \
-                 SET key_hash = excluded.key_hash, {payload} = excluded.{payload}"
+                 SET key_hash = excluded.key_hash, fallback_hash = excluded.fallback_hash, \
+                     {payload} = excluded.{payload}"
             ),
-            &[&id, &identities, &hashes, &payloads],
+            &[&id, &identities, &hashes, &fallback_hashes, &payloads],
         )
         .await
         .map_err(|error| failed("writing", &error))?;
@@ -398,7 +419,7 @@ impl StateStore for PostgresStateStore {
     fn put_users(&self, users: &[(String, UserState)]) -> Result<(), StateError> {
         let mut rows = Rows::new();
         for (identity, state) in users {
-            rows.insert(identity.as_bytes().to_vec(), (stored(state.key_hash), encode(state)?));
+            rows.insert(identity.as_bytes().to_vec(), Row::of(state, state)?);
         }
         self.with_session(|session, id| upsert(session, id, "enrich_users", rows, true))
     }
@@ -406,10 +427,7 @@ impl StateStore for PostgresStateStore {
     fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError> {
         let mut rows = Rows::new();
         for write in writes {
-            rows.insert(
-                write.update.identity.as_bytes().to_vec(),
-                (stored(write.acknowledged.key_hash), encode(write)?),
-            );
+            rows.insert(write.update.state_key().as_bytes().to_vec(), Row::of(&write.acknowledged, write)?);
         }
         self.with_session(|session, id| upsert(session, id, "enrich_pending_writes", rows, false))
     }
@@ -438,7 +456,10 @@ impl StateStore for PostgresStateStore {
             for table in ["enrich_users", "enrich_pending_writes"] {
                 let rows = transaction
                     .query(
-                        &format!("DELETE FROM {table} WHERE connection_id = $1 AND key_hash = $2 RETURNING identity"),
+                        &format!(
+                            "DELETE FROM {table} WHERE connection_id = $1 AND (key_hash = $2 OR fallback_hash = $2) \
+                             RETURNING identity"
+                        ),
                         &[&id, &key],
                     )
                     .await

@@ -186,19 +186,19 @@ impl SledStateStore {
             .collect()
     }
 
-    /// The identities of the users and pending writes looked up by the key with this digest.
+    /// The identities of the users and pending writes whose states concern the key with this digest.
     fn identities_of(&self, db: &sled::Db, key_hash: u64) -> Result<Vec<String>, StateError> {
         let mut identities = Vec::new();
         for entry in db.scan_prefix(USER) {
             let (key, bytes) = entry.map_err(|error| self.sled_error(&error))?;
             let state: UserState = self.decode("a user", &bytes)?;
-            if state.key_hash == key_hash {
+            if state.concerns(key_hash) {
                 identities.push(String::from_utf8_lossy(&key[USER.len()..]).into_owned());
             }
         }
         for write in self.pending_in(db)? {
-            if write.acknowledged.key_hash == key_hash {
-                identities.push(write.update.identity);
+            if write.acknowledged.concerns(key_hash) {
+                identities.push(write.update.state_key().into_owned());
             }
         }
         identities.sort();
@@ -585,7 +585,7 @@ impl StateStore for SledStateStore {
     fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
         for write in writes {
-            batch.insert(key(PENDING, write.update.identity.as_bytes()), encode(write)?);
+            batch.insert(key(PENDING, write.update.state_key().as_bytes()), encode(write)?);
         }
         self.db()?.apply_batch(batch).map_err(|error| self.sled_error(&error))
     }

@@ -134,7 +134,7 @@ pub fn sort_users(users: &mut [UserRecord]) {
 
 pub fn user(user_id: i64, identity: &str, email: Option<&str>, last_seen: DateTime<Utc>) -> UserRecord {
     UserRecord {
-        identity: identity.to_owned(),
+        identity: Some(identity.to_owned()),
         user_id: Some(user_id.to_string()),
         email: email.map(str::to_owned),
         ip: None,

@@ -127,7 +127,7 @@ fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> 
         "{name}: forgot {key}: {} user{} removed from the state{}",
         forgotten.len(),
         plural(forgotten.len() as u64),
-        if forgotten.is_empty() { String::new() } else { format!(" ({})", forgotten.join(", ")) }
+        if forgotten.is_empty() { String::new() } else { format!(" ({})", shown_keys(&forgotten)) }
     )?;
     let what = if matches!(key, enrich_core::LookupKey::Ip(_)) { "address" } else { "email" };
     writeln!(out, "{name}: this {what} will not be looked up again; remove it from the roster too")?;
@@ -140,6 +140,11 @@ fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> 
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// State keys as people read them: identities, and anonymous users as `user_id 42`.
+fn shown_keys(keys: &[String]) -> String {
+    keys.iter().map(|key| key.trim_start()).collect::<Vec<_>>().join(", ")
 }
 
 /// The folder config paths are relative to.

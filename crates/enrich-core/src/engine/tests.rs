@@ -118,12 +118,20 @@ struct FakeSink {
     answers: Mutex<Vec<Result<(), ConnectorError>>>,
     /// Identities refused one by one, with this reason.
     refuse: Vec<String>,
+    /// Users without identity cannot be addressed, as with Heap.
+    needs_identity: bool,
     batches: Mutex<Vec<Vec<UserUpdate>>>,
 }
 
 impl FakeSink {
     fn new(max_batch: usize) -> Self {
-        Self { max_batch, answers: Mutex::default(), refuse: Vec::new(), batches: Mutex::default() }
+        Self {
+            max_batch,
+            answers: Mutex::default(),
+            refuse: Vec::new(),
+            needs_identity: false,
+            batches: Mutex::default(),
+        }
     }
 
     fn refusing(self, identities: &[&str]) -> Self {
@@ -137,7 +145,8 @@ impl FakeSink {
 
     fn written(&self) -> HashMap<String, Properties> {
         let batches = self.batches.lock().unwrap();
-        batches.iter().flatten().map(|update| (update.identity.clone(), update.properties.clone())).collect()
+        let written = batches.iter().flatten();
+        written.map(|update| (update.state_key().into_owned(), update.properties.clone())).collect()
     }
 }
 
@@ -149,14 +158,18 @@ impl Sink for FakeSink {
     fn max_batch(&self) -> usize {
         self.max_batch
     }
+    fn cannot_address(&self, user: &UserRecord) -> Option<&'static str> {
+        (self.needs_identity && user.identity.is_none()).then_some("no identity")
+    }
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError> {
         assert!(batch.len() <= self.max_batch, "batch of {} over the limit", batch.len());
         let mut answers = self.answers.lock().unwrap();
         if !answers.is_empty() {
             answers.remove(0)?;
         }
-        let (refused, taken): (Vec<_>, Vec<_>) =
-            batch.iter().enumerate().partition(|(_, update)| self.refuse.contains(&update.identity));
+        let (refused, taken): (Vec<_>, Vec<_>) = batch.iter().enumerate().partition(|(_, update)| {
+            self.refuse.iter().any(|refused| update.identity.as_ref() == Some(refused))
+        });
         self.batches.lock().unwrap().push(taken.into_iter().map(|(_, update)| update.clone()).collect());
         Ok(refused.into_iter().map(|(at, _)| (at, "400: refused identity".to_owned())).collect())
     }
@@ -185,7 +198,7 @@ static TEST_START: std::sync::LazyLock<DateTime<Utc>> = std::sync::LazyLock::new
 
 fn user(identity: &str, email: Option<&str>, seen_days_ago: i64) -> Result<UserRecord, DirectoryError> {
     Ok(UserRecord {
-        identity: identity.into(),
+        identity: Some(identity.into()),
         user_id: None,
         email: email.map(Into::into),
         ip: None,
@@ -367,7 +380,10 @@ async fn users_refused_one_by_one_fail_alone_and_stay_pending() {
     assert_eq!(states["u2"].detail.as_deref(), Some("400: refused identity"));
     assert_eq!(states["u1"].outcome, Outcome::NotFound);
     let pending = h.store.pending().unwrap();
-    assert_eq!(pending.iter().map(|write| write.update.identity.as_str()).collect::<Vec<_>>(), ["u2"]);
+    assert_eq!(
+        pending.iter().map(|write| write.update.identity.as_deref()).collect::<Vec<_>>(),
+        [Some("u2")]
+    );
 }
 
 #[tokio::test]
@@ -757,4 +773,65 @@ async fn a_fatal_answer_in_a_batch_records_none_of_its_users() {
     assert_eq!(report.run.summary.aborted, 2);
     assert!(h.store.user_states().is_empty(), "nobody recorded");
     assert!(h.sink.written().is_empty());
+}
+
+/// A user without identity, known by Heap's `user_id`, at an address.
+fn anonymous(user_id: &str, ip: &str) -> Result<UserRecord, DirectoryError> {
+    let user = user("", None, 1)?;
+    Ok(UserRecord { identity: None, user_id: Some(user_id.into()), ip: Some(ip.parse().unwrap()), ..user })
+}
+
+#[tokio::test]
+async fn anonymous_users_are_remembered_by_user_id_apart_from_an_equal_identity() {
+    let source = FakeSource { falls_back_to_ip: true, ..FakeSource::with(&[("81.2.69.160", found("Acme"))]) };
+    let rows =
+        vec![anonymous("42", "81.2.69.160"), anonymous("43", "81.2.69.160"), user("42", Some("a@b.io"), 1)];
+    let h = harness(source, FakeSink::new(10), rows);
+    let s = h.run().await.run.summary;
+    assert_eq!((s.due, s.lookups, s.found, s.written, s.duplicate_identities), (3, 2, 2, 3, 0));
+    let written = h.sink.written();
+    assert_eq!(written[" user_id 42"]["Company Name"], PropertyValue::text("Acme").0);
+    assert!(!written["42"].contains_key("Company Name"), "the identity 42 is another user");
+    let states = h.store.user_states();
+    assert_eq!(states.len(), 3, "{:?}", states.keys());
+    assert_eq!(h.run().await.run.summary.lookups, 0, "a second run looks nothing up");
+}
+
+#[tokio::test]
+async fn users_the_sink_cannot_address_are_skipped_before_any_lookup() {
+    let source = FakeSource { falls_back_to_ip: true, ..FakeSource::default() };
+    let sink = FakeSink { needs_identity: true, ..FakeSink::new(10) };
+    let rows =
+        vec![anonymous("42", "81.2.69.160"), anonymous("43", "81.2.69.161"), user("u1", Some("a@b.io"), 1)];
+    let h = harness(source, sink, rows);
+    for run in 0..2 {
+        let s = h.run().await.run.summary;
+        assert_eq!(s.skipped, 2, "run {run}");
+        assert_eq!(s.top_reasons(5), vec![("skipped by fake: no identity", 2)], "run {run}");
+    }
+    assert_eq!(h.source.asked(), ["a@b.io"], "looked up once, and never the anonymous users");
+    assert_eq!(h.sink.written().into_keys().collect::<Vec<_>>(), ["u1"]);
+}
+
+#[tokio::test]
+async fn forgetting_an_address_reaches_users_whose_email_lookup_sent_it() {
+    let with_ip = |identity: &str, email: &str, ip: &str| {
+        user(identity, Some(email), 1).map(|user| UserRecord { ip: Some(ip.parse().unwrap()), ..user })
+    };
+    let rows = vec![with_ip("u1", "a@gmail.com", "81.2.69.160"), with_ip("u2", "b@gmail.com", "81.2.69.161")];
+    let h = harness(FakeSource::default(), FakeSink::new(10), rows);
+    h.run().await;
+    let address = LookupKey::Ip("81.2.69.160".parse().unwrap()).digest();
+    assert_eq!(h.store.user("u1").unwrap().unwrap().fallback_hash, Some(address));
+    assert_eq!(h.store.forget(address).unwrap(), ["u1"]);
+    assert!(h.store.user("u2").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn an_update_carries_the_time_of_its_check() {
+    let h = harness(FakeSource::default(), FakeSink::new(10), vec![user("u1", Some("a@b.io"), 1)]);
+    h.run().await;
+    let update = h.sink.batches.lock().unwrap()[0][0].clone();
+    let state = h.store.user("u1").unwrap().unwrap();
+    assert_eq!(Some(update.checked_at), state.checked_at);
 }
