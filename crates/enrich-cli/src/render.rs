@@ -66,6 +66,7 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
         ("checked recently", summary.up_to_date),
         ("due", summary.due),
         ("skipped by the source", summary.skipped),
+        ("skipped by the sink", summary.unaddressable),
         ("deferred by the limit", summary.deferred),
         ("resumed without lookup", summary.resumed),
         ("looked up", summary.lookups),

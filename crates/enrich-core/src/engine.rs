@@ -565,16 +565,20 @@ impl DueJudge<'_> {
         digest: u64,
         summary: &mut RunSummary,
     ) -> Result<Fate, StateError> {
-        let declined = if let Some(reason) = self.sink.cannot_address(user) {
-            Some(format!("skipped by {}: {reason}", self.sink.kind()))
-        } else if self.skip.suppressed.contains(&digest) {
-            Some("skipped: forgotten on request".to_owned())
+        if let Some(reason) = self.sink.cannot_address(user) {
+            let reason = format!("skipped by {}: {reason}", self.sink.kind());
+            summary.unaddressable += 1;
+            summary.note(&reason, 1);
+            return Ok(Fate::Unaddressable(reason));
+        }
+        let declined = if self.skip.suppressed.contains(&digest) {
+            Some("forgotten on request")
         } else {
-            self.source.declines(&key).map(|reason| format!("skipped: {reason}"))
+            self.source.declines(&key)
         };
         if let Some(reason) = declined {
             summary.skipped += 1;
-            summary.note(&reason, 1);
+            summary.note(&format!("skipped: {reason}"), 1);
             return Ok(Fate::Skipped(reason));
         }
         let previous = self.store.user(&user.state_key())?;
@@ -588,12 +592,13 @@ impl DueJudge<'_> {
     }
 }
 
-/// What the reading phase made of an identity's row: due (with the user's state), up to date, or
-/// skipped (with the reason it was counted under).
+/// What the reading phase made of an identity's row: due (with the user's state), up to date,
+/// skipped (and why), or one the sink cannot address (with the reason it was counted under).
 enum Fate {
     Due(LookupKey, Option<UserState>),
     UpToDate,
-    Skipped(String),
+    Skipped(&'static str),
+    Unaddressable(String),
 }
 
 /// The row an identity is enriched from: its most recently seen one (the first of equals), so that
@@ -638,6 +643,10 @@ impl Planner {
         match chosen.counted.take() {
             Some(Fate::Skipped(reason)) => {
                 summary.skipped -= 1;
+                summary.unnote(&format!("skipped: {reason}"), 1);
+            }
+            Some(Fate::Unaddressable(reason)) => {
+                summary.unaddressable -= 1;
                 summary.unnote(&reason, 1);
             }
             Some(Fate::Due(key, _)) => {
@@ -666,7 +675,7 @@ impl Planner {
                 self.due.entry(key.clone()).or_default().push(DueUser { record: user, previous });
                 Fate::Due(key, None)
             }
-            counted @ (Fate::UpToDate | Fate::Skipped(_)) => counted,
+            counted @ (Fate::UpToDate | Fate::Skipped(_) | Fate::Unaddressable(_)) => counted,
         });
     }
 }

@@ -159,6 +159,8 @@ pub struct RunSummary {
     pub due: u64,
     /// Users the source declined to look up (e.g. free email domains), or forgotten on request.
     pub skipped: u64,
+    /// Users the sink cannot address (Heap: anonymous users): skipped before any lookup.
+    pub unaddressable: u64,
     /// Due users left for the next run by `max_lookups_per_run`.
     pub deferred: u64,
     /// Users whose results were fetched by an earlier, interrupted run and written now, without a lookup.

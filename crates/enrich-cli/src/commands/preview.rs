@@ -73,6 +73,7 @@ pub fn lines(plan: &RunPlan, cost: &Cost, lookups_per_minute: u32) -> Vec<String
         (summary.duplicate_identities, "duplicate identities"),
         (summary.up_to_date, "checked recently"),
         (summary.skipped, "skipped by the source (free mail, forgotten)"),
+        (summary.unaddressable, "skipped by the sink (anonymous users for Heap)"),
         (summary.deferred, "deferred by max_lookups_per_run"),
     ]
     .into_iter()
