@@ -12,7 +12,8 @@
 
 use async_trait::async_trait;
 use enrich_core::{
-    ConnectorError, FieldError, Properties, PropertyValue, Refused, Sink, UserUpdate, ensure_valid,
+    ConnectorError, FieldError, Properties, PropertyValue, Refused, Sink, UserRecord, UserUpdate,
+    ensure_valid,
 };
 use futures::future::try_join_all;
 use secrecy::SecretString;
@@ -25,6 +26,9 @@ use crate::identifier::{name_problem, quoted};
 
 /// Users a write carries at most: one statement each, pipelined in one transaction.
 const MAX_BATCH: usize = 500;
+
+/// Why a user cannot have a row: the table is keyed by Heap's `user_id`.
+const NO_USER_ID: &str = "no Heap user_id: the roster must have one (heap_connect, or user_id in a query)";
 
 /// The `postgres_table` sink config.
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +151,10 @@ impl Sink for PostgresTableSink {
         MAX_BATCH
     }
 
+    fn cannot_address(&self, user: &UserRecord) -> Option<&'static str> {
+        user.user_id.is_none().then_some(NO_USER_ID)
+    }
+
     /// Users without a Heap `user_id` are refused one by one: the table is keyed by it.
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError> {
         let (mut client, connection) = self.database.connect().await?;
@@ -158,11 +166,7 @@ impl Sink for PostgresTableSink {
         let mut rows = Vec::with_capacity(batch.len());
         for (at, update) in batch.iter().enumerate() {
             let Some(user_id) = update.user_id.as_deref() else {
-                refused.push((
-                    at,
-                    "no Heap user_id: the roster must have one (heap_connect, or user_id in a query)"
-                        .to_owned(),
-                ));
+                refused.push((at, NO_USER_ID.to_owned()));
                 continue;
             };
             let (properties, cleared) = split_cleared(&update.properties);

@@ -100,6 +100,21 @@ async fn creates_the_table_upserts_by_user_id_and_removes_what_is_no_longer_true
 }
 
 #[test]
+fn a_user_without_a_user_id_cannot_have_a_row() {
+    let sink = sink("postgres://u:p@127.0.0.1/db", "enrich.reveal");
+    let user = |user_id: Option<&str>| enrich_core::UserRecord {
+        identity: Some("csv-user".into()),
+        user_id: user_id.map(str::to_owned),
+        email: None,
+        ip: None,
+        name: enrich_core::PersonName::default(),
+        last_seen: Utc::now(),
+    };
+    assert!(sink.cannot_address(&user(None)).is_some_and(|reason| reason.starts_with("no Heap user_id")));
+    assert_eq!(sink.cannot_address(&user(Some("7"))), None);
+}
+
+#[test]
 fn the_table_must_name_its_schema() {
     let config: PostgresTableConfig =
         serde_json::from_value(json!({ "url": "postgres://u:secret@h/db", "table": "reveal" })).unwrap();
