@@ -209,7 +209,7 @@ pub enum Command {
     /// the state folder holds them any more; later runs skip the email (a hash of it is kept in the
     /// database and in connection.json). Prints the identities removed and how to delete the users on
     /// Heap's side, which enrich does not do for you. An IP address forgets the users a Reveal
-    /// connection looked up by it.
+    /// connection looked up by it, and those whose email lookup was given it (Reveal's fallback).
     Forget {
         /// The connection's name in the config file.
         name: String,

@@ -414,7 +414,7 @@ fn hints_of(users: &[DueUser], suppressed: &std::collections::BTreeSet<u64>) -> 
     hints
 }
 
-/// The digest of the address sent along with an email's lookup (a hint, or Reveal's fallback), which
+/// The digest of the address offered with an email's lookup (Clearbit's hint, Reveal's fallback), which
 /// the users' states keep so that forgetting the address reaches them.
 fn sent_address_hash(
     key: &LookupKey,

@@ -27,9 +27,9 @@ pub enum Outcome {
 pub struct UserState {
     /// Stable hash of the lookup key, so that a changed email is looked up again.
     pub key_hash: u64,
-    /// Stable hash of the IP address sent along with an email's lookup (a match hint, or the address
-    /// Reveal was asked about when the email found no company), so that forgetting the address
-    /// reaches this user too.
+    /// Stable hash of the IP address offered to the source with an email's lookup (Clearbit sends it as
+    /// a match hint, and asks Reveal about it when the email found no company), so that forgetting the
+    /// address reaches this user too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_hash: Option<u64>,
     pub outcome: Outcome,
