@@ -115,6 +115,12 @@ async fn anonymous_users_reach_the_warehouse_by_user_id_and_heap_never() {
         }
     };
     let sql = |query: &str| psql(&url, query).unwrap();
+    let validated = enrich(&["validate"]).await;
+    validated.success();
+    assert!(
+        validated.stdout.contains(&format!("schema {}, anonymous ones included", schema.name)),
+        "{validated}"
+    );
 
     // The table refuses the writes: the checks wait as pending writes.
     let refused = enrich(&["sync", "warehouse"]).await;

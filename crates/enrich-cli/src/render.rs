@@ -26,7 +26,8 @@ pub fn connection_line(connection: &ConnectionConfig) -> String {
     let users = match &connection.users {
         UsersConfig::Csv(csv) => format!("users from {}", csv.path.display()),
         UsersConfig::HeapConnect(heap_connect) => {
-            format!("users from Heap Connect schema {}", heap_connect.schema)
+            let anonymous = if heap_connect.anonymous { ", anonymous ones included" } else { "" };
+            format!("users from Heap Connect schema {}{anonymous}", heap_connect.schema)
         }
         UsersConfig::Postgres(_) => "users from a PostgreSQL query".to_owned(),
     };
