@@ -169,6 +169,8 @@ async fn anonymous_users_reach_the_warehouse_by_user_id_and_heap_never() {
             emulator.clearbit_requests()[requests..].iter().map(|request| request.email.clone()).collect();
         assert!(!asked.iter().any(|key| key == NORTHWIND_OFFICE || key == PINECREST_OFFICE), "{asked:?}");
     }
+    let status = enrich(&["status", "main"]).await;
+    assert!(status.stdout.contains("skipped by the sink 3"), "{status}");
     let heap = emulator.heap_users();
     assert_eq!(heap.keys().collect::<Vec<_>>(), ["1", "gus"], "Heap receives no anonymous user");
     assert_eq!(heap["gus"]["Clearbit: Company Source"], "reveal", "gus's email fell back to Reveal");
