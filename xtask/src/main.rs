@@ -167,7 +167,10 @@ async fn demo(warehouse: bool, people_data_labs: bool) -> anyhow::Result<()> {
     let (config_file, warehouse_url) = if warehouse {
         let url = postgres::start()?;
         load_heap_connect_schema(&url, &roster.csv)?;
-        println!("loaded the roster into PostgreSQL as Heap Connect's schema demo_heap (users, sessions)");
+        println!(
+            "loaded the roster into PostgreSQL as Heap Connect's schema demo_heap (users, sessions), with \
+             {ANONYMOUS_VISITORS} anonymous visitors"
+        );
         for (domain, ip) in DEMO_OFFICES {
             emulator.assign_network(ip, domain);
         }
@@ -231,6 +234,10 @@ const DEMO_OFFICES: [(&str, &str); 4] = [
     ("uber.com", "81.2.69.12"),
     ("brightpath.edu", "81.2.69.13"),
 ];
+
+/// Visitors who never identified themselves, added to the warehouse roster for the `reveal` connection
+/// (`anonymous: true`): most from the offices, every fifth from a network Reveal does not know.
+const ANONYMOUS_VISITORS: u32 = 40;
 
 /// Heap Connect's tables, as the warehouse tests create them.
 const HEAP_CONNECT_TABLES: &str = include_str!("../../tests/fixtures/heap_connect_schema.sql");
@@ -299,6 +306,13 @@ fn load_heap_connect_schema(url: &str, roster_csv: &str) -> anyhow::Result<()> {
              CASE WHEN r.email = '' OR split_part(r.email, '@', 2) IN ('gmail.com', 'outlook.com') \
                   THEN (SELECT ip FROM offices WHERE n = 1 + u.user_id % {count}) END) \
          FROM demo_heap.users u JOIN demo_heap.roster r USING (identity);\n\
+         INSERT INTO demo_heap.users (user_id, last_modified) \
+         SELECT 100000 + n, now() AT TIME ZONE 'UTC' FROM generate_series(1, {ANONYMOUS_VISITORS}) n;\n\
+         INSERT INTO demo_heap.sessions (user_id, session_id, time, ip) SELECT user_id, 1, \
+         now() AT TIME ZONE 'UTC' - interval '1 hour' * (user_id % 100), \
+         CASE WHEN user_id % 5 = 0 THEN '81.2.70.' || user_id % 200 \
+              ELSE (SELECT ip FROM offices WHERE n = 1 + user_id % {count}) END \
+         FROM demo_heap.users WHERE identity IS NULL;\n\
          DROP TABLE demo_heap.roster;\n",
         count = DEMO_OFFICES.len()
     );
