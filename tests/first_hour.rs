@@ -58,7 +58,7 @@ async fn check_and_dry_runs_say_what_a_sync_costs_without_spending() {
 
     let sync = workspace.enrich(&["sync", "main"]).await;
     sync.success();
-    assert_eq!(sync.figure("looked up"), 3, "the dry run's plan is the run's: {sync}");
+    assert_eq!(sync.figure("lookups"), 3, "the dry run's plan is the run's: {sync}");
     let after = workspace.enrich(&["sync", "main", "--dry-run"]).await;
     assert!(after.stdout.contains("users due       0 of 6 read"), "checked users are not due: {after}");
     assert!(after.stdout.contains("4 checked recently"), "{after}");
@@ -209,7 +209,7 @@ async fn the_readme_path_from_validate_to_status() {
     assert!(dry.stdout.contains("billed lookups  ≈ 3 "), "{dry}");
     let sync = workspace.enrich(&["sync", "main"]).await;
     sync.success();
-    assert_eq!((sync.figure("looked up"), sync.figure("written")), (3, 4), "{sync}");
+    assert_eq!((sync.figure("lookups"), sync.figure("written")), (3, 4), "{sync}");
     assert_eq!(workspace.emulator.clearbit_requests().len(), 1 + 3, "check's lookup, then the sync's");
     let (enriched, found) = enriched_and_found(&workspace).await;
     assert_eq!(enriched, found, "status and report agree");

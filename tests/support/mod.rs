@@ -205,7 +205,8 @@ impl Run {
             .lines()
             .find_map(|line| {
                 let line = line.trim();
-                let value = line.strip_prefix(label)?.trim();
+                // `found  11 users`: the value, then what it counts.
+                let value = line.strip_prefix(label)?.split_whitespace().next()?;
                 value.parse().ok()
             })
             .unwrap_or_else(|| panic!("no `{label}` figure in:\n{self}"))

@@ -68,7 +68,7 @@ impl Progress for Bar {
     fn written(&self, users: u64) {
         let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *written += users;
-        self.bar.set_message(format!("{written} written"));
+        self.bar.set_message(format!("{written} users written"));
     }
 }
 
