@@ -172,7 +172,8 @@ pub enum Command {
     /// not counted. The other breakdowns count found users: every value of `Company Industry` and
     /// `Company Employees Range`, and the 15 most common entries of a list such as `Company Tech`,
     /// where a user counts once for each entry. Users last checked by a version of enrich that kept
-    /// no report values count as `(no value)` until their next check.
+    /// no report values count as `(no value)` until their next check. Then the view over time: each
+    /// run of the history (the latest 100) with the users it enriched and its match rate.
     ///
     /// The state is locked while the connection syncs (`enrich sync`, `backfill`, or a run of `enrich
     /// run`): then the report fails with "already syncing"; try again once the run has finished.
@@ -180,11 +181,12 @@ pub enum Command {
         /// The connection's name in the config file; may be left out when it defines only one.
         name: Option<String>,
         /// `table`: aligned tables; `json`: one document; `csv`: one row per value
-        /// (segment,value,users,share, share from 0 to 1, an empty value for users without one).
+        /// (segment,value,users,share, share from 0 to 1, an empty value for users without one),
+        /// then one per run (`Over time`, its start, the users it enriched, its match rate).
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
-        /// Also write the report as a self-contained HTML page with a bar chart per breakdown (no
-        /// scripts, fonts or images from the network).
+        /// Also write the report as a self-contained HTML page with a bar chart per breakdown and a
+        /// chart of the runs over time (no scripts, fonts or images from the network).
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
