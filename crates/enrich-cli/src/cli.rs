@@ -53,6 +53,27 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a connection file from a few questions, then validate and check it.
+    ///
+    /// Asks for the provider and the environment variable holding its key, the Heap app id and
+    /// region, the roster file (its columns guessed from its header), all attributes or the company's
+    /// only, and whether to skip free-mail domains. Answers are read from standard input a line at a
+    /// time, so they may be piped; an empty answer takes the default in brackets. Writes the file
+    /// `--config` names (enrich.yaml), never over an existing one without `--force`.
+    #[command(after_help = "Examples:\n  enrich init\n  enrich -c prod.yaml init --force < answers.txt")]
+    Init {
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+        /// The provider's API at another address than its own: a proxy, or a stand-in such as the
+        /// emulator (written as the source's `base_url`).
+        #[arg(long, value_name = "URL")]
+        source_url: Option<String>,
+        /// Heap's API at another address (written as the sink's `base_url`).
+        #[arg(long, value_name = "URL")]
+        sink_url: Option<String>,
+    },
+
     /// Check the connection file without touching the network; report every problem at once.
     ///
     /// Each problem names the file, the connection and the field. Unset ${VAR} references,

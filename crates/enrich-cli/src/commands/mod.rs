@@ -1,6 +1,7 @@
 //! What each subcommand does. Results go to standard output, problems to standard error.
 
 mod check;
+mod init;
 mod map;
 mod preview;
 mod properties;
@@ -33,6 +34,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Init { force, source_url, sink_url } => {
+            let urls = init::ServiceUrls { source: source_url.clone(), sink: sink_url.clone() };
+            return init::run(&cli.config, *force, &urls).await;
+        }
         _ => {}
     }
     let config = match config::load(&cli.config) {
@@ -60,7 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::State { action: StateAction::Export { name, file } } => state::export(&config, &name, &file),
         Command::State { action: StateAction::Import { name, file } } => state::import(&config, &name, &file),
-        Command::Map { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Map { .. } | Command::Completions { .. } | Command::Man | Command::Init { .. } => {
             unreachable!("handled before loading the config")
         }
     }
