@@ -260,6 +260,20 @@ async fn subcommand_help_shows_examples_and_sets_the_global_options_apart() {
         let help = workspace.enrich(&[command, "--help"]).await;
         help.success();
         assert!(help.stdout.contains("\nExamples:\n  enrich "), "{help}");
-        assert!(help.stdout.contains("\nGlobal options:\n"), "{help}");
+        assert!(!help.stdout.contains("\nGlobal options:\n"), "they are `enrich --help`'s: {help}");
+        assert!(!help.stdout.contains("Show emails and IP addresses"), "{help}");
+        assert!(
+            help.stdout.contains(
+                "Global options (-c/--config, -v, -q, --log-pii, --log-format): see `enrich --help`."
+            ),
+            "{help}"
+        );
     }
+    let help = workspace.enrich(&["--help"]).await;
+    assert!(help.stdout.contains("\nGlobal options:\n") && help.stdout.contains("--log-format"), "{help}");
+    // Hidden from a subcommand's help, still accepted after its name.
+    roster(&workspace);
+    let validate =
+        workspace.enrich(&["validate", "--config", "enrich.yaml", "-q", "--log-format", "json"]).await;
+    validate.success();
 }
