@@ -152,3 +152,49 @@ async fn the_readme_path_from_init_to_report_and_status() {
     assert!(after.stdout.contains(&format!("enriched    {found} users found")), "{after}");
     assert!(!after.stdout.contains("syncing"), "{after}");
 }
+
+/// On a PostgreSQL state `enrich status` says "syncing since …" from the row the syncing session
+/// wrote, while pg_locks shows it holding the connection's lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_says_syncing_on_a_postgres_state_too() {
+    let workspace =
+        Workspace::start(EmulatorConfig { latency: Duration::from_millis(700), ..EmulatorConfig::default() })
+            .await;
+    write_heap_export(&workspace);
+    // A connection of this test's own in the shared test database.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let name = format!("first-hour-{}-{nanos}", std::process::id());
+    let config = std::fs::read_to_string(workspace.path("enrich.yaml"))
+        .unwrap()
+        .replace("  main:\n", &format!("  {name}:\n"));
+    let columns = "email_property: \"Email Address\"\n      identity_property: Identity\n      last_seen_property: Last Seen";
+    let config = config.replace("email_property: email", columns);
+    let state = format!("state:\n  type: postgres\n  url: {}\n", support::postgres_url());
+    std::fs::write(workspace.path("enrich.yaml"), format!("{state}{config}")).unwrap();
+
+    let before = workspace.enrich(&["status", &name]).await;
+    before.success();
+    assert!(before.stdout.contains("never run"), "{before}");
+    let mut sync =
+        workspace.command(&["sync", &name]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let during = loop {
+        let status = workspace.enrich(&["status", &name]).await;
+        if status.stdout.contains("syncing") {
+            break status;
+        }
+        assert!(sync.try_wait().unwrap().is_none(), "the sync ended before status saw it: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    during.success();
+    assert!(
+        during.stdout.starts_with(&format!("{name}: Waiting For Data\n  syncing     since ")),
+        "{during}"
+    );
+    assert!(!during.stdout.contains("never run"), "{during}");
+    let synced = tokio::task::spawn_blocking(move || sync.wait_with_output()).await.unwrap().unwrap();
+    assert!(synced.status.success(), "{}", String::from_utf8_lossy(&synced.stderr));
+    let after = workspace.enrich(&["status", &name]).await;
+    after.success();
+    assert!(!after.stdout.contains("syncing"), "the lock went with the sync's session: {after}");
+    assert!(after.stdout.contains("next run    due "), "{after}");
+}
