@@ -245,7 +245,7 @@ fn yaml(answers: &Answers, urls: &ServiceUrls) -> String {
     };
     let _ = writeln!(
         out,
-        "      api_key: ${{{}}}             # the key is read from the environment",
+        "      api_key: ${{{}}}   # read from the environment: never write the key here",
         answers.key_variable
     );
     if let Some(url) = &urls.source {
