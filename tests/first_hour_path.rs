@@ -30,12 +30,14 @@ fn write_heap_export(workspace: &Workspace) {
     std::fs::write(workspace.path("users.csv"), csv).unwrap();
 }
 
-/// `enrich init` with the emulator's addresses, given `answers` on standard input.
-async fn init(workspace: &Workspace, extra: &[&str], answers: &str) -> Run {
+/// `enrich init` with the emulator's addresses, given `answers` on standard input, with the key in the
+/// environment (`with_key`) or not.
+async fn init(workspace: &Workspace, with_key: bool, answers: &str) -> Run {
     let (clearbit, heap) = (workspace.emulator.clearbit_url(), workspace.emulator.heap_url());
-    let mut args = vec!["init", "--source-url", &clearbit, "--sink-url", &heap];
-    args.extend_from_slice(extra);
-    let mut command = workspace.command(&args);
+    let mut command = workspace.command(&["init", "--source-url", &clearbit, "--sink-url", &heap]);
+    if !with_key {
+        command.env_remove("CLEARBIT_API_KEY");
+    }
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let answers = answers.to_owned();
     let output = tokio::task::spawn_blocking(move || {
@@ -57,7 +59,7 @@ async fn the_readme_path_from_init_to_report_and_status() {
 
     // init: every question but the app id takes its default; the columns come from the header.
     let answers = "\n\n\n1234567890\n\n\n\n\n\n\n\n\n";
-    let setup = init(&workspace, &[], answers).await;
+    let setup = init(&workspace, true, answers).await;
     setup.success();
     for asked in [
         "Heap app id",
@@ -85,7 +87,7 @@ async fn the_readme_path_from_init_to_report_and_status() {
     }
     assert!(!config.contains(support::KEY), "the key is never written:\n{config}");
 
-    let again = init(&workspace, &[], answers).await;
+    let again = init(&workspace, true, answers).await;
     again.failure();
     assert!(
         again.stderr.contains("enrich.yaml exists already; `enrich init --force` replaces it"),
@@ -151,6 +153,29 @@ async fn the_readme_path_from_init_to_report_and_status() {
     assert!(after.stdout.starts_with("main: Connected\n  next run    due "), "{after}");
     assert!(after.stdout.contains(&format!("enriched    {found} users found")), "{after}");
     assert!(!after.stdout.contains("syncing"), "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_without_the_key_in_the_environment_says_what_to_export() {
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    std::fs::remove_file(workspace.path("enrich.yaml")).unwrap();
+    write_heap_export(&workspace);
+    // A wrong answer is asked again, saying what fits.
+    let setup = init(&workspace, false, "\n\n\n12ab\n1234567890\n\n\nEmail\n\n\n\n\n\n\n").await;
+    setup.failure();
+    assert!(setup.stderr.contains("12ab\n  digits only, such as 1234567890\nHeap app id"), "{setup}");
+    assert!(
+        setup.stderr.contains("Email\n  answer one of: User ID, Identity, Email Address, Last Seen, Plan\n"),
+        "{setup}"
+    );
+    assert!(
+        setup.stdout.ends_with(
+            "enrich.yaml: written\nnext: export CLEARBIT_API_KEY=… (the key, never written in the file), then \
+             `enrich validate` and `enrich check`\n"
+        ),
+        "{setup}"
+    );
+    assert!(workspace.emulator.clearbit_requests().is_empty(), "nothing checked without the key");
 }
 
 /// On a PostgreSQL state `enrich status` says "syncing since …" from the row the syncing session

@@ -79,13 +79,13 @@ pub async fn run(path: &Path, force: bool, urls: &ServiceUrls) -> anyhow::Result
 fn ask_all(questions: &mut Questions<impl BufRead>, path: &Path) -> anyhow::Result<Answers> {
     let name = questions.ask("Connection name", Some("main"), |text| {
         let fits = text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if fits { Ok(text.to_owned()) } else { Err("letters, digits, - and _ only".to_owned()) }
+        if fits { Ok(text.to_owned()) } else { Err("use letters, digits, - and _ only".to_owned()) }
     })?;
     let provider =
         questions.ask("Provider (clearbit or people_data_labs)", Some("clearbit"), |text| match text {
             "clearbit" => Ok(Provider::Clearbit),
             "people_data_labs" | "pdl" => Ok(Provider::PeopleDataLabs),
-            _ => Err("clearbit or people_data_labs".to_owned()),
+            _ => Err("answer clearbit or people_data_labs".to_owned()),
         })?;
     let default_variable = match provider {
         Provider::Clearbit => "CLEARBIT_API_KEY",
@@ -98,7 +98,7 @@ fn ask_all(questions: &mut Questions<impl BufRead>, path: &Path) -> anyhow::Resu
             if fits {
                 Ok(text.to_owned())
             } else {
-                Err("a variable name such as CLEARBIT_API_KEY".to_owned())
+                Err("name a variable, such as CLEARBIT_API_KEY".to_owned())
             }
         })?;
     let app_id = questions.ask("Heap app id (the environment id on Heap's Projects page)", None, |text| {
@@ -110,7 +110,7 @@ fn ask_all(questions: &mut Questions<impl BufRead>, path: &Path) -> anyhow::Resu
     })?;
     let region = questions.ask("Heap region (us or eu)", Some("us"), |text| match text {
         "us" | "eu" => Ok(text.to_owned()),
-        _ => Err("us or eu".to_owned()),
+        _ => Err("answer us or eu".to_owned()),
     })?;
     let folder = path.parent().unwrap_or(Path::new(""));
     let (roster, detected) =
@@ -128,7 +128,7 @@ fn ask_all(questions: &mut Questions<impl BufRead>, path: &Path) -> anyhow::Resu
                 |text| match text {
                     "all" => Ok(false),
                     "company" => Ok(true),
-                    _ => Err("all or company".to_owned()),
+                    _ => Err("answer all or company".to_owned()),
                 },
             )?,
             questions.ask(
@@ -162,7 +162,7 @@ fn ask_columns(
         if detected.header.iter().any(|column| column == text) {
             Ok(text.to_owned())
         } else {
-            Err(format!("one of: {}", detected.header.join(", ")))
+            Err(format!("answer one of: {}", detected.header.join(", ")))
         }
     };
     let email = questions.ask("Column of the email", detected.email.as_deref(), in_header)?;
@@ -181,7 +181,7 @@ fn yes_or_no(text: &str) -> Result<bool, String> {
     match text {
         "yes" | "y" => Ok(true),
         "no" | "n" => Ok(false),
-        _ => Err("yes or no".to_owned()),
+        _ => Err("answer yes or no".to_owned()),
     }
 }
 
@@ -193,7 +193,8 @@ struct Questions<R> {
 }
 
 impl<R: BufRead> Questions<R> {
-    /// Asks until `accept` takes the answer (or the default, for an empty one).
+    /// Asks until `accept` takes the answer (or the default, for an empty one); what it refuses, it
+    /// says why.
     fn ask<T>(
         &mut self,
         question: &str,
@@ -219,7 +220,7 @@ impl<R: BufRead> Questions<R> {
             }
             match accept(answer) {
                 Ok(value) => return Ok(value),
-                Err(expected) => eprintln!("  expected {expected}"),
+                Err(problem) => eprintln!("  {problem}"),
             }
         }
     }
