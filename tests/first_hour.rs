@@ -88,14 +88,7 @@ async fn status_says_syncing_during_a_run_and_what_to_do_after_an_error() {
     roster(&workspace);
     let mut sync =
         workspace.command(&["sync", "main"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let during = loop {
-        let status = workspace.enrich(&["status", "main"]).await;
-        if status.stdout.contains("syncing") {
-            break status;
-        }
-        assert!(sync.try_wait().unwrap().is_none(), "the sync ended before status saw it: {status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let during = workspace.status_while_syncing(&mut sync, &["status", "main"]).await;
     during.success();
     assert!(during.stdout.starts_with("main: Waiting For Data\n  syncing     since "), "{during}");
     assert!(!during.stdout.contains("never run"), "{during}");

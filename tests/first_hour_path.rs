@@ -120,14 +120,7 @@ async fn the_readme_path_from_init_to_report_and_status() {
     assert_eq!(looked_up_before, 2, "init's check and check itself: one lookup each; the dry run none");
 
     let mut sync = workspace.command(&["sync"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let during = loop {
-        let status = workspace.enrich(&["status"]).await;
-        if status.stdout.contains("syncing") {
-            break status;
-        }
-        assert!(sync.try_wait().unwrap().is_none(), "the sync ended before status saw it: {status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let during = workspace.status_while_syncing(&mut sync, &["status"]).await;
     during.success();
     assert!(during.stdout.starts_with("main: Waiting For Data\n  syncing     since "), "{during}");
     let synced =
@@ -202,14 +195,7 @@ async fn status_says_syncing_on_a_postgres_state_too() {
     assert!(before.stdout.contains("never run"), "{before}");
     let mut sync =
         workspace.command(&["sync", &name]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let during = loop {
-        let status = workspace.enrich(&["status", &name]).await;
-        if status.stdout.contains("syncing") {
-            break status;
-        }
-        assert!(sync.try_wait().unwrap().is_none(), "the sync ended before status saw it: {status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let during = workspace.status_while_syncing(&mut sync, &["status", &name]).await;
     during.success();
     assert!(
         during.stdout.starts_with(&format!("{name}: Waiting For Data\n  syncing     since ")),
