@@ -230,48 +230,59 @@ impl<R: BufRead> Questions<R> {
     }
 }
 
-/// The connection file the answers describe. Values are written as JSON strings, which YAML reads
-/// as they are whatever they hold.
+/// The connection file the answers describe.
 fn yaml(answers: &Answers, urls: &ServiceUrls) -> String {
-    let quoted = |text: &str| serde_json::Value::from(text).to_string();
-    let mut out = String::from(
+    format!(
         "# Written by `enrich init`. The README's reference lists every setting; `enrich validate` checks them.\n\
-         state_dir: .enrich                  # where enrich remembers users and runs; relative to this file\n\
-         connections:\n",
-    );
-    let _ = writeln!(out, "  {}:\n    source:", answers.name);
-    let _ = match answers.provider {
-        Provider::Clearbit => writeln!(out, "      type: clearbit"),
-        Provider::PeopleDataLabs => writeln!(out, "      type: people_data_labs"),
+         state_dir: .enrich   # where enrich remembers users and runs; relative to this file\n\
+         connections:\n  {}:\n{}{}{}",
+        answers.name,
+        source_section(answers, urls.source.as_deref()),
+        sink_section(answers, urls.sink.as_deref()),
+        users_section(answers)
+    )
+}
+
+/// A value as a JSON string, which YAML reads as it is whatever it holds.
+fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+fn source_section(answers: &Answers, url: Option<&str>) -> String {
+    let kind = match answers.provider {
+        Provider::Clearbit => "clearbit",
+        Provider::PeopleDataLabs => "people_data_labs",
     };
-    let _ = writeln!(
-        out,
-        "      api_key: ${{{}}}   # read from the environment: never write the key here",
+    let mut out = format!(
+        "    source:\n      type: {kind}\n      api_key: ${{{}}}   # read from the environment: never write the key here\n",
         answers.key_variable
     );
-    if let Some(url) = &urls.source {
+    if let Some(url) = url {
         let _ = writeln!(out, "      base_url: {}", quoted(url));
     }
     if answers.provider == Provider::Clearbit {
         let _ = writeln!(out, "      skip_free_email_domains: {}", answers.skip_free_mail);
         if answers.company_only {
-            let _ = writeln!(
-                out,
-                "      properties:\n        include: [\"company.*\"]   # company data only: no personal data"
-            );
+            out.push_str("      properties:\n        include: [\"company.*\"]   # company data only: no personal data\n");
         }
     }
-    let _ = writeln!(out, "    sink:\n      type: heap\n      app_id: {}", quoted(&answers.app_id));
+    out
+}
+
+fn sink_section(answers: &Answers, url: Option<&str>) -> String {
     // An address of its own replaces the region's host.
-    match &urls.sink {
-        Some(url) => writeln!(out, "      base_url: {}", quoted(url)),
-        None => writeln!(out, "      region: {}", answers.region),
-    }
-    .unwrap_or_default();
+    let host = match url {
+        Some(url) => format!("base_url: {}", quoted(url)),
+        None => format!("region: {}", answers.region),
+    };
+    format!("    sink:\n      type: heap\n      app_id: {}\n      {host}\n", quoted(&answers.app_id))
+}
+
+fn users_section(answers: &Answers) -> String {
     let columns = &answers.columns;
-    let _ = writeln!(
-        out,
-        "    users:\n      type: csv\n      path: {}\n      email_property: {}\n      identity_property: {}\n      last_seen_property: {}",
+    let mut out = format!(
+        "    users:\n      type: csv\n      path: {}\n      email_property: {}\n      identity_property: {}\n      \
+         last_seen_property: {}\n",
         quoted(&answers.roster.to_string_lossy()),
         quoted(&columns.email),
         quoted(&columns.identity),
