@@ -72,7 +72,7 @@ pub enum Command {
         /// emulator (written as the source's `base_url`).
         #[arg(long, value_name = "URL")]
         source_url: Option<String>,
-        /// Heap's API at another address (written as the sink's `base_url`).
+        /// Heap's API at another address (written as the sink's `base_url`, in place of the region).
         #[arg(long, value_name = "URL")]
         sink_url: Option<String>,
     },
