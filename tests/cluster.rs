@@ -210,7 +210,7 @@ async fn a_state_moves_from_sled_to_postgres_without_paying_again() {
     assert!(again.failure().stderr.contains("already holds users"), "{again}");
 
     let sync = workspace.enrich(&["sync", "main"]).await;
-    assert_eq!(sync.success().figure("looked up"), 0, "every user was checked already:\n{sync}");
+    assert_eq!(sync.success().figure("lookups"), 0, "every user was checked already:\n{sync}");
     assert_eq!(workspace.emulator.clearbit_requests().len(), 20);
     let status = workspace.enrich(&["status", "main", "--history"]).await;
     assert_eq!(status.success().stdout.matches("figures").count(), 2, "the sled run's history came along");

@@ -58,7 +58,7 @@ async fn check_and_dry_runs_say_what_a_sync_costs_without_spending() {
 
     let sync = workspace.enrich(&["sync", "main"]).await;
     sync.success();
-    assert_eq!(sync.figure("looked up"), 3, "the dry run's plan is the run's: {sync}");
+    assert_eq!(sync.figure("lookups"), 3, "the dry run's plan is the run's: {sync}");
     let after = workspace.enrich(&["sync", "main", "--dry-run"]).await;
     assert!(after.stdout.contains("users due       0 of 6 read"), "checked users are not due: {after}");
     assert!(after.stdout.contains("4 checked recently"), "{after}");
@@ -88,14 +88,7 @@ async fn status_says_syncing_during_a_run_and_what_to_do_after_an_error() {
     roster(&workspace);
     let mut sync =
         workspace.command(&["sync", "main"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let during = loop {
-        let status = workspace.enrich(&["status", "main"]).await;
-        if status.stdout.contains("syncing") {
-            break status;
-        }
-        assert!(sync.try_wait().unwrap().is_none(), "the sync ended before status saw it: {status}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let during = workspace.status_while_syncing(&mut sync, &["status", "main"]).await;
     during.success();
     assert!(during.stdout.starts_with("main: Waiting For Data\n  syncing     since "), "{during}");
     assert!(!during.stdout.contains("never run"), "{during}");
@@ -209,7 +202,7 @@ async fn the_readme_path_from_validate_to_status() {
     assert!(dry.stdout.contains("billed lookups  ≈ 3 "), "{dry}");
     let sync = workspace.enrich(&["sync", "main"]).await;
     sync.success();
-    assert_eq!((sync.figure("looked up"), sync.figure("written")), (3, 4), "{sync}");
+    assert_eq!((sync.figure("lookups"), sync.figure("written")), (3, 4), "{sync}");
     assert_eq!(workspace.emulator.clearbit_requests().len(), 1 + 3, "check's lookup, then the sync's");
     let (enriched, found) = enriched_and_found(&workspace).await;
     assert_eq!(enriched, found, "status and report agree");
@@ -260,6 +253,20 @@ async fn subcommand_help_shows_examples_and_sets_the_global_options_apart() {
         let help = workspace.enrich(&[command, "--help"]).await;
         help.success();
         assert!(help.stdout.contains("\nExamples:\n  enrich "), "{help}");
-        assert!(help.stdout.contains("\nGlobal options:\n"), "{help}");
+        assert!(!help.stdout.contains("\nGlobal options:\n"), "they are `enrich --help`'s: {help}");
+        assert!(!help.stdout.contains("Show emails and IP addresses"), "{help}");
+        assert!(
+            help.stdout.contains(
+                "Global options (-c/--config, -v, -q, --log-pii, --log-format): see `enrich --help`."
+            ),
+            "{help}"
+        );
     }
+    let help = workspace.enrich(&["--help"]).await;
+    assert!(help.stdout.contains("\nGlobal options:\n") && help.stdout.contains("--log-format"), "{help}");
+    // Hidden from a subcommand's help, still accepted after its name.
+    roster(&workspace);
+    let validate =
+        workspace.enrich(&["validate", "--config", "enrich.yaml", "-q", "--log-format", "json"]).await;
+    validate.success();
 }

@@ -198,7 +198,7 @@ async fn an_internationalised_domain_is_one_lookup_in_either_spelling() {
         workspace.emulator.clearbit_requests().into_iter().map(|request| request.email).collect();
     println!("IDN: 3 spellings of one address, {} lookup(s): {asked:?}", asked.len());
     assert_eq!(asked, ["carol@xn--bcher-kva.de"], "{run}");
-    assert_eq!(run.figure("looked up"), 1);
+    assert_eq!(run.figure("lookups"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

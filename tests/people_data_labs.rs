@@ -76,7 +76,7 @@ async fn a_sync_asks_each_email_once_in_bulk_and_writes_no_placeholder() {
     let mut asked: Vec<String> = requests.iter().flat_map(|request| request.emails.clone()).collect();
     asked.sort();
     assert_eq!(asked, emails.iter().cloned().collect::<Vec<_>>(), "each email asked once");
-    assert_eq!(first.figure("looked up"), emails.len() as u64, "{first}");
+    assert_eq!(first.figure("lookups"), emails.len() as u64, "{first}");
 
     let heap = workspace.emulator.heap_users();
     assert_eq!(heap.len(), 250);

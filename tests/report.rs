@@ -202,7 +202,7 @@ async fn the_terminal_report_of_a_known_roster() {
     let (first, tables) = run.stdout.split_once('\n').unwrap();
     let time = first.strip_prefix("main: report of 24 users at ").unwrap_or_else(|| panic!("{run}"));
     assert!(chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S UTC").is_ok(), "{first}");
-    insta::assert_snapshot!(tables);
+    insta::assert_snapshot!(support::redact_times(tables));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -335,4 +335,94 @@ async fn the_html_report_renders_a_bar_chart_per_breakdown_in_chromium() {
     chromium(&page, &[&argument, "--window-size=1200,1600"]);
     let png = std::fs::read(&screenshot).expect("chromium wrote the screenshot");
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+}
+
+/// Three runs: 24 users (18 found), 8 more (6 found), then one with nothing due. The report's view
+/// over time has one entry per run in every format, and the HTML page draws it as an SVG chart.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_shows_each_run_over_time_in_every_format() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: `cargo xtask test` installs Chromium (apt-get install chromium) and runs every test"
+    );
+    let workspace = Workspace::start(EmulatorConfig::default()).await;
+    let domains = ["northwind.io", "pinecrest.health", "acme-industries.com", "gmail.com"];
+    let users = |count: usize| -> Vec<_> {
+        (0..count).map(|i| row(&format!("u{i:02}"), &format!("person{i}@{}", domains[i % 4]), 1)).collect()
+    };
+    let mut found = Vec::new();
+    for count in [24, 32, 32] {
+        workspace.write_roster(&users(count));
+        let sync = workspace.enrich(&["sync", "main"]).await;
+        sync.success();
+        found.push((sync.figure("found"), sync.figure("found") + sync.figure("not found")));
+    }
+    assert_eq!((found[0], found[2]), ((18, 24), (0, 0)), "the runs this test is about: {found:?}");
+    let rate = |(enriched, checked): (u64, u64)| (checked > 0).then(|| enriched as f64 / checked as f64);
+
+    let report = json_report(&workspace).await;
+    let runs = report["over_time"].as_array().unwrap();
+    let points: Vec<((u64, u64), Option<f64>)> = runs
+        .iter()
+        .map(|run| {
+            let figures = (run["enriched"].as_u64().unwrap(), run["checked"].as_u64().unwrap());
+            (figures, run["match_rate"].as_f64())
+        })
+        .collect();
+    let expected: Vec<((u64, u64), Option<f64>)> =
+        found.iter().map(|&figures| (figures, rate(figures))).collect();
+    assert_eq!(points, expected, "{report}");
+    assert!(runs.iter().all(|run| run["kind"] == "sync"), "{report}");
+
+    let table = workspace.enrich(&["report", "main"]).await;
+    let section = table.stdout.split("\nOver time: ").nth(1).unwrap_or_else(|| panic!("{table}"));
+    let lines: Vec<&str> = section.lines().skip(2).collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].ends_with("sync             18       24       75.0%"), "{table}");
+    assert!(lines[2].ends_with("sync              0        0           –"), "{table}");
+
+    let csv = workspace.enrich(&["report", "main", "--format", "csv"]).await;
+    let over_time: Vec<Vec<String>> =
+        csv.stdout.lines().map(csv_fields).filter(|row| row[0] == "Over time").collect();
+    let figures: Vec<(u64, String)> =
+        over_time.iter().map(|row| (row[2].parse().unwrap(), row[3].clone())).collect();
+    let expected: Vec<(u64, String)> = found
+        .iter()
+        .map(|&figures| (figures.0, rate(figures).map_or_else(String::new, |rate| format!("{rate:.4}"))))
+        .collect();
+    assert_eq!(figures, expected, "{csv}");
+    let started = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp();
+    assert_eq!(started(&over_time[0][1]), started(runs[0]["started_at"].as_str().unwrap()));
+
+    workspace.enrich(&["report", "main", "--html", "report.html"]).await.success();
+    let dom = String::from_utf8(chromium(&workspace.path("report.html"), &["--dump-dom"])).unwrap();
+    let chart = dom.split("<section class=\"over-time chart\"").nth(1).unwrap_or_else(|| panic!("{dom}"));
+    let chart = &chart[..chart.find("</section>").unwrap()];
+    assert_eq!(attribute(chart, "data-runs").as_deref(), Some("3"));
+    let bars: Vec<(u64, f64)> = chart
+        .split("<rect class=\"enriched\"")
+        .skip(1)
+        .map(|bar| {
+            (
+                attribute(bar, "data-users").unwrap().parse().unwrap(),
+                attribute(bar, "height").unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    let enriched: Vec<u64> = found.iter().map(|(enriched, _)| *enriched).collect();
+    assert_eq!(bars.iter().map(|(users, _)| *users).collect::<Vec<_>>(), enriched);
+    let scale = bars[0].1 / 18.0;
+    assert!(
+        bars.iter().all(|(users, height)| (*users as f64 * scale - height).abs() < 0.1),
+        "bars scale: {bars:?}"
+    );
+    let line =
+        chart.split("<polyline class=\"match-rate\" points=\"").nth(1).unwrap_or_else(|| panic!("{chart}"));
+    let points: Vec<&str> = line[..line.find('"').unwrap()].split(' ').collect();
+    assert_eq!(points.len(), 2, "the run without a completed lookup has no match rate: {points:?}");
+    let rates: Vec<f64> =
+        points.iter().map(|point| point.split(',').nth(1).unwrap().parse().unwrap()).collect();
+    // The line's height is the rate on the plot: the lower, the higher the rate.
+    let (first, second) = (rate(found[0]).unwrap(), rate(found[1]).unwrap());
+    assert_eq!(rates[0] < rates[1], first > second, "{rates:?} for {first} and {second}");
 }

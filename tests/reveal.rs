@@ -155,12 +155,12 @@ async fn users_without_a_company_by_email_get_one_by_ip_and_each_address_is_aske
     assert_eq!(text(&heap["ana"], "Clearbit: Match"), Some("person only"), "what the email found stays");
     assert_eq!(text(&heap["bo"], "Clearbit: Reveal Confidence"), Some("very_high"));
     assert_eq!(first.figure("without email"), 1);
-    assert_eq!(first.figure("looked up"), 5, "four emails and bo's address");
+    assert_eq!(first.figure("lookups"), 5, "four emails and bo's address");
 
     let requests = emulator.clearbit_requests().len();
     let second = enrich(&["sync", "main"]).await;
     second.success();
-    assert_eq!(second.figure("looked up"), 0);
+    assert_eq!(second.figure("lookups"), 0);
     assert_eq!(emulator.clearbit_requests().len(), requests, "a second run asks nothing");
 
     let state = workspace.state_bytes();

@@ -68,7 +68,7 @@ async fn backfill_reaches_users_the_window_left_out() {
     let backfill = workspace.enrich(&["backfill", "main", "--since", "30d"]).await;
     backfill.success();
     assert!(backfill.stdout.contains("backfill of users seen since"), "{backfill}");
-    assert_eq!(backfill.figure("looked up"), 1, "the recent user was checked already");
+    assert_eq!(backfill.figure("lookups"), 1, "the recent user was checked already");
     assert!(workspace.emulator.heap_users().contains_key("older"));
 
     let by_date = workspace.enrich(&["backfill", "main", "--since", "2020-01-01"]).await;
@@ -93,11 +93,11 @@ async fn max_lookups_per_run_spreads_the_cost_over_runs() {
     workspace.write_config_with("", "    schedule:\n      max_lookups_per_run: 4\n");
     let first = workspace.enrich(&["sync", "main"]).await;
     first.success();
-    assert_eq!((first.figure("looked up"), first.figure("deferred by the limit")), (4, 6));
+    assert_eq!((first.figure("lookups"), first.figure("deferred by the limit")), (4, 6));
     let second = workspace.enrich(&["sync", "main"]).await;
-    assert_eq!(second.figure("looked up"), 4);
+    assert_eq!(second.figure("lookups"), 4);
     let third = workspace.enrich(&["sync", "main"]).await;
-    assert_eq!(third.figure("looked up"), 2);
+    assert_eq!(third.figure("lookups"), 2);
     assert_eq!(workspace.emulator.heap_users().len(), 10);
 }
 

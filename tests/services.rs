@@ -226,7 +226,7 @@ async fn a_user_heap_refuses_fails_alone_and_is_never_looked_up_again() {
     assert!(first.stdout.contains("users[0]: identity is refused"), "Heap's message is shown: {first}");
 
     let second = workspace.enrich(&["sync", "main"]).await;
-    assert_eq!(second.figure("looked up"), 0, "{second}");
+    assert_eq!(second.figure("lookups"), 0, "{second}");
     assert_eq!(second.figure("resumed without lookup"), 1, "{second}");
     assert_eq!(billed_lookups(&workspace.emulator)["person7@firm.io"], 1, "a refusal is not paid twice");
     let status = workspace.enrich(&["status"]).await;
@@ -275,7 +275,7 @@ async fn no_redirect_is_followed_so_the_key_and_the_data_stay_put() {
 
     let mended = workspace.enrich(&["sync", "main"]).await;
     mended.success();
-    assert_eq!(mended.figure("looked up"), 0, "the fetched result was kept: {mended}");
+    assert_eq!(mended.figure("lookups"), 0, "the fetched result was kept: {mended}");
     assert_eq!(workspace.emulator.heap_users().len(), 1);
 }
 
@@ -291,7 +291,7 @@ async fn an_identity_with_several_emails_is_enriched_from_its_latest_row_every_r
     for _ in 0..2 {
         let run = workspace.enrich(&["sync", "main"]).await;
         run.success();
-        assert_eq!(run.figure("looked up"), 2, "{run}");
+        assert_eq!(run.figure("lookups"), 2, "{run}");
         assert_eq!(run.figure("with several emails"), 1, "{run}");
         let warnings = run.stderr.matches("have several emails").count();
         assert_eq!(warnings, 1, "one warning per run: {run}");
@@ -339,7 +339,7 @@ async fn a_201_is_written_as_found_and_an_invalid_email_is_asked_again_after_its
     assert_eq!((first.figure("found"), first.figure("invalid")), (1, 1), "{first}");
     assert_eq!(workspace.emulator.heap_users()["u1"]["Company Domain"], "firm.io");
     let second = workspace.enrich(&["sync", "main"]).await;
-    assert_eq!(second.figure("looked up"), 1, "only the invalid email, its interval over: {second}");
+    assert_eq!(second.figure("lookups"), 1, "only the invalid email, its interval over: {second}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -350,7 +350,7 @@ async fn a_deprecated_api_version_is_warned_about_once_per_run() {
     write_good_config(&workspace, "      api_version: \"2016-01-01\"", "");
     let run = workspace.enrich(&["sync", "main"]).await;
     run.success();
-    assert_eq!(run.figure("looked up"), 5);
+    assert_eq!(run.figure("lookups"), 5);
     assert_eq!(run.stderr.matches("Clearbit warns about the API version").count(), 1, "{run}");
     assert!(
         workspace.emulator.clearbit_requests().iter().all(|r| r.api_version.as_deref() == Some("2016-01-01"))

@@ -131,7 +131,7 @@ async fn a_lost_database_is_reported_not_started_afresh() {
     workspace.enrich(&["state", "reset", "main", "--yes"]).await.success();
     let over = workspace.enrich(&["sync", "main"]).await;
     over.success();
-    assert_eq!(over.figure("looked up"), 3, "{over}");
+    assert_eq!(over.figure("lookups"), 3, "{over}");
     assert_eq!(lookups_of(&workspace, PERSON), 1);
 }
 
@@ -185,7 +185,7 @@ async fn random_bytes_in_the_database_stop_the_sync_until_it_is_reset_knowingly(
     assert!(reset.stdout.contains("every user will be looked up again"), "{reset}");
     let again = workspace.enrich(&["sync", "main"]).await;
     again.success();
-    assert_eq!(again.figure("looked up"), 20);
+    assert_eq!(again.figure("lookups"), 20);
 }
 
 /// `enrich state reset main` on a terminal, answered `answer`.
@@ -304,5 +304,5 @@ async fn a_check_stamped_in_the_future_does_not_keep_a_user_checked() {
     }
     let next = workspace.enrich(&["sync", "main"]).await;
     next.success();
-    assert_eq!(next.figure("looked up"), 1, "{next}");
+    assert_eq!(next.figure("lookups"), 1, "{next}");
 }

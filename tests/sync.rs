@@ -44,7 +44,7 @@ async fn enriches_users_seen_this_week_once_and_then_is_connected() {
         "every lookup carries the secret key"
     );
     assert_eq!(first.figure("users read"), rows.len() as u64);
-    assert_eq!(first.figure("looked up"), 43);
+    assert_eq!(first.figure("lookups"), 43);
     assert_eq!(first.figure("invalid"), 1);
 
     let requests = workspace.emulator.heap_requests();
@@ -71,7 +71,7 @@ async fn enriches_users_seen_this_week_once_and_then_is_connected() {
 
     let second = workspace.enrich(&["sync", "main"]).await;
     second.success();
-    assert_eq!(second.figure("looked up"), 0);
+    assert_eq!(second.figure("lookups"), 0);
     assert_eq!(workspace.emulator.clearbit_requests().len(), 43, "the second sync asks Clearbit nothing");
 
     let status = workspace.enrich(&["status"]).await;
@@ -202,7 +202,7 @@ async fn transient_answers_are_retried_and_pending_ones_wait_for_the_next_run() 
     // The pending user is asked again at the next run; the others are not.
     let next = workspace.enrich(&["sync", "main"]).await;
     next.success();
-    assert_eq!(next.figure("looked up"), 1);
+    assert_eq!(next.figure("lookups"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -339,6 +339,6 @@ async fn bad_input_later_is_reported_exactly_and_loses_nothing_recorded_before()
     workspace.write_roster(&rows);
     let again = workspace.enrich(&["sync", "main"]).await;
     again.success();
-    assert_eq!(again.figure("looked up"), 0, "both users are still known as checked");
+    assert_eq!(again.figure("lookups"), 0, "both users are still known as checked");
     assert!(workspace.enrich(&["status"]).await.stdout.starts_with("main: Connected"));
 }

@@ -129,7 +129,7 @@ async fn enriches_the_heap_connect_users_seen_this_week_once_per_email() {
     for zero in ["outside the window", "bad rows skipped", "duplicate identities"] {
         assert!(!run.stdout.contains(zero), "the summary shows `{zero}` only when it is not zero:\n{run}");
     }
-    assert_eq!(run.figure("looked up"), expected_emails.len() as u64);
+    assert_eq!(run.figure("lookups"), expected_emails.len() as u64);
     assert_eq!(run.figure("written"), targets.len() as u64);
 
     let password = url.rsplit_once('@').and_then(|(credentials, _)| credentials.rsplit_once(':')).unwrap().1;

@@ -151,6 +151,19 @@ impl Workspace {
         Run::from(output.await.unwrap())
     }
 
+    /// `enrich STATUS_ARGS` repeated until it says "syncing" while `sync` runs; fails if the sync ends
+    /// first.
+    pub async fn status_while_syncing(&self, sync: &mut std::process::Child, status_args: &[&str]) -> Run {
+        loop {
+            let status = self.enrich(status_args).await;
+            if status.stdout.contains("syncing") {
+                return status;
+            }
+            assert!(sync.try_wait().unwrap().is_none(), "the sync ended before status saw it: {status}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every file of the state folder, concatenated, to search for what must never be stored.
     pub fn state_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -205,7 +218,8 @@ impl Run {
             .lines()
             .find_map(|line| {
                 let line = line.trim();
-                let value = line.strip_prefix(label)?.trim();
+                // `found  11 users`: the value, then what it counts.
+                let value = line.strip_prefix(label)?.split_whitespace().next()?;
                 value.parse().ok()
             })
             .unwrap_or_else(|| panic!("no `{label}` figure in:\n{self}"))

@@ -5,7 +5,7 @@
 //!   `enrich status` and `enrich report` on `config/demo.yaml` exactly as a user would, and shows what
 //!   Heap received;
 //!   `demo --warehouse` does the same with the roster in PostgreSQL as Heap Connect's schema.
-//! - `test`: every test, none skipped: starts PostgreSQL and finds or installs Chromium first.
+//! - `test`: every test, none skipped: starts PostgreSQL and finds or installs Chromium and zsh first.
 //! - `docs`: rewrites docs/properties.md from `enrich properties --format markdown`.
 //! - `bench`: measures the release-built binary against the emulator and writes `BENCHMARKS.md`.
 //! - `postgres start|stop`: a throwaway PostgreSQL server on loopback for the warehouse tests.
@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         _ => {
             eprintln!(
                 "usage: cargo xtask TASK\n\n  demo [--warehouse] [--people-data-labs]   run the main job end to end against the emulator\n  \
-                 test   every test, with PostgreSQL and Chromium set up first\n  \
+                 test   every test, with PostgreSQL, Chromium and zsh set up first\n  \
                  docs   rewrite docs/properties.md, the property reference\n  \
                  bench  measure the release binary against the emulator; writes BENCHMARKS.md\n  \
                  postgres start|stop   a PostgreSQL server on loopback for the warehouse tests"

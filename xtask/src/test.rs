@@ -1,7 +1,7 @@
 //! `cargo xtask test`: the whole suite with everything it needs, none of it skipped: a throwaway
 //! PostgreSQL server on loopback for the warehouse tests (started through `.ci/postgres`, installed when
-//! missing, stopped at the end when this task started it) and Chromium for the HTML report test
-//! (installed with apt-get when missing). Ends with the figures the long tests print, the number of
+//! missing, stopped at the end when this task started it), Chromium for the HTML report test and zsh
+//! for the completion test (installed with apt-get when missing). Ends with the figures the long tests print, the number of
 //! tests run and the wall time.
 
 use std::io::{BufRead, BufReader};
@@ -13,6 +13,8 @@ use anyhow::{Context, bail};
 
 /// Where the report test looks for Chromium, and where Debian's package puts it.
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// Where the completion test looks for zsh.
+const ZSH: &str = "/usr/bin/zsh";
 
 /// Lines worth reading in a passing run: how many lookups a kill cost, what chaos did, what was checked.
 const FIGURES: [&str; 4] = ["kill-and-resume", "chaos", "extreme values", "config examples"];
@@ -20,7 +22,8 @@ const FIGURES: [&str; 4] = ["kill-and-resume", "chaos", "extreme values", "confi
 pub fn test() -> anyhow::Result<()> {
     let started = Instant::now();
     let root = crate::workspace_root();
-    ensure_chromium()?;
+    ensure_installed(CHROMIUM, "chromium", "the report page test")?;
+    ensure_installed(ZSH, "zsh", "the zsh completion test")?;
     let already_running = crate::postgres::running();
     let url = crate::postgres::start()?;
     let outcome = suite(&root, &url);
@@ -38,22 +41,25 @@ pub fn test() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ensure_chromium() -> anyhow::Result<()> {
-    if Path::new(CHROMIUM).exists() {
+/// Installs a Debian package with apt-get unless `binary` exists already.
+fn ensure_installed(binary: &str, package: &str, needed_by: &str) -> anyhow::Result<()> {
+    if Path::new(binary).exists() {
         return Ok(());
     }
-    println!("== installing Chromium for the report page test (apt-get install chromium)");
+    println!("== installing {package} for {needed_by} (apt-get install {package})");
     let installed = Command::new("sh")
         .args([
             "-c",
-            "apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null",
+            &format!(
+                "apt-get update -qq && apt-get install -y -qq --no-install-recommends {package} >/dev/null"
+            ),
         ])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .context("cannot run apt-get")?;
-    if !installed.success() || !Path::new(CHROMIUM).exists() {
+    if !installed.success() || !Path::new(binary).exists() {
         bail!(
-            "Chromium is missing at {CHROMIUM} and apt-get could not install it: run as root, or install it"
+            "{package} is missing at {binary} and apt-get could not install it: run as root, or install it"
         );
     }
     Ok(())

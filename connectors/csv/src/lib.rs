@@ -26,6 +26,9 @@ use tokio::task::JoinHandle;
 
 use enrich_core::error::shorten;
 
+mod detect;
+pub use detect::{DetectedColumns, detect_columns};
+
 /// As `email_property`, says that identities are the email addresses.
 const IDENTITY_COLUMN: &str = "identity";
 const USER_ID_COLUMN: &str = "user_id";

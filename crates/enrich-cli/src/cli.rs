@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+use crate::complete::connection_names;
 
 /// Keeps analytics users enriched with company and person data.
 ///
@@ -53,6 +56,27 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a connection file from a few questions, then validate and check it.
+    ///
+    /// Asks for the provider and the environment variable holding its key, the Heap app id and
+    /// region, the roster file (its columns guessed from its header), all attributes or the company's
+    /// only, and whether to skip free-mail domains. Answers are read from standard input a line at a
+    /// time, so they may be piped; an empty answer takes the default in brackets. Writes the file
+    /// `--config` names (enrich.yaml), never over an existing one without `--force`.
+    #[command(after_help = "Examples:\n  enrich init\n  enrich -c prod.yaml init --force < answers.txt")]
+    Init {
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+        /// The provider's API at another address than its own: a proxy, or a stand-in such as the
+        /// emulator (written as the source's `base_url`).
+        #[arg(long, value_name = "URL")]
+        source_url: Option<String>,
+        /// Heap's API at another address (written as the sink's `base_url`, in place of the region).
+        #[arg(long, value_name = "URL")]
+        sink_url: Option<String>,
+    },
+
     /// Check the connection file without touching the network; report every problem at once.
     ///
     /// Each problem names the file, the connection and the field. Unset ${VAR} references,
@@ -71,6 +95,7 @@ pub enum Command {
     )]
     Check {
         /// The connection's name in the config file; may be left out when it defines only one.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
     },
 
@@ -85,6 +110,7 @@ pub enum Command {
     )]
     Sync {
         /// The connection's name in the config file; may be left out when it defines only one.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
         /// Only say what the sync would do and cost (users due, distinct lookup keys, billed
         /// lookups, time at the configured rate): nothing is looked up or written.
@@ -103,6 +129,7 @@ pub enum Command {
     )]
     Backfill {
         /// The connection's name in the config file; may be left out when it defines only one.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
         /// How far back: a duration (`30d`, `12w`) or a date (`2026-01-01`, `2026-01-01T00:00:00Z`).
         #[arg(long, value_parser = parse_since)]
@@ -135,6 +162,7 @@ pub enum Command {
     /// free one).
     Run {
         /// Only these connections.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
         /// Serve Prometheus metrics on this address, such as 127.0.0.1:9464.
         #[arg(long, value_name = "ADDRESS")]
@@ -156,6 +184,7 @@ pub enum Command {
     )]
     Status {
         /// Only this connection.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -172,19 +201,22 @@ pub enum Command {
     /// not counted. The other breakdowns count found users: every value of `Company Industry` and
     /// `Company Employees Range`, and the 15 most common entries of a list such as `Company Tech`,
     /// where a user counts once for each entry. Users last checked by a version of enrich that kept
-    /// no report values count as `(no value)` until their next check.
+    /// no report values count as `(no value)` until their next check. Then the view over time: each
+    /// run of the history (the latest 100) with the users it enriched and its match rate.
     ///
     /// The state is locked while the connection syncs (`enrich sync`, `backfill`, or a run of `enrich
     /// run`): then the report fails with "already syncing"; try again once the run has finished.
     Report {
         /// The connection's name in the config file; may be left out when it defines only one.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
         /// `table`: aligned tables; `json`: one document; `csv`: one row per value
-        /// (segment,value,users,share, share from 0 to 1, an empty value for users without one).
+        /// (segment,value,users,share, share from 0 to 1, an empty value for users without one),
+        /// then one per run (`Over time`, its start, the users it enriched, its match rate).
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
-        /// Also write the report as a self-contained HTML page with a bar chart per breakdown (no
-        /// scripts, fonts or images from the network).
+        /// Also write the report as a self-contained HTML page with a bar chart per breakdown and a
+        /// chart of the runs over time (no scripts, fonts or images from the network).
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
     },
@@ -197,6 +229,7 @@ pub enum Command {
     /// a run has seen them.
     Properties {
         /// The connection's name in the config file; may be left out when it defines only one.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
@@ -212,6 +245,7 @@ pub enum Command {
     /// connection looked up by it, and those whose email lookup was given it (Reveal's fallback).
     Forget {
         /// The connection's name in the config file.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         /// The person's email address, or an IP address.
         email: String,
@@ -223,7 +257,12 @@ pub enum Command {
         action: StateAction,
     },
 
-    /// Print a shell completion script: `enrich completions bash > /etc/bash_completion.d/enrich`.
+    /// Print a shell completion script: `source <(enrich completions bash)` in ~/.bashrc.
+    ///
+    /// The script asks `enrich` itself what fits where the cursor is (the same as `COMPLETE=bash
+    /// enrich`), so subcommands, options and connection names complete; the names come from the
+    /// file the line names with -c/--config, else ENRICH_CONFIG, else enrich.yaml. Source it anew
+    /// at each shell start (as above) rather than saving it: it fits the binary that printed it.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -249,6 +288,7 @@ pub enum StateAction {
     /// paid for. Asks for confirmation on a terminal.
     Reset {
         /// The connection's name in the config file; may be left out when it defines only one.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long)]
@@ -261,6 +301,7 @@ pub enum StateAction {
     /// fetched properties: it is created readable by its owner only.
     Export {
         /// The connection's name in the config file.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         /// The file to write.
         file: PathBuf,
@@ -269,6 +310,7 @@ pub enum StateAction {
     /// this config; refuses a connection whose state already holds users.
     Import {
         /// The connection's name in the config file.
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         /// The file to read.
         file: PathBuf,
@@ -312,9 +354,19 @@ pub enum LogFormat {
 }
 
 impl Cli {
+    /// The command line as parsed, completed and shown. A subcommand's help leaves the global options
+    /// to `enrich --help`: each subcommand holds hidden copies of them, which clap then does not add
+    /// again, so that they are still accepted after its name.
+    pub fn definition() -> clap::Command {
+        let command = Self::command();
+        let globals: Vec<Arg> = command.get_arguments().filter(|arg| arg.is_global_set()).cloned().collect();
+        command.mut_subcommands(|subcommand| without_globals_in_help(subcommand, &globals))
+    }
+
     /// Parses the command line, exiting with a usage error (status 2) on what clap cannot check alone.
     pub fn parse_checked() -> Self {
-        let cli = Self::parse();
+        let matches = Self::definition().get_matches();
+        let cli = Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
         if let Command::Run { metrics: Some(address), metrics_public: false, .. } = &cli.command
             && !address.ip().is_loopback()
         {
@@ -330,6 +382,21 @@ impl Cli {
         }
         cli
     }
+}
+
+/// `subcommand` with the global options hidden from its help (and its subcommands'), and a line
+/// saying where they are.
+fn without_globals_in_help(subcommand: clap::Command, globals: &[Arg]) -> clap::Command {
+    let pointer = "Global options (-c/--config, -v, -q, --log-pii, --log-format): see `enrich --help`.";
+    let after_help = match subcommand.get_after_help() {
+        Some(examples) => format!("{examples}\n\n{pointer}"),
+        None => pointer.to_owned(),
+    };
+    let hidden = globals.iter().map(|global| global.clone().hide(true));
+    subcommand
+        .args(hidden)
+        .after_help(after_help)
+        .mut_subcommands(|nested| without_globals_in_help(nested, globals))
 }
 
 /// `30d` (that long ago) or a date or time: the start of a backfill window.

@@ -208,6 +208,22 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
+/// The names of the connections a file defines, read leniently (no variable need be set, no section
+/// be valid), for shell completion; none when it cannot be read.
+pub fn connection_names(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(Value::Mapping(file)) = serde_norway::from_str::<Value>(text.trim_start_matches('\u{feff}'))
+    else {
+        return Vec::new();
+    };
+    match file.get("connections") {
+        Some(Value::Mapping(connections)) => {
+            connections.keys().filter_map(Value::as_str).map(str::to_owned).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// A file that others can read must not hold a key: say so, without refusing to run.
 fn warn_if_secrets_are_exposed(config: &Config) {
     use std::os::unix::fs::PermissionsExt;

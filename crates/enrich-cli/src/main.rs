@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod complete;
 mod config;
 mod metrics;
 mod progress;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
     // Whatever enrich creates (the state, a report) is its owner's only, including the files sled
     // creates on its own.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    complete::answer_if_asked();
     let cli = Cli::parse_checked();
     init_logging(&cli);
     enrich_core::events::log_pii(cli.log_pii);

@@ -68,7 +68,7 @@ impl Progress for Bar {
     fn written(&self, users: u64) {
         let mut written = self.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *written += users;
-        self.bar.set_message(format!("{written} written"));
+        self.bar.set_message(format!("{written} users written"));
     }
 }
 
@@ -107,10 +107,11 @@ impl LogLines {
         state.last_line = Some(now);
         let elapsed = (now - started).as_secs_f64().max(0.001);
         let per_second = state.looked_up as f64 / elapsed;
+        // Users, not lookups: users sharing an email are served by one lookup.
         tracing::info!(
-            looked_up = state.looked_up,
-            of = state.planned_users,
-            written = state.written,
+            users_looked_up = state.looked_up,
+            users_due = state.planned_users,
+            users_written = state.written,
             users_per_second = format!("{per_second:.1}"),
             eta = eta(state.planned_users.saturating_sub(state.looked_up), per_second),
             "progress"

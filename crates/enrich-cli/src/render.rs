@@ -53,40 +53,60 @@ fn short_duration(duration: std::time::Duration) -> String {
     }
 }
 
+/// What a figure counts: lookups and users are different things (users sharing an email share one
+/// lookup), so every figure of users says so; the label of the others names what they count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Users,
+    Named,
+}
+
+impl Unit {
+    /// The word after a value: `users`, `user`, or none.
+    fn after(self, value: u64) -> &'static str {
+        match self {
+            Self::Users if value == 1 => " user",
+            Self::Users => " users",
+            Self::Named => "",
+        }
+    }
+}
+
 /// The figures of a run, labelled, in the order a reader follows them.
-fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
+fn figures(summary: &RunSummary) -> Vec<(&'static str, u64, Unit)> {
+    use Unit::*;
     let all = [
-        ("users read", summary.read),
-        ("bad rows skipped", summary.bad_rows),
-        ("outside the window", summary.outside_window),
-        ("without email", summary.no_email),
-        ("without IP", summary.no_ip),
-        ("malformed email", summary.malformed_email),
-        ("duplicate identities", summary.duplicate_identities),
-        ("with several emails", summary.identities_with_several_emails),
-        ("checked recently", summary.up_to_date),
-        ("due", summary.due),
-        ("skipped by the source", summary.skipped),
-        ("skipped by the sink", summary.unaddressable),
-        ("deferred by the limit", summary.deferred),
-        ("resumed without lookup", summary.resumed),
-        ("looked up", summary.lookups),
-        ("found", summary.found),
-        ("not found", summary.not_found),
-        ("pending", summary.pending),
-        ("invalid", summary.invalid),
-        ("written", summary.written),
-        ("of them unchanged", summary.unchanged),
-        ("properties cleared", summary.cleared),
-        ("values cut to fit", summary.values_cut),
-        ("failed", summary.failed),
-        ("left for next run", summary.aborted),
+        ("users read", summary.read, Named),
+        ("bad rows skipped", summary.bad_rows, Named),
+        ("outside the window", summary.outside_window, Users),
+        ("without email", summary.no_email, Users),
+        ("without IP", summary.no_ip, Users),
+        ("malformed email", summary.malformed_email, Users),
+        ("duplicate identities", summary.duplicate_identities, Named),
+        ("with several emails", summary.identities_with_several_emails, Users),
+        ("checked recently", summary.up_to_date, Users),
+        ("due", summary.due, Users),
+        ("skipped by the source", summary.skipped, Users),
+        ("skipped by the sink", summary.unaddressable, Users),
+        ("deferred by the limit", summary.deferred, Users),
+        ("resumed without lookup", summary.resumed, Users),
+        ("lookups", summary.lookups, Named),
+        ("found", summary.found, Users),
+        ("not found", summary.not_found, Users),
+        ("pending", summary.pending, Users),
+        ("invalid", summary.invalid, Users),
+        ("written", summary.written, Users),
+        ("of them unchanged", summary.unchanged, Users),
+        ("properties cleared", summary.cleared, Named),
+        ("values cut to fit", summary.values_cut, Named),
+        ("failed", summary.failed, Users),
+        ("left for next run", summary.aborted, Users),
     ];
     // The headline figures always show; the rest only when they happened.
     const ALWAYS: [&str; 9] =
-        ["users read", "due", "looked up", "found", "not found", "pending", "invalid", "written", "failed"];
-    let credits = summary.credits_left.map(|credits| ("credits left", credits));
-    all.into_iter().filter(|(label, value)| *value > 0 || ALWAYS.contains(label)).chain(credits).collect()
+        ["users read", "due", "lookups", "found", "not found", "pending", "invalid", "written", "failed"];
+    let credits = summary.credits_left.map(|credits| ("credits left", credits, Named));
+    all.into_iter().filter(|(label, value, _)| *value > 0 || ALWAYS.contains(label)).chain(credits).collect()
 }
 
 /// How many reasons a run summary lists.
@@ -96,8 +116,8 @@ pub fn run_summary(name: &str, run: &RunRecord, status: &ConnectionStatus) -> St
     // The error itself is said once, on the `error:` line that ends the command.
     let status = if run.error.is_some() { "Error (below)".to_owned() } else { status.to_string() };
     let mut out = format!("{name}: {} finished in {}; status {status}\n", kind(run), elapsed(run));
-    for (label, value) in figures(&run.summary) {
-        let _ = writeln!(out, "  {label:<22}{value:>8}");
+    for (label, value, unit) in figures(&run.summary) {
+        let _ = writeln!(out, "  {label:<22}{value:>8}{}", unit.after(value));
     }
     let reasons = run.summary.top_reasons(TOP_REASONS);
     if !reasons.is_empty() {
@@ -118,10 +138,12 @@ fn elapsed(run: &RunRecord) -> String {
     format!("{:.1}s", (run.finished_at - run.started_at).num_milliseconds() as f64 / 1000.0)
 }
 
-/// The figures of a run on one line: `users read 324 · due 265 · …`.
+/// The figures of a run on one line: `users read 324 · due 265 users · lookups 253 · found 240 users · …`.
 fn figures_line(summary: &RunSummary) -> String {
-    let figures: Vec<String> =
-        figures(summary).into_iter().map(|(label, value)| format!("{label} {value}")).collect();
+    let figures: Vec<String> = figures(summary)
+        .into_iter()
+        .map(|(label, value, unit)| format!("{label} {value}{}", unit.after(value)))
+        .collect();
     figures.join(" · ")
 }
 

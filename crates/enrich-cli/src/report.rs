@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use enrich_core::{Outcome, Segment, UserState};
+use enrich_core::{Outcome, RunKind, RunRecord, Segment, UserState};
 use serde::Serialize;
 
 /// How many entries of a list segment a report shows: the most common ones.
@@ -24,12 +24,50 @@ pub struct Report {
     /// `found / (found + not_found)`; none before a check completed.
     pub match_rate: Option<f64>,
     pub breakdowns: Vec<Breakdown>,
+    /// The runs kept in the history, oldest first.
+    pub over_time: Vec<RunPoint>,
 }
 
 impl Report {
     /// Users whose last check completed: the ones a match rate is of.
     pub fn checked(&self) -> u64 {
         self.found + self.not_found
+    }
+
+    /// The report with the view over time of the connection's run history.
+    pub fn with_history(self, runs: &[RunRecord]) -> Self {
+        Self { over_time: runs.iter().map(RunPoint::of).collect(), ..self }
+    }
+}
+
+/// One run as the view over time shows it: what its lookups found.
+#[derive(Debug, Serialize)]
+pub struct RunPoint {
+    pub started_at: DateTime<Utc>,
+    /// `scheduled`, `sync` or `backfill`.
+    pub kind: &'static str,
+    /// Users the run found: enriched by it.
+    pub enriched: u64,
+    /// Users whose lookup completed in the run, found or not.
+    pub checked: u64,
+    /// `enriched / checked`; none when no lookup completed.
+    pub match_rate: Option<f64>,
+}
+
+impl RunPoint {
+    fn of(run: &RunRecord) -> Self {
+        let checked = run.summary.found + run.summary.not_found;
+        Self {
+            started_at: run.started_at,
+            kind: match run.kind {
+                RunKind::Scheduled => "scheduled",
+                RunKind::Manual => "sync",
+                RunKind::Backfill { .. } => "backfill",
+            },
+            enriched: run.summary.found,
+            checked,
+            match_rate: (checked > 0).then(|| run.summary.found as f64 / checked as f64),
+        }
     }
 }
 
@@ -192,6 +230,7 @@ impl Tally {
             not_found: self.not_found,
             match_rate: (checked > 0).then(|| self.found as f64 / checked as f64),
             breakdowns,
+            over_time: Vec::new(),
         }
     }
 }

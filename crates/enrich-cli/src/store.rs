@@ -56,7 +56,11 @@ impl State {
                 store.mark_syncing(chrono::Utc::now())?;
                 Arc::new(store)
             }
-            Self::Postgres(database) => Arc::new(database.open(connection)?),
+            Self::Postgres(database) => {
+                let store = database.open(connection)?;
+                store.mark_syncing()?;
+                Arc::new(store)
+            }
         })
     }
 
@@ -70,12 +74,15 @@ impl State {
         })
     }
 
-    /// When the sync in progress on a connection started, as far as this state can tell: a sled
-    /// folder's lock file says it; a PostgreSQL state does not (yet).
-    pub fn syncing_since(&self, connection: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    /// When the sync in progress on a connection started: a sled folder's lock file says it, and on
+    /// PostgreSQL the row its syncing session wrote while that session holds the connection's lock.
+    pub fn syncing_since(
+        &self,
+        connection: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StateError> {
         match self {
-            Self::Sled(folder) => enrich_state_sled::syncing_since(folder, connection),
-            Self::Postgres(_) => None,
+            Self::Sled(folder) => Ok(enrich_state_sled::syncing_since(folder, connection)),
+            Self::Postgres(database) => database.syncing_since(connection),
         }
     }
 

@@ -17,6 +17,10 @@
 //! detected by TCP keepalives, which each session sets to about 25 s), and that releases the lock, so
 //! another worker takes the connection over and writes its pending writes without looking them up again.
 //!
+//! A store opened to sync writes its session's pid and the time into its connection's row
+//! (`mark_syncing`); `syncing_since` reads them back only while pg_locks shows that session holding
+//! the lock, so `enrich status` says "syncing since …" on a shared state too.
+//!
 //! The trait is synchronous, as sled's calls are: each call runs on a small runtime of the store's
 //! own and the caller waits for it, which works alike from async code and plain threads.
 
@@ -27,6 +31,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use enrich_core::{ConnectionState, ConnectionStatus, PendingWrite, StateError, StateStore, UserState};
 use enrich_postgres::{ConnectionTask, Database, error_message};
 use secrecy::SecretString;
@@ -180,6 +185,31 @@ impl PostgresState {
     }
 }
 
+impl PostgresState {
+    /// When the sync in progress on a connection started, as its syncing session wrote it: only while
+    /// that session holds the connection's lock, which pg_locks shows to every session.
+    pub fn syncing_since(&self, connection: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        let database = Arc::clone(&self.database);
+        let name = connection.to_owned();
+        self.call(async move {
+            let session = Session::open(database).await?;
+            let client = session.client.lock().await;
+            let row = client
+                .query_opt(
+                    "SELECT c.syncing_since FROM enrich_connections c JOIN pg_locks l \
+                       ON l.locktype = 'advisory' AND l.granted AND l.pid = c.syncing_pid \
+                      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                      AND l.classid = $1::int4::oid AND l.objid = c.id::oid AND l.objsubid = 2 \
+                     WHERE c.name = $2",
+                    &[&LOCK_NAMESPACE, &name],
+                )
+                .await
+                .map_err(|error| failed("reading who syncs the connection", &error))?;
+            Ok(row.and_then(|row| row.get(0)))
+        })
+    }
+}
+
 /// The connection's id, its row created on first use.
 async fn connection_id(client: &Client, name: &str) -> Result<i64, StateError> {
     client
@@ -231,6 +261,23 @@ impl PostgresStateStore {
         F: Future<Output = Result<T, StateError>> + Send + 'static,
     {
         self.state.call(job(Arc::clone(&self.session), self.connection_id))
+    }
+
+    /// Says that this store's session syncs the connection, from now (on the server's clock) for as
+    /// long as it holds the lock: [`PostgresState::syncing_since`] reads it.
+    pub fn mark_syncing(&self) -> Result<(), StateError> {
+        self.with_session(|session, id| async move {
+            let client = session.client.lock().await;
+            client
+                .execute(
+                    "UPDATE enrich_connections SET syncing_pid = pg_backend_pid(), syncing_since = now() \
+                     WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(|error| failed("recording the sync", &error))?;
+            Ok(())
+        })
     }
 
     /// Starts the connection's state over: no user and no pending write, keeping the run history and

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_state.sql")),
     (2, include_str!("migrations/0002_rate_budgets.sql")),
     (3, include_str!("migrations/0003_fallback_hash.sql")),
+    (4, include_str!("migrations/0004_syncing.sql")),
 ];
 
 /// Brings the schema to this version's, in one transaction that holds a lock of its own: workers

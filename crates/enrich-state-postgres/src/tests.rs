@@ -49,6 +49,23 @@ fn status_reads_a_connection_while_it_is_locked() {
 }
 
 #[test]
+fn a_connection_is_syncing_while_the_session_that_said_so_holds_its_lock() {
+    let name = unique("syncing", "a");
+    let state = test_state();
+    let store = state.open(&name).unwrap();
+    assert_eq!(state.syncing_since(&name).unwrap(), None, "opened, not syncing");
+    store.mark_syncing().unwrap();
+    let since = state.syncing_since(&name).unwrap().expect("syncing");
+    assert_eq!(state.syncing_since(&name).unwrap(), Some(since), "one start, read again");
+    drop(store);
+    assert_eq!(state.syncing_since(&name).unwrap(), None, "the lock went with the session");
+    let reopened = state.open(&name).unwrap();
+    assert_eq!(state.syncing_since(&name).unwrap(), None, "another session holds the lock, not syncing");
+    drop(reopened);
+    assert_eq!(state.syncing_since(&unique("syncing", "never-ran")).unwrap(), None);
+}
+
+#[test]
 fn reset_keeps_history_and_forgotten_keys() {
     use enrich_core::conformance::{pending, user_state};
     let store = test_state().open(&unique("reset", "a")).unwrap();
@@ -87,7 +104,7 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
     drop(own.open("a").unwrap());
     execute(
         &own,
-        "DO $$ BEGIN IF (SELECT count(*) FROM enrich_schema_migrations) <> 3 THEN \
+        "DO $$ BEGIN IF (SELECT count(*) FROM enrich_schema_migrations) <> 4 THEN \
          RAISE 'migrations applied more than once'; END IF; END $$",
     );
     execute(&own, "INSERT INTO enrich_schema_migrations (version) VALUES (99)");

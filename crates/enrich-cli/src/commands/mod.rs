@@ -1,6 +1,7 @@
 //! What each subcommand does. Results go to standard output, problems to standard error.
 
 mod check;
+mod init;
 mod map;
 mod preview;
 mod properties;
@@ -13,8 +14,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
-
 use crate::cli::{Cli, Command, MapSource, StateAction};
 use crate::config::{self, Config};
 use crate::render;
@@ -23,15 +22,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Map { source: MapSource::Clearbit { file } } => return map::clearbit(file.as_deref()),
         Command::Completions { shell } => {
-            // Generated whole first: clap_complete panics on a failed write, such as a closed pipe.
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "enrich", &mut script);
-            std::io::stdout().write_all(&script)?;
+            std::io::stdout().write_all(&crate::complete::registration(*shell)?)?;
             return Ok(ExitCode::SUCCESS);
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            clap_mangen::Man::new(Cli::definition()).render(&mut std::io::stdout())?;
             return Ok(ExitCode::SUCCESS);
+        }
+        Command::Init { force, source_url, sink_url } => {
+            let urls = init::ServiceUrls { source: source_url.clone(), sink: sink_url.clone() };
+            return init::run(&cli.config, *force, &urls).await;
         }
         _ => {}
     }
@@ -60,7 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::State { action: StateAction::Export { name, file } } => state::export(&config, &name, &file),
         Command::State { action: StateAction::Import { name, file } } => state::import(&config, &name, &file),
-        Command::Map { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Map { .. } | Command::Completions { .. } | Command::Man | Command::Init { .. } => {
             unreachable!("handled before loading the config")
         }
     }

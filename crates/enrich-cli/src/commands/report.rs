@@ -37,8 +37,9 @@ pub fn show(
     for user in store.users() {
         tally.add(&user?.1);
     }
+    let runs = store.connection()?.runs;
     drop(store); // the lock, released before the output is written
-    let report = tally.report(name, Utc::now());
+    let report = tally.report(name, Utc::now()).with_history(&runs);
 
     // Segment values are what a service sent: they pass the redaction point like any other text.
     if let Some(path) = html {

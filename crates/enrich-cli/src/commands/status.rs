@@ -21,12 +21,14 @@ pub fn show(config: &Config, name: Option<&str>, format: Format, history: bool) 
     let states: Vec<render::StatusOf<'_>> = connections
         .into_iter()
         .zip(saved)
-        .map(|(connection, saved)| render::StatusOf {
-            connection,
-            state: saved,
-            syncing_since: state.syncing_since(&connection.name),
+        .map(|(connection, saved)| {
+            Ok(render::StatusOf {
+                connection,
+                state: saved,
+                syncing_since: state.syncing_since(&connection.name)?,
+            })
         })
-        .collect();
+        .collect::<Result<_, enrich_core::StateError>>()?;
     let mut out = std::io::stdout().lock();
     match format {
         // The state is stored redacted; a state written by an older release may not be.

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use chrono::SecondsFormat;
 
 use super::time;
-use crate::report::{Breakdown, Report};
+use crate::report::{Breakdown, Report, RunPoint};
 
 /// The row of users without a value, in tables and charts.
 const NO_VALUE: &str = "(no value)";
@@ -104,11 +104,40 @@ pub fn table(report: &Report) -> String {
             let _ = writeln!(out, "  {label:<width$}  {users:>users_width$}  {:>6}", percent(share));
         }
     }
+    over_time_table(&mut out, &report.over_time);
     out
 }
 
+/// What the view over time shows, as its heading says it.
+const OVER_TIME: &str = "Over time: users enriched by each run and its match rate, oldest first";
+
+fn over_time_table(out: &mut String, runs: &[RunPoint]) {
+    let _ = writeln!(out, "\n{OVER_TIME}");
+    if runs.is_empty() {
+        let _ = writeln!(out, "  no run yet");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<23}  {:<9}  {:>8}  {:>7}  {:>10}",
+        "STARTED", "RUN", "ENRICHED", "CHECKED", "MATCH RATE"
+    );
+    for run in runs {
+        let _ = writeln!(
+            out,
+            "  {}  {:<9}  {:>8}  {:>7}  {:>10}",
+            time(run.started_at),
+            run.kind,
+            run.enriched,
+            run.checked,
+            run.match_rate.map_or_else(|| "–".to_owned(), percent)
+        );
+    }
+}
+
 /// The report in long format, one row per value: `segment,value,users,share`, share from 0 to 1 and
-/// an empty value for the users without one.
+/// an empty value for the users without one. Then one row per run, segment `Over time`: its start
+/// (RFC 3339), the users it enriched and its match rate (empty when no lookup completed).
 pub fn csv(report: &Report) -> String {
     let mut out = String::from("segment,value,users,share\n");
     for breakdown in &report.breakdowns {
@@ -123,6 +152,11 @@ pub fn csv(report: &Report) -> String {
                 row.share
             );
         }
+    }
+    for run in &report.over_time {
+        let rate = run.match_rate.map_or_else(String::new, |rate| format!("{rate:.4}"));
+        let started = run.started_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let _ = writeln!(out, "Over time,{started},{},{rate}", run.enriched);
     }
     out
 }
@@ -176,6 +210,7 @@ pub fn html(report: &Report) -> String {
     for breakdown in &report.breakdowns {
         chart(&mut out, breakdown);
     }
+    over_time_chart(&mut out, &report.over_time);
     let _ = write!(
         out,
         "<footer>Counted by enrich {} from the state of connection {connection}: every user as last \
@@ -225,6 +260,85 @@ fn chart(out: &mut String, breakdown: &Breakdown) {
     out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
+/// The SVG chart's size, in its own units; it scales to the page's width.
+const SVG_WIDTH: f64 = 720.0;
+const SVG_HEIGHT: f64 = 220.0;
+/// Room around the plot for the axes' labels: left, right, top, bottom.
+const MARGINS: (f64, f64, f64, f64) = (44.0, 48.0, 12.0, 26.0);
+
+/// The run history as an inline SVG chart: a bar per run for the users it enriched (the left
+/// scale), and the match rate of the runs as a line over them (the right scale, 0 to 100%).
+fn over_time_chart(out: &mut String, runs: &[RunPoint]) {
+    let _ = write!(
+        out,
+        "<section class=\"over-time chart\" data-runs=\"{}\">\n<h2>Over time</h2>\n\
+         <p class=\"about\">Users enriched by each run (bars, left scale) and its match rate (line, \
+         right scale), oldest first</p>\n",
+        runs.len()
+    );
+    if runs.is_empty() {
+        out.push_str("<p class=\"empty\">No run yet.</p>\n</section>\n");
+        return;
+    }
+    let (left, right, top, bottom) = MARGINS;
+    let (plot_width, plot_height) = (SVG_WIDTH - left - right, SVG_HEIGHT - top - bottom);
+    let most = runs.iter().map(|run| run.enriched).max().unwrap_or(0).max(1);
+    let step = plot_width / runs.len() as f64;
+    let base = top + plot_height;
+    let _ = writeln!(
+        out,
+        "<svg class=\"runs\" viewBox=\"0 0 {SVG_WIDTH} {SVG_HEIGHT}\" role=\"img\" \
+         aria-label=\"{OVER_TIME}\">\n\
+         <line class=\"axis\" x1=\"{left}\" y1=\"{base}\" x2=\"{x2}\" y2=\"{base}\"/>\n\
+         <text class=\"scale\" x=\"{lx}\" y=\"{top_label}\" text-anchor=\"end\">{most}</text>\n\
+         <text class=\"scale\" x=\"{lx}\" y=\"{base}\" text-anchor=\"end\">0</text>\n\
+         <text class=\"scale\" x=\"{rx}\" y=\"{top_label}\">100%</text>\n\
+         <text class=\"scale\" x=\"{rx}\" y=\"{base}\">0%</text>",
+        x2 = left + plot_width,
+        lx = left - 6.0,
+        rx = left + plot_width + 6.0,
+        top_label = top + 8.0,
+    );
+    let mut line = Vec::new();
+    for (index, run) in runs.iter().enumerate() {
+        let center = left + step * (index as f64 + 0.5);
+        let height = run.enriched as f64 / most as f64 * plot_height;
+        let rate = run.match_rate.map_or_else(|| "none".to_owned(), percent);
+        let _ = writeln!(
+            out,
+            "<rect class=\"enriched\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{width:.1}\" height=\"{height:.1}\" \
+             data-started=\"{started}\" data-users=\"{users}\"><title>{shown}: {users} users enriched, match rate \
+             {rate}</title></rect>",
+            x = center - step * 0.35,
+            y = base - height,
+            width = step * 0.7,
+            started = run.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            users = run.enriched,
+            shown = time(run.started_at),
+        );
+        if let Some(rate) = run.match_rate {
+            line.push((center, base - rate * plot_height));
+        }
+    }
+    // A dot per run too: a line through one run alone draws nothing.
+    for (x, y) in &line {
+        let _ = writeln!(out, "<circle class=\"rate-point\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3\"/>");
+    }
+    if !line.is_empty() {
+        let points: Vec<String> = line.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+        let _ = writeln!(out, "<polyline class=\"match-rate\" points=\"{}\"/>", points.join(" "));
+    }
+    let (first, last) = (&runs[0], &runs[runs.len() - 1]);
+    let _ = write!(
+        out,
+        "<text class=\"scale\" x=\"{left}\" y=\"{SVG_HEIGHT}\">{}</text>\n\
+         <text class=\"scale\" x=\"{x}\" y=\"{SVG_HEIGHT}\" text-anchor=\"end\">{}</text>\n</svg>\n</section>\n",
+        first.started_at.format("%Y-%m-%d %H:%M"),
+        last.started_at.format("%Y-%m-%d %H:%M"),
+        x = left + plot_width,
+    );
+}
+
 /// Text safe inside HTML elements and quoted attributes.
 fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -243,9 +357,9 @@ fn escape(text: &str) -> String {
 
 const STYLE: &str = "
 :root { color-scheme: light dark; --ink: #1d2433; --muted: #5b6474; --line: #e3e6ec; --bar: #3b6fd8;
-  --none: #a9b0bc; --card: #ffffff; --page: #f5f6f8; }
+  --none: #a9b0bc; --card: #ffffff; --page: #f5f6f8; --rate: #d9782d; }
 @media (prefers-color-scheme: dark) { :root { --ink: #e8ebf1; --muted: #9aa3b2; --line: #2c3340;
-  --bar: #6d9bff; --none: #5d6575; --card: #171b22; --page: #0f1217; } }
+  --bar: #6d9bff; --none: #5d6575; --card: #171b22; --page: #0f1217; --rate: #f0a05a; } }
 * { box-sizing: border-box; }
 body { margin: 0; padding: 2rem 1.5rem 3rem; background: var(--page); color: var(--ink);
   font: 15px/1.45 system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; }
@@ -275,4 +389,10 @@ td.share { color: var(--muted); }
 .none th.label { color: var(--muted); font-style: italic; }
 .hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 footer { margin-top: 2rem; font-size: .85rem; }
+svg.runs { display: block; width: 100%; height: auto; }
+svg .axis { stroke: var(--line); }
+svg .scale { fill: var(--muted); font-size: 11px; }
+svg .enriched { fill: var(--bar); }
+svg .match-rate { fill: none; stroke: var(--rate); stroke-width: 2; }
+svg .rate-point { fill: var(--rate); }
 ";
