@@ -124,13 +124,13 @@ async fn anonymous_users_reach_the_warehouse_by_user_id_and_heap_never() {
 
     // The table refuses the writes: the checks wait as pending writes.
     let refused = enrich(&["sync", "warehouse"]).await;
-    assert_eq!(refused.figure("looked up"), 4, "one Reveal lookup per address:\n{refused}");
+    assert_eq!(refused.figure("lookups"), 4, "one Reveal lookup per address:\n{refused}");
     assert_eq!(refused.figure("failed"), 5, "{refused}");
     let checks_done = chrono::Utc::now();
     sql(&format!("ALTER TABLE {table} DROP CONSTRAINT closed"));
     let written = enrich(&["sync", "warehouse"]).await;
     written.success();
-    assert_eq!((written.figure("looked up"), written.figure("resumed without lookup")), (0, 5), "{written}");
+    assert_eq!((written.figure("lookups"), written.figure("resumed without lookup")), (0, 5), "{written}");
     let rows = sql(&format!(
         "SELECT user_id, coalesce(identity, '-'), coalesce(properties->>'Company Domain', '-'),
                 checked_at < '{checks_done}'
@@ -152,7 +152,7 @@ async fn anonymous_users_reach_the_warehouse_by_user_id_and_heap_never() {
     let requests = emulator.clearbit_requests().len();
     let again = enrich(&["sync", "warehouse"]).await;
     again.success();
-    assert_eq!((again.figure("looked up"), again.figure("checked recently")), (0, 5), "{again}");
+    assert_eq!((again.figure("lookups"), again.figure("checked recently")), (0, 5), "{again}");
     assert_eq!(emulator.clearbit_requests().len(), requests, "a second run asks nothing");
 
     // Heap cannot address anonymous users: skipped before any lookup, at every run.
@@ -164,7 +164,7 @@ async fn anonymous_users_reach_the_warehouse_by_user_id_and_heap_never() {
         assert_eq!(main.figure("skipped by the sink"), 3, "{run} run:\n{main}");
         assert!(main.stdout.contains(reason), "{run} run:\n{main}");
         let lookups = if run == "first" { 2 } else { 0 };
-        assert_eq!(main.figure("looked up"), lookups, "{run} run: user 5's address and gus's email:\n{main}");
+        assert_eq!(main.figure("lookups"), lookups, "{run} run: user 5's address and gus's email:\n{main}");
         let asked: Vec<String> =
             emulator.clearbit_requests()[requests..].iter().map(|request| request.email.clone()).collect();
         assert!(!asked.iter().any(|key| key == NORTHWIND_OFFICE || key == PINECREST_OFFICE), "{asked:?}");
