@@ -16,6 +16,7 @@ mod mapping;
 mod naming;
 mod reveal;
 mod selection;
+mod settings;
 mod source;
 
 pub use catalogue::catalogue;
@@ -24,4 +25,5 @@ pub use free_email::is_free_email;
 pub use mapping::map_combined;
 pub use reveal::{is_public, map_reveal};
 pub use selection::{PropertiesConfig, PropertySelection};
+pub use settings::ClearbitRevealConfig;
 pub use source::ClearbitSource;

@@ -26,6 +26,8 @@ use tokio::task::JoinHandle;
 
 use enrich_core::error::shorten;
 
+mod settings;
+
 /// As `email_property`, says that identities are the email addresses.
 const IDENTITY_COLUMN: &str = "identity";
 const USER_ID_COLUMN: &str = "user_id";

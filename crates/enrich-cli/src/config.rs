@@ -473,8 +473,11 @@ fn connection(
     };
     let (source, sink, users) =
         (required("source", raw.source), required("sink", raw.sink), required("users", raw.users));
-    let source = source.and_then(|value| tagged_section("source", value, problems, SourceConfig::validate));
-    let sink = sink.and_then(|value| tagged_section("sink", value, problems, SinkConfig::validate));
+    let source = source.and_then(|value| {
+        tagged_section("source", value, problems, |source: &SourceConfig| source.validate())
+    });
+    let sink =
+        sink.and_then(|value| tagged_section("sink", value, problems, |sink: &SinkConfig| sink.validate()));
     let users = users.and_then(|value| {
         tagged_section("users", value, problems, |users: &UsersConfig| users.validate(folder))
     });

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod connector;
 pub mod digest;
 pub mod directory;
 pub mod engine;
@@ -22,6 +23,7 @@ pub mod user;
 
 pub use budget::SharedBudget;
 pub use config::{FieldError, ensure_valid, is_loopback_host};
+pub use connector::{Billing, Secret, SinkSettings, SourceSettings, UsersSettings};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;

@@ -31,4 +31,9 @@ pub trait Sink: Send + Sync + Debug {
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError>;
     /// One harmless live call proving the destination accepts this configuration.
     async fn check(&self) -> Result<String, ConnectorError>;
+    /// What only the first sync can prove, once `checked_property` (written by every check) shows in
+    /// the destination; `None` when [`Sink::check`] proves it all.
+    fn first_sync_proves(&self, _checked_property: &str) -> Option<String> {
+        None
+    }
 }
