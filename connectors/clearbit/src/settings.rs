@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use enrich_core::{
-    Billing, ConnectorError, FieldError, LookupKey, Secret, SharedBudget, Source, SourceSettings,
+    Billing, ConnectorError, FieldError, LookupKey, PropertyInfo, Secret, SharedBudget, Source,
+    SourceSettings,
 };
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -40,6 +41,10 @@ impl SourceSettings for ClearbitConfig {
         self.requests_per_minute.into()
     }
 
+    fn properties(&self) -> Vec<PropertyInfo> {
+        self.selection().map(|selection| selection.properties()).unwrap_or_default()
+    }
+
     fn billing(&self) -> Billing {
         Billing {
             rule: "each email Clearbit answers, found or not, is billed once a billing period",
@@ -71,6 +76,10 @@ impl SourceSettings for ClearbitRevealConfig {
 
     fn lookups_per_minute(&self) -> u64 {
         self.0.requests_per_minute.into()
+    }
+
+    fn properties(&self) -> Vec<PropertyInfo> {
+        SourceSettings::properties(&self.0)
     }
 
     fn billing(&self) -> Billing {

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use enrich_core::{Billing, ConnectorError, FieldError, Secret, SharedBudget, Source, SourceSettings};
+use enrich_core::{
+    Billing, ConnectorError, FieldError, PropertyInfo, Secret, SharedBudget, Source, SourceSettings,
+};
 use secrecy::ExposeSecret;
 
 use crate::{PeopleDataLabsConfig, PeopleDataLabsSource};
@@ -32,6 +34,10 @@ impl SourceSettings for PeopleDataLabsConfig {
     /// Each request carries up to `max_keys_per_request` people.
     fn lookups_per_minute(&self) -> u64 {
         u64::from(self.requests_per_minute) * self.max_keys_per_request as u64
+    }
+
+    fn properties(&self) -> Vec<PropertyInfo> {
+        self.selection().map(|selection| selection.properties()).unwrap_or_default()
     }
 
     fn billing(&self) -> Billing {

@@ -7,7 +7,10 @@ use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::{ConnectorError, FieldError, LookupKey, SharedBudget, Sink, Source, UserDirectory};
+use crate::{
+    ConnectorError, FieldError, LookupKey, PropertyInfo, SharedBudget, Sink, Source, UserDirectory,
+    ValueRules,
+};
 
 /// A configured value the redaction point must hide wherever it shows up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +47,9 @@ pub trait SourceSettings: Debug + Send + Sync {
     fn lookups_per_minute(&self) -> u64;
     /// How the provider bills the lookups.
     fn billing(&self) -> Billing;
+    /// Every property the section, as configured, can write (a valid section's), for the sink's
+    /// [`ValueRules`].
+    fn properties(&self) -> Vec<PropertyInfo>;
 }
 
 /// A sink's config section (`sink: { type: … }`).
@@ -53,6 +59,11 @@ pub trait SinkSettings: Debug + Send + Sync {
     /// The destination as a listing names it: `heap app 12345`.
     fn describe(&self) -> String;
     fn secrets(&self) -> Vec<Secret<'_>>;
+    /// What the destination accepts of property names, as [`Sink::value_rules`] says once built:
+    /// checked against the source's properties without network.
+    fn value_rules(&self) -> ValueRules {
+        ValueRules::default()
+    }
 }
 
 /// A user directory's config section (`users: { type: … }`); paths in it are relative to `folder`,

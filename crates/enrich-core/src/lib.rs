@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod property;
 pub mod redact;
+pub mod selection;
 pub mod sink;
 pub mod source;
 pub mod state;
@@ -28,7 +29,7 @@ pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;
 pub use property::{JoinedList, Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
-pub use sink::{Refused, Sink, UserUpdate};
+pub use sink::{Refused, Sink, UserUpdate, ValueRules};
 pub use source::{Lookup, Source};
 pub use state::{
     ConnectionState, ConnectionStatus, DueRule, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,

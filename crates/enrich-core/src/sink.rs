@@ -19,6 +19,32 @@ pub struct UserUpdate {
 /// destination's reason. The rest of the batch was acknowledged.
 pub type Refused = Vec<(usize, String)>;
 
+/// What a destination accepts of property names: sources name their properties for people, and the
+/// destination's rules are checked against every name a configured source can write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValueRules {
+    /// The destination, for messages: `Heap`.
+    pub destination: &'static str,
+    /// Names the destination refuses in any casing (Heap's `id`).
+    pub forbidden_names: &'static [&'static str],
+    /// The destination's own properties, which a property of that name would overwrite.
+    pub built_in_names: &'static [&'static str],
+}
+
+impl ValueRules {
+    /// Why the destination cannot take a property called `name`, or `None`.
+    pub fn name_problem(&self, name: &str) -> Option<String> {
+        let destination = self.destination;
+        if let Some(forbidden) =
+            self.forbidden_names.iter().find(|forbidden| forbidden.eq_ignore_ascii_case(name))
+        {
+            return Some(format!("{destination} refuses the key {forbidden} in any casing"));
+        }
+        let own = self.built_in_names.iter().find(|own| own.eq_ignore_ascii_case(name))?;
+        Some(format!("`{own}` is one of {destination}'s built-in user properties, which it would overwrite"))
+    }
+}
+
 /// A destination for user properties, built from a validated config by its connector crate.
 #[async_trait]
 pub trait Sink: Send + Sync + Debug {
@@ -26,6 +52,10 @@ pub trait Sink: Send + Sync + Debug {
     fn kind(&self) -> &'static str;
     /// The most users one `write` may carry.
     fn max_batch(&self) -> usize;
+    /// What the destination accepts of property names.
+    fn value_rules(&self) -> ValueRules {
+        ValueRules::default()
+    }
     /// Writes one batch; `Ok` means the destination acknowledged every user in it but those it
     /// refused one by one.
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError>;
