@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
-use crate::{FieldError, PropertyInfo};
+use crate::{FieldError, PropertyInfo, PropertyKind};
 pub use naming::Naming;
 
 /// What the shared selection code knows of one source's attributes.
@@ -103,17 +103,29 @@ pub struct PropertySelection {
     /// Deprecated attributes `include` names by their exact path: only these are written.
     chosen_deprecated: HashSet<String>,
     exclude: GlobSet,
-    /// The name of every catalogued or renamed attribute, by path.
-    names: HashMap<String, String>,
+    /// Every catalogued or renamed attribute, by path, with all that mapping it needs.
+    entries: HashMap<String, Entry>,
     /// In lower case, the names a derived name must not take: every catalogue name, renamed or not, and
     /// every rename, so that one property never stands for two attributes, whichever a record holds.
     reserved: HashSet<String>,
 }
 
+/// What mapping one catalogued or renamed attribute needs, worked out once per selection rather than
+/// once per attribute of every answer.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Its place among the selection's entries, for a record to note it as written.
+    index: usize,
+    name: String,
+    /// The catalogue's kind, for a catalogued attribute.
+    known: Option<PropertyKind>,
+    included: bool,
+}
+
 impl PropertySelection {
     /// Every attribute under the catalogue's names.
     pub fn everything(catalogue: &'static Catalogue) -> Self {
-        Self::compiled(catalogue, None, GlobSet::empty(), &BTreeMap::new())
+        Self::compiled(catalogue, None, HashSet::new(), GlobSet::empty(), &BTreeMap::new())
     }
 
     /// Compiles a config, or says everything wrong with it. Fields are relative to `properties`, such as
@@ -131,8 +143,7 @@ impl PropertySelection {
             compile_globs(catalogue, "include", globs, &mut problems)
         });
         let exclude = compile_globs(catalogue, "exclude", &config.exclude, &mut problems);
-        let mut selection = Self::compiled(catalogue, include, exclude, &config.rename);
-        selection.chosen_deprecated = config
+        let chosen_deprecated = config
             .include
             .iter()
             .flatten()
@@ -140,6 +151,7 @@ impl PropertySelection {
             .filter(|path| catalogue.is_deprecated(path))
             .map(str::to_owned)
             .collect();
+        let selection = Self::compiled(catalogue, include, chosen_deprecated, exclude, &config.rename);
         problems.extend(selection.rename_problems(&config.rename));
         if problems.is_empty() { Ok(selection) } else { Err(problems) }
     }
@@ -161,6 +173,7 @@ impl PropertySelection {
     fn compiled(
         catalogue: &'static Catalogue,
         include: Option<GlobSet>,
+        chosen_deprecated: HashSet<String>,
         exclude: GlobSet,
         renames: &BTreeMap<String, String>,
     ) -> Self {
@@ -175,7 +188,22 @@ impl PropertySelection {
             reserved.insert(name.to_lowercase());
             names.insert(path.clone(), name.to_owned());
         }
-        Self { catalogue, include, chosen_deprecated: HashSet::new(), exclude, names, reserved }
+        let mut selection =
+            Self { catalogue, include, chosen_deprecated, exclude, entries: HashMap::new(), reserved };
+        selection.entries = names
+            .into_iter()
+            .enumerate()
+            .map(|(index, (path, name))| {
+                let entry = Entry {
+                    index,
+                    name,
+                    known: catalogue.known(&path).map(|attribute| attribute.kind),
+                    included: selection.matches(&path),
+                };
+                (path, entry)
+            })
+            .collect();
+        selection
     }
 
     pub fn catalogue(&self) -> &'static Catalogue {
@@ -186,6 +214,11 @@ impl PropertySelection {
     /// is written only when `include` names it exactly: a glob such as `company.*` does not bring back
     /// what the provider no longer maintains.
     pub fn includes(&self, path: &str) -> bool {
+        self.entries.get(path).map_or_else(|| self.matches(path), |entry| entry.included)
+    }
+
+    /// What [`Self::includes`] says, worked out from the globs.
+    fn matches(&self, path: &str) -> bool {
         let included = if self.catalogue.is_deprecated(path) {
             self.chosen_deprecated.contains(path)
         } else {
@@ -203,7 +236,7 @@ impl PropertySelection {
             .iter()
             .filter(|attribute| self.includes(path_of(attribute)))
             .map(|attribute| PropertyInfo {
-                name: self.names[path_of(attribute)].clone(),
+                name: self.entries[path_of(attribute)].name.clone(),
                 ..attribute.clone()
             })
             .collect();
@@ -213,7 +246,7 @@ impl PropertySelection {
 
     /// The catalogue's or the config's name for an attribute; `None` when it is to be derived.
     pub fn name_of(&self, path: &str) -> Option<&str> {
-        self.names.get(path).map(String::as_str)
+        self.entries.get(path).map(|entry| entry.name.as_str())
     }
 
     /// Whether a derived name must stay clear of `lower_case_name`.
@@ -228,7 +261,7 @@ impl PropertySelection {
         let mut holders: HashMap<String, &str> = catalogue
             .paths()
             .filter(|path| self.includes(path) && !renames.contains_key(*path))
-            .map(|path| (self.names[path].to_lowercase(), path))
+            .map(|path| (self.entries[path].name.to_lowercase(), path))
             .collect();
         let mut problems = Vec::new();
         for (path, name) in renames {

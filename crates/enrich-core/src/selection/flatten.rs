@@ -5,6 +5,7 @@
 //! (when the catalogue derives names), reported as derived. Values become numbers or strings, lists
 //! are joined, nothing else.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
@@ -26,11 +27,15 @@ impl PropertySelection {
         let mut mapper = Mapper {
             selection: self,
             record: Record::default(),
+            dotted: String::with_capacity(64),
+            written: vec![false; self.entries.len()],
             taken: HashSet::new(),
             numbered: HashMap::new(),
         };
         for (root, attributes) in roots {
             if let Some(attributes) = attributes {
+                mapper.dotted.clear();
+                mapper.dotted.push_str(root);
                 let mut path = if root.is_empty() { Vec::new() } else { vec![root] };
                 mapper.add_object(&mut path, attributes);
             }
@@ -39,50 +44,78 @@ impl PropertySelection {
     }
 }
 
-/// One answer on its way to a record.
+/// One answer on its way to a record. Looking an attribute up costs no allocation: its dotted path is
+/// kept in one buffer, and a catalogued attribute's names come precomputed from the selection.
 struct Mapper<'a> {
     selection: &'a PropertySelection,
     record: Record,
-    /// The names written so far, in lower case: names differing only in case would read as one.
+    /// The dotted path of the attribute at hand (`company.site.url`).
+    dotted: String,
+    /// Which entries of the selection were written: only a key with a dot in it spelling the same
+    /// path comes to one twice.
+    written: Vec<bool>,
+    /// The derived names written so far, in lower case: names differing only in case would read as
+    /// one. Catalogued and renamed names are unique among the included attributes, and a derived name
+    /// never takes one of those.
     taken: HashSet<String>,
     /// The last number appended to each name (in lower case) to tell attributes apart.
     numbered: HashMap<String, usize>,
 }
 
-impl Mapper<'_> {
+impl<'a> Mapper<'a> {
     fn add_object<'v>(&mut self, path: &mut Vec<&'v str>, object: &'v Map<String, Value>) {
         for (key, value) in object {
+            // Nothing to write, and no path to build.
+            if value.is_null() {
+                continue;
+            }
+            let parent = self.dotted.len();
+            if !self.dotted.is_empty() {
+                self.dotted.push('.');
+            }
+            self.dotted.push_str(key);
             path.push(key);
             match value {
                 Value::Object(inner) => self.add_object(path, inner),
-                _ => {
-                    let dotted = path.join(".");
-                    if self.selection.includes(&dotted)
-                        && let Some((value, cut)) = self.convert(&dotted, key, value)
-                    {
-                        self.add(path, dotted, value, cut);
-                    }
-                }
+                _ => self.add_attribute(path, key, value),
             }
             path.pop();
+            self.dotted.truncate(parent);
         }
     }
 
-    fn add(&mut self, path: &[&str], dotted: String, value: PropertyValue, cut: bool) {
-        let catalogue = self.selection.catalogue;
-        // A fixed name is taken only when a key with a dot in it spelled the same path.
-        let fixed = self.selection.name_of(&dotted).filter(|name| !self.taken.contains(&name.to_lowercase()));
-        let name = match (fixed, catalogue.naming) {
-            (Some(name), _) => name.to_owned(),
-            (None, Some(naming)) => self.derived_name(&naming, path),
+    fn add_attribute(&mut self, path: &[&str], key: &str, value: &Value) {
+        let selection: &'a PropertySelection = self.selection;
+        let entry = selection.entries.get(self.dotted.as_str());
+        let included = entry.map_or_else(|| selection.matches(&self.dotted), |entry| entry.included);
+        if !included {
+            return;
+        }
+        // Identifiers and codes (`twitter.id`, which arrives as a number or a string; `category.sicCode`)
+        // are text however they arrive: each property keeps one type, and nobody sums them.
+        let keeps_numbers = match entry.and_then(|entry| entry.known) {
+            Some(kind) => kind == PropertyKind::Number,
+            None => !key.eq_ignore_ascii_case("id"),
+        };
+        let Some((value, cut)) = self.convert(keeps_numbers, value) else { return };
+        let fixed = entry.filter(|entry| !self.written[entry.index]);
+        let name = match (fixed, selection.catalogue.naming) {
+            (Some(entry), _) => {
+                self.written[entry.index] = true;
+                entry.name.clone()
+            }
+            (None, Some(naming)) => {
+                let name = self.derived_name(&naming, path);
+                self.taken.insert(name.to_lowercase());
+                name
+            }
             (None, None) => return,
         };
         // Whatever is not written under its catalogue name is reported, renamed or not, so that
         // listings can show attributes the catalogue does not know yet.
-        if fixed.is_none() || catalogue.known(&dotted).is_none() {
-            self.record.derived.push((dotted, name.clone()));
+        if fixed.is_none_or(|entry| entry.known.is_none()) {
+            self.record.derived.push((self.dotted.clone(), name.clone()));
         }
-        self.taken.insert(name.to_lowercase());
         if cut {
             self.record.cut.push(name.clone());
         }
@@ -119,26 +152,13 @@ impl Mapper<'_> {
         candidate
     }
 
-    /// Whether a number sent for the attribute at `path` stays a number. Identifiers and codes
-    /// (`twitter.id`, which arrives as a number or a string; `category.sicCode`) are text however they
-    /// arrive: each property keeps one type, and nobody sums them.
-    fn keeps_numbers(&self, path: &str, key: &str) -> bool {
-        match self.selection.catalogue.known(path) {
-            Some(attribute) => attribute.kind == PropertyKind::Number,
-            None => !key.eq_ignore_ascii_case("id"),
-        }
-    }
-
-    /// The property value of one non-object attribute, and whether its text was cut; `None` when there
-    /// is nothing to write (null, blank, empty list, a boolean placeholder). `key` is the last segment
-    /// of `path`.
-    fn convert(&self, path: &str, key: &str, value: &Value) -> Option<(PropertyValue, bool)> {
+    /// The property value of one non-object, non-null attribute, and whether its text was cut; `None`
+    /// when there is nothing to write (blank, empty list, a boolean placeholder).
+    fn convert(&self, keeps_numbers: bool, value: &Value) -> Option<(PropertyValue, bool)> {
         match value {
             Value::Null | Value::Object(_) => None,
             Value::Bool(flag) => self.booleans_are_values().then(|| PropertyValue::text(flag.to_string())),
-            Value::Number(number) if self.keeps_numbers(path, key) => {
-                Some((PropertyValue::Number(number.clone()), false))
-            }
+            Value::Number(number) if keeps_numbers => Some((PropertyValue::Number(number.clone()), false)),
             Value::Number(number) => Some(PropertyValue::text(number.to_string())),
             Value::String(text) if text.trim().is_empty() => None,
             Value::String(text) => Some(PropertyValue::text(text.as_str())),
@@ -161,31 +181,33 @@ impl Mapper<'_> {
             if list.is_full() {
                 return;
             }
-            let part = match item {
-                Value::Null => None,
-                Value::Bool(flag) => self.booleans_are_values().then(|| flag.to_string()),
-                Value::Number(number) => Some(number.to_string()),
-                Value::String(text) => Some(text.clone()),
-                Value::Array(inner) => {
-                    self.add_items(list, inner);
-                    None
+            match item {
+                Value::Null => {}
+                Value::Bool(flag) if self.booleans_are_values() => {
+                    list.add(if *flag { "true" } else { "false" })
                 }
-                Value::Object(object) => summarize(object),
-            };
-            if let Some(part) = part {
-                list.add(part);
+                Value::Bool(_) => {}
+                Value::Number(number) => list.add(&number.to_string()),
+                Value::String(text) => list.add(text),
+                Value::Array(inner) => self.add_items(list, inner),
+                Value::Object(object) => {
+                    if let Some(summary) = summarize(object) {
+                        list.add(&summary);
+                    }
+                }
             }
         }
     }
 }
 
 /// An object in an array, as its meaningful field, else as compact JSON; `None` when all is null.
-fn summarize(object: &Map<String, Value>) -> Option<String> {
+fn summarize(object: &Map<String, Value>) -> Option<Cow<'_, str>> {
     let meaningful = MEANINGFUL_FIELDS.iter().find_map(|field| match object.get(*field) {
-        Some(Value::String(text)) if !text.trim().is_empty() => Some(text.clone()),
-        Some(Value::Number(number)) => Some(number.to_string()),
+        Some(Value::String(text)) if !text.trim().is_empty() => Some(Cow::Borrowed(text.as_str())),
+        Some(Value::Number(number)) => Some(Cow::Owned(number.to_string())),
         _ => None,
     });
-    meaningful
-        .or_else(|| (!object.values().all(Value::is_null)).then(|| Value::from(object.clone()).to_string()))
+    meaningful.or_else(|| {
+        (!object.values().all(Value::is_null)).then(|| Cow::Owned(Value::from(object.clone()).to_string()))
+    })
 }
