@@ -61,4 +61,12 @@ impl SinkSettings for HeapSinkConfig {
     fn value_rules(&self) -> ValueRules {
         VALUE_RULES
     }
+
+    fn deleting_users(&self) -> Option<&'static str> {
+        Some(
+            "Heap still holds their properties. To delete the users there, use Heap's User Deletion API:\n  \
+             POST /api/public/v0/auth_token (HTTP Basic app_id:api_key) for a token, then\n  \
+             POST /api/public/v0/user_deletion with {\"users\": [{\"identity\": …}]} for each identity above",
+        )
+    }
 }

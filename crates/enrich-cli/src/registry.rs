@@ -26,6 +26,14 @@ macro_rules! registry {
             $($variant($config),)*
         }
 
+        impl $name {
+            /// The crates of the registered config types, by their log target (`enrich_clearbit`).
+            fn crates() -> impl Iterator<Item = &'static str> {
+                let types = [$(std::any::type_name::<$config>(),)*];
+                types.into_iter().map(|name| name.split("::").next().unwrap_or(name))
+            }
+        }
+
         impl std::ops::Deref for $name {
             type Target = dyn $settings;
 
@@ -55,6 +63,15 @@ registry!(UsersConfig: UsersSettings {
     Postgres(enrich_postgres::PostgresQueryConfig),
 });
 
+/// Every connector crate registered, once each.
+pub fn connector_crates() -> Vec<&'static str> {
+    let mut crates: Vec<&str> =
+        SourceConfig::crates().chain(SinkConfig::crates()).chain(UsersConfig::crates()).collect();
+    crates.sort_unstable();
+    crates.dedup();
+    crates
+}
+
 /// Tells the redaction point every secret of the connection (keys, passwords, URLs with credentials),
 /// so that no log line, message or state record shows them.
 pub fn register_secrets(config: &ConnectionConfig) {
@@ -82,4 +99,14 @@ pub fn build_connection(
         users: config.users.build(folder)?,
         schedule: config.schedule,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_connector_crate_is_named_by_its_log_target() {
+        let crates = super::connector_crates();
+        assert!(crates.contains(&"enrich_clearbit") && crates.contains(&"enrich_heap"), "{crates:?}");
+        assert!(crates.iter().all(|name| name.starts_with("enrich_") && !name.contains(':')), "{crates:?}");
+    }
 }

@@ -59,6 +59,11 @@ pub trait SinkSettings: Debug + Send + Sync {
     /// The destination as a listing names it: `heap app 12345`.
     fn describe(&self) -> String;
     fn secrets(&self) -> Vec<Secret<'_>>;
+    /// How to delete forgotten users from the destination, which enrich does not do, for `enrich
+    /// forget`; `None` when there is nothing to say.
+    fn deleting_users(&self) -> Option<&'static str> {
+        None
+    }
     /// What the destination accepts of property names, as [`Sink::value_rules`] says once built:
     /// checked against the source's properties without network.
     fn value_rules(&self) -> ValueRules {
