@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{ConnectorError, FieldError, PropertyValue, Refused, Sink, UserUpdate, ValueRules};
+use enrich_core::{ConnectorError, FieldError, PropertyValue, Refused, Sink, UserUpdate};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::header::LOCATION;
 use reqwest::{StatusCode, Url, redirect};
@@ -298,10 +298,6 @@ impl HeapSink {
 impl Sink for HeapSink {
     fn kind(&self) -> &'static str {
         "heap"
-    }
-
-    fn value_rules(&self) -> ValueRules {
-        crate::settings::VALUE_RULES
     }
 
     fn max_batch(&self) -> usize {

@@ -64,8 +64,8 @@ pub trait SinkSettings: Debug + Send + Sync {
     fn deleting_users(&self) -> Option<&'static str> {
         None
     }
-    /// What the destination accepts of property names, as [`Sink::value_rules`] says once built:
-    /// checked against the source's properties without network.
+    /// What the destination accepts of property names: checked against every property the source
+    /// can write, without network, before any run.
     fn value_rules(&self) -> ValueRules {
         ValueRules::default()
     }

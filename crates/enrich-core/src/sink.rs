@@ -52,10 +52,6 @@ pub trait Sink: Send + Sync + Debug {
     fn kind(&self) -> &'static str;
     /// The most users one `write` may carry.
     fn max_batch(&self) -> usize;
-    /// What the destination accepts of property names.
-    fn value_rules(&self) -> ValueRules {
-        ValueRules::default()
-    }
     /// Writes one batch; `Ok` means the destination acknowledged every user in it but those it
     /// refused one by one.
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError>;
