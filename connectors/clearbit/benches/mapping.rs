@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use enrich_clearbit::{PropertySelection, map_combined};
+use enrich_clearbit::{every_attribute, map_combined};
 use serde_json::Value;
 
 /// Benchmark name → fixture file; `cargo xtask bench` reads the estimates under these names.
@@ -18,7 +18,7 @@ const RESPONSES: [(&str, &str); 2] = [
 ];
 
 fn map_full_responses(criterion: &mut Criterion) {
-    let selection = PropertySelection::default();
+    let selection = every_attribute();
     let mut group = criterion.benchmark_group("map_combined");
     for (name, file) in RESPONSES {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(file);

@@ -1,13 +1,16 @@
 //! Every Clearbit attribute this source knows, with the Heap property it becomes: the single source of
-//! names for known attributes (an attribute Clearbit adds later is named by [`crate::naming`]).
+//! names for known attributes (an attribute Clearbit adds later is named by [`crate::naming`]), and
+//! the [`Catalogue`] the shared property selection reads.
 //!
 //! Names are stable across releases: a property renamed here would split a user's history in two.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use PropertyKind::{Date, Flag, List, Number, Text, Url};
+use enrich_core::selection::Catalogue;
 use enrich_core::{PropertyInfo, PropertyKind};
+
+use crate::naming::NAMING;
 
 /// The property every completed check writes with its time; the engine writes it.
 pub(crate) const DATE_LAST_CHECKED: &str = "Clearbit: Date Last Checked";
@@ -24,35 +27,6 @@ pub(crate) const REVEAL_FUZZY: &str = "Clearbit: Reveal Fuzzy";
 pub(crate) const REVEAL_TYPE: &str = "Clearbit: Reveal Type";
 pub(crate) const REVEAL_CONFIDENCE: &str = "Clearbit: Reveal Confidence";
 pub(crate) const REVEAL_FIELDS: [&str; 3] = [REVEAL_FUZZY, REVEAL_TYPE, REVEAL_CONFIDENCE];
-
-/// Heap's own user properties: a property written under one of these names would overwrite what Heap
-/// records itself.
-pub(crate) const HEAP_BUILT_IN_NAMES: &[&str] = &[
-    "Email",
-    "Identity",
-    "Handle",
-    "User ID",
-    "Join Date",
-    "Last Modified",
-    "Initial Browser",
-    "Initial Referrer",
-    "Initial Referring Domain",
-    "Initial Landing Page",
-    "Initial Landing Page Query",
-    "Initial Landing Page Hash",
-    "Initial Device Type",
-    "Initial Country",
-    "Initial Region",
-    "Initial City",
-    "Initial Platform",
-    "Initial Marketing Channel",
-    "Initial UTM Source",
-    "Initial UTM Medium",
-    "Initial UTM Campaign",
-    "Initial UTM Term",
-    "Initial UTM Content",
-    "Initial Search Keyword",
-];
 
 /// Person attributes: (path, property name, kind, description).
 const PERSON: &[(&str, &str, PropertyKind, &str)] = &[
@@ -712,31 +686,25 @@ static CATALOGUE: LazyLock<Vec<PropertyInfo>> = LazyLock::new(|| {
     listed.chain(role_counts).collect()
 });
 
-static BY_PATH: LazyLock<HashMap<&'static str, &'static PropertyInfo>> =
-    LazyLock::new(|| CATALOGUE.iter().map(|attribute| (path_of(attribute), attribute)).collect());
+/// The catalogue as the shared property selection reads it: attributes under `person` and `company`,
+/// unknown ones named by derivation, booleans written as words.
+pub(crate) static SELECTION_CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
+    let mut catalogue = Catalogue::new("Clearbit", CATALOGUE.clone(), check_properties().into());
+    catalogue.deprecated = DEPRECATED;
+    catalogue.roots = &["person", "company"];
+    catalogue.naming = Some(NAMING);
+    catalogue.booleans_are_values = true;
+    catalogue
+});
 
 /// Every known attribute, person ones first, in the order of Clearbit's documentation.
 pub fn catalogue() -> Vec<PropertyInfo> {
     CATALOGUE.clone()
 }
 
+#[cfg(test)]
 pub(crate) fn attributes() -> &'static [PropertyInfo] {
     &CATALOGUE
-}
-
-/// The catalogue entry of an attribute path such as `company.site.url`.
-pub(crate) fn known(path: &str) -> Option<&'static PropertyInfo> {
-    BY_PATH.get(path).copied()
-}
-
-/// Whether Clearbit no longer maintains the attribute at `path`.
-pub(crate) fn is_deprecated(path: &str) -> bool {
-    DEPRECATED.contains(&path)
-}
-
-/// The path of a catalogue entry, which every entry has.
-pub(crate) fn path_of(attribute: &PropertyInfo) -> &str {
-    attribute.path.as_deref().unwrap_or_default()
 }
 
 /// The properties every completed check writes about itself, whatever Clearbit found.
@@ -788,6 +756,8 @@ pub(crate) fn check_properties() -> [PropertyInfo; 6] {
 mod tests {
     use std::collections::HashSet;
 
+    use enrich_core::selection::path_of;
+
     use super::*;
 
     /// Words that must be spelled in capitals wherever they appear.
@@ -825,14 +795,6 @@ mod tests {
     }
 
     #[test]
-    fn no_name_is_one_of_heaps_own() {
-        for name in names() {
-            assert!(!HEAP_BUILT_IN_NAMES.iter().any(|own| own.eq_ignore_ascii_case(name)), "{name}");
-            assert!(!name.eq_ignore_ascii_case("id"));
-        }
-    }
-
-    #[test]
     fn every_entry_has_a_one_line_description() {
         for attribute in attributes().iter().chain(&check_properties()) {
             let description = &attribute.description;
@@ -845,7 +807,8 @@ mod tests {
     #[test]
     fn deprecated_attributes_are_catalogued_and_say_so() {
         for path in DEPRECATED {
-            let attribute = known(path).unwrap_or_else(|| panic!("{path} is not catalogued"));
+            let attribute =
+                SELECTION_CATALOGUE.known(path).unwrap_or_else(|| panic!("{path} is not catalogued"));
             assert!(attribute.description.starts_with("Deprecated, "), "{attribute:?}");
         }
         let said: Vec<&str> = attributes()
@@ -859,10 +822,13 @@ mod tests {
     #[test]
     fn looks_attributes_up_by_path() {
         assert_eq!(
-            known("company.site.url").map(|attribute| attribute.name.as_str()),
+            SELECTION_CATALOGUE.known("company.site.url").map(|attribute| attribute.name.as_str()),
             Some("Company Website URL")
         );
-        assert_eq!(known("company.metrics.roleCounts.customer_service").map(|a| a.kind), Some(Text));
-        assert_eq!(known("company.metrics"), None);
+        assert_eq!(
+            SELECTION_CATALOGUE.known("company.metrics.roleCounts.customer_service").map(|a| a.kind),
+            Some(Text)
+        );
+        assert_eq!(SELECTION_CATALOGUE.known("company.metrics"), None);
     }
 }

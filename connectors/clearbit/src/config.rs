@@ -8,7 +8,8 @@ use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::selection::{PropertiesConfig, PropertySelection};
+use crate::catalogue::SELECTION_CATALOGUE;
+use enrich_core::selection::{PropertiesConfig, PropertySelection};
 
 /// Where Clearbit's Enrichment API answers person and combined lookups.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://person.clearbit.com";
@@ -227,14 +228,10 @@ impl ClearbitConfig {
                 "must be longer than zero, such as 2m (max_retries: 0 turns retries off)",
             ));
         }
-        match PropertySelection::new(&self.properties) {
+        match PropertySelection::of_field(&SELECTION_CATALOGUE, &self.properties) {
             Ok(selection) if errors.is_empty() => return Ok(selection),
             Ok(_) => {}
-            Err(problems) => errors.extend(
-                problems
-                    .into_iter()
-                    .map(|problem| FieldError::new(format!("properties.{}", problem.field), problem.message)),
-            ),
+            Err(problems) => errors.extend(problems),
         }
         Err(errors)
     }

@@ -16,12 +16,15 @@ mod mapping;
 mod naming;
 mod reveal;
 mod selection;
+mod settings;
 mod source;
 
 pub use catalogue::catalogue;
 pub use config::{ClearbitConfig, RevealConfig};
+pub use enrich_core::selection::{PropertiesConfig, PropertySelection};
 pub use free_email::is_free_email;
 pub use mapping::map_combined;
 pub use reveal::{is_public, map_reveal};
-pub use selection::{PropertiesConfig, PropertySelection};
+pub use selection::{every_attribute, property_selection};
+pub use settings::ClearbitRevealConfig;
 pub use source::ClearbitSource;

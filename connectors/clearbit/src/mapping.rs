@@ -1,17 +1,12 @@
-//! From a combined `{person, company}` response to properties an analytics tool accepts.
-//!
-//! Every non-null attribute the connection selects becomes one property, known or not: nested objects
-//! are walked, so an attribute Clearbit adds tomorrow still comes through under a name derived from its
-//! path, reported as derived. Values become numbers or strings below the length limit, nothing else.
+//! From a combined `{person, company}` response to properties an analytics tool accepts, through the
+//! shared [`PropertySelection`]: every non-null attribute the connection selects becomes one property,
+//! known or not (an attribute Clearbit adds tomorrow comes through under a name derived from its path).
 
-use std::collections::{HashMap, HashSet};
+use enrich_core::selection::PropertySelection;
+use enrich_core::{PropertyValue, Record};
+use serde_json::Value;
 
-use enrich_core::{JoinedList, PropertyKind, PropertyValue, Record};
-use serde_json::{Map, Value};
-
-use crate::catalogue::{self, COMPANY_SOURCE, MATCH};
-use crate::naming::{path_name, preferred_name};
-use crate::selection::PropertySelection;
+use crate::catalogue::{COMPANY_SOURCE, MATCH};
 
 /// Maps a combined response: every attribute the selection includes, `Clearbit: Match`, and
 /// `Clearbit: Company Source` when there is a company. A missing or null `person` or `company`
@@ -19,27 +14,12 @@ use crate::selection::PropertySelection;
 pub fn map_combined(response: &Value, selection: &PropertySelection) -> Record {
     let person = response.get("person").and_then(Value::as_object);
     let company = response.get("company").and_then(Value::as_object);
-    let record = map_roots(selection, [("person", person), ("company", company)]);
+    let record = selection.map([("person", person), ("company", company)]);
     let mut record = with_match(record, person.is_some(), company.is_some());
     if company.is_some() {
         record.properties.insert(COMPANY_SOURCE.to_owned(), PropertyValue::Text("enrichment".to_owned()));
     }
     record
-}
-
-/// Maps the attributes under each root (`person`, `company`) the selection includes.
-pub(crate) fn map_roots<'v>(
-    selection: &PropertySelection,
-    roots: impl IntoIterator<Item = (&'static str, Option<&'v Map<String, Value>>)>,
-) -> Record {
-    let mut mapper =
-        Mapper { selection, record: Record::default(), taken: HashSet::new(), numbered: HashMap::new() };
-    for (root, attributes) in roots {
-        if let Some(attributes) = attributes {
-            mapper.add_object(&mut vec![root], attributes);
-        }
-    }
-    mapper.record
 }
 
 /// What a check that found nothing writes.
@@ -58,161 +38,18 @@ fn with_match(mut record: Record, person: bool, company: bool) -> Record {
     record
 }
 
-/// Fields that say what an object in an array is, in order of preference: a Gravatar avatar is its
-/// `url`, a Gravatar link its `value`.
-const MEANINGFUL_FIELDS: &[&str] = &["url", "value", "name", "handle", "domain"];
-
-/// One response on its way to a record.
-struct Mapper<'a> {
-    selection: &'a PropertySelection,
-    record: Record,
-    /// The names written so far, in lower case: names differing only in case would read as one.
-    taken: HashSet<String>,
-    /// The last number appended to each name (in lower case) to tell attributes apart.
-    numbered: HashMap<String, usize>,
-}
-
-impl Mapper<'_> {
-    fn add_object<'v>(&mut self, path: &mut Vec<&'v str>, object: &'v Map<String, Value>) {
-        for (key, value) in object {
-            path.push(key);
-            match value {
-                Value::Object(inner) => self.add_object(path, inner),
-                _ => {
-                    let dotted = path.join(".");
-                    if self.selection.includes(&dotted)
-                        && let Some((value, cut)) = convert(&dotted, key, value)
-                    {
-                        self.add(path, dotted, value, cut);
-                    }
-                }
-            }
-            path.pop();
-        }
-    }
-
-    fn add(&mut self, path: &[&str], dotted: String, value: PropertyValue, cut: bool) {
-        // A fixed name is taken only when a key with a dot in it spelled the same path.
-        let fixed = self.selection.name_of(&dotted).filter(|name| !self.taken.contains(&name.to_lowercase()));
-        let name = fixed.map_or_else(|| self.derived_name(path), str::to_owned);
-        // Whatever is not written under its catalogue name is reported, renamed or not, so that
-        // listings can show attributes the catalogue does not know yet.
-        if fixed.is_none() || catalogue::known(&dotted).is_none() {
-            self.record.derived.push((dotted, name.clone()));
-        }
-        self.taken.insert(name.to_lowercase());
-        if cut {
-            self.record.cut.push(name.clone());
-        }
-        self.record.properties.insert(name, value);
-    }
-
-    /// The preferred name, else the name of the whole path, else that name numbered: clear of every
-    /// catalogue name and rename, and of the names already written, however Clearbit's attributes evolve.
-    fn derived_name(&mut self, path: &[&str]) -> String {
-        let free = |name: &str| {
-            let name = name.to_lowercase();
-            !self.taken.contains(&name) && !self.selection.reserves(&name)
-        };
-        let preferred = preferred_name(path);
-        if free(&preferred) {
-            return preferred;
-        }
-        let full = path_name(path);
-        if free(&full) {
-            return full;
-        }
-        // Numbering goes on from the last number given to this name, so that many attributes with one
-        // name (`a_b`, `a__b`, `aB`…) cost one try each, not one per name before them.
-        let key = full.to_lowercase();
-        let mut number = self.numbered.get(&key).copied().unwrap_or(1);
-        let candidate = loop {
-            number += 1;
-            let candidate = format!("{full} {number}");
-            if free(&candidate) {
-                break candidate;
-            }
-        };
-        self.numbered.insert(key, number);
-        candidate
-    }
-}
-
-/// Whether a number sent for the attribute at `path` stays a number. Identifiers and codes
-/// (`twitter.id`, which arrives as a number or a string; `category.sicCode`) are text however they
-/// arrive: each property keeps one type, and nobody sums them.
-fn keeps_numbers(path: &str, key: &str) -> bool {
-    match catalogue::known(path) {
-        Some(attribute) => attribute.kind == PropertyKind::Number,
-        None => !key.eq_ignore_ascii_case("id"),
-    }
-}
-
-/// The property value of one non-object attribute, and whether its text was cut; `None` when there is
-/// nothing to write (null, blank, empty list). `key` is the last segment of `path`.
-fn convert(path: &str, key: &str, value: &Value) -> Option<(PropertyValue, bool)> {
-    match value {
-        Value::Null | Value::Object(_) => None,
-        Value::Bool(flag) => Some(PropertyValue::text(flag.to_string())),
-        Value::Number(number) if keeps_numbers(path, key) => {
-            Some((PropertyValue::Number(number.clone()), false))
-        }
-        Value::Number(number) => Some(PropertyValue::text(number.to_string())),
-        Value::String(text) if text.trim().is_empty() => None,
-        Value::String(text) => Some(PropertyValue::text(text.as_str())),
-        Value::Array(items) => {
-            let mut list = JoinedList::default();
-            add_items(&mut list, items);
-            list.finish()
-        }
-    }
-}
-
-/// Adds the text of a list's items, nested lists included, to `list`; reading stops once an item did
-/// not fit, so a list of any length costs no more than its first kilobyte.
-fn add_items(list: &mut JoinedList, items: &[Value]) {
-    for item in items {
-        if list.is_full() {
-            return;
-        }
-        let part = match item {
-            Value::Null => None,
-            Value::Bool(flag) => Some(flag.to_string()),
-            Value::Number(number) => Some(number.to_string()),
-            Value::String(text) => Some(text.clone()),
-            Value::Array(inner) => {
-                add_items(list, inner);
-                None
-            }
-            Value::Object(object) => summarize(object),
-        };
-        if let Some(part) = part {
-            list.add(part);
-        }
-    }
-}
-
-/// An object in an array, as its meaningful field, else as compact JSON; `None` when all is null.
-fn summarize(object: &Map<String, Value>) -> Option<String> {
-    let meaningful = MEANINGFUL_FIELDS.iter().find_map(|field| match object.get(*field) {
-        Some(Value::String(text)) if !text.trim().is_empty() => Some(text.clone()),
-        Some(Value::Number(number)) => Some(number.to_string()),
-        _ => None,
-    });
-    meaningful
-        .or_else(|| (!object.values().all(Value::is_null)).then(|| Value::from(object.clone()).to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use enrich_core::property::MAX_TEXT_BYTES;
     use serde_json::json;
 
     use super::*;
-    use crate::selection::PropertiesConfig;
+    use enrich_core::selection::PropertiesConfig;
+    use serde_json::Map;
+    use std::collections::HashSet;
 
     fn map(response: &Value) -> Record {
-        map_combined(response, &PropertySelection::default())
+        map_combined(response, &crate::every_attribute())
     }
 
     fn person(attributes: &Value) -> Record {
@@ -438,7 +275,7 @@ mod tests {
             "rename": { "company.metrics.employeesRange": "Company Size", "company.metrics.newThing": "Company Novelty" },
         }))
         .unwrap();
-        let selection = PropertySelection::new(&config).unwrap();
+        let selection = crate::property_selection(&config).unwrap();
         let record = map_combined(
             &json!({
                 "person": { "name": { "fullName": "Jane Doe" }, "newThing": 1 },

@@ -1,9 +1,12 @@
-//! Names for attributes the catalogue does not know, such as `company.metrics.newThing`, derived from
-//! their path by the rules the catalogue's names follow.
-//!
-//! A name is `Person` or `Company`, then every segment split on camelCase and snake_case into Title Case
-//! words, with acronyms and brands spelled as people write them. Objects that only group attributes
-//! (`geo`, `category`, `metrics`…) are left out of the name.
+//! Clearbit's rules for naming attributes the catalogue does not know, such as
+//! `company.metrics.newThing` (derived by [`enrich_core::selection::Naming`]): `Person` or `Company`,
+//! then every segment in Title Case words, with acronyms and brands spelled as people write them.
+//! Objects that only group attributes (`geo`, `category`, `metrics`…) are left out of the name.
+
+use enrich_core::selection::Naming;
+
+/// The rules the catalogue's own names follow.
+pub(crate) const NAMING: Naming = Naming { groups_left_out: GROUPS_LEFT_OUT, spellings: SPELLINGS };
 
 /// Objects that only group attributes: their own name is left out of their attributes' names, so that
 /// `company.category.industry` is `Company Industry`.
@@ -41,82 +44,15 @@ const SPELLINGS: &[(&str, &str)] = &[
     ("utc", "UTC"),
 ];
 
-/// The name an attribute gets unless another property already took it. `path` starts with `person`
-/// or `company`.
-pub(crate) fn preferred_name(path: &[&str]) -> String {
-    derive(path, true)
-}
-
-/// The name derived from every segment of the path, groups included: what an attribute is called when
-/// its preferred name is taken.
-pub(crate) fn path_name(path: &[&str]) -> String {
-    derive(path, false)
-}
-
-fn derive(path: &[&str], leave_groups_out: bool) -> String {
-    let mut words = Vec::new();
-    for (depth, segment) in path.iter().enumerate() {
-        let group = path[..=depth].join(".");
-        let is_group = depth + 1 < path.len() && GROUPS_LEFT_OUT.contains(&group.as_str());
-        if !(leave_groups_out && is_group) {
-            words.extend(split_words(segment).into_iter().map(spell));
-        }
-    }
-    words.join(" ")
-}
-
-/// `alexaUsRank` → `alexa`, `Us`, `Rank`; `usEIN` → `us`, `EIN`; `sic4Codes` → `sic4`, `Codes`;
-/// `customer_service` → `customer`, `service`.
-fn split_words(segment: &str) -> Vec<&str> {
-    let mut words = Vec::new();
-    for part in segment.split(|c: char| c == '_' || c == '-' || c == '.' || c.is_whitespace()) {
-        let chars: Vec<(usize, char)> = part.char_indices().collect();
-        let mut start = 0;
-        for (position, &(index, c)) in chars.iter().enumerate().skip(1) {
-            let previous = chars[position - 1].1;
-            let next_is_lower = chars.get(position + 1).is_some_and(|(_, next)| next.is_lowercase());
-            let starts_word = c.is_uppercase()
-                && (previous.is_lowercase()
-                    || previous.is_ascii_digit()
-                    || (previous.is_uppercase() && next_is_lower));
-            if starts_word {
-                words.push(&part[start..index]);
-                start = index;
-            }
-        }
-        words.push(&part[start..]);
-    }
-    words.retain(|word| !word.is_empty());
-    words
-}
-
-fn spell(word: &str) -> String {
-    let lower = word.to_lowercase();
-    if let Some((_, spelling)) = SPELLINGS.iter().find(|(known, _)| *known == lower) {
-        return (*spelling).to_owned();
-    }
-    let mut chars = word.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use enrich_core::selection::path_of;
+
     use crate::catalogue;
 
     fn name(dotted: &str) -> String {
-        preferred_name(&dotted.split('.').collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn splits_camel_and_snake_case() {
-        assert_eq!(split_words("alexaUsRank"), ["alexa", "Us", "Rank"]);
-        assert_eq!(split_words("usEIN"), ["us", "EIN"]);
-        assert_eq!(split_words("HTMLTitle"), ["HTML", "Title"]);
-        assert_eq!(split_words("sic4Codes"), ["sic4", "Codes"]);
-        assert_eq!(split_words("customer_service"), ["customer", "service"]);
-        assert_eq!(split_words("h1"), ["h1"]);
-        assert_eq!(split_words("__"), Vec::<&str>::new());
+        NAMING.preferred_name(&dotted.split('.').collect::<Vec<_>>())
     }
 
     #[test]
@@ -152,7 +88,7 @@ mod tests {
             "company.metrics.raised",
         ];
         for attribute in catalogue::attributes() {
-            let path = catalogue::path_of(attribute);
+            let path = path_of(attribute);
             if NAMED_BY_HAND.contains(&path) {
                 assert_ne!(name(path), attribute.name, "{path} is named as derivation would");
             } else {
@@ -177,7 +113,7 @@ mod tests {
     #[test]
     fn the_path_name_keeps_every_segment() {
         let path = ["company", "metrics", "alexaUsRank"];
-        assert_eq!(path_name(&path), "Company Metrics Alexa US Rank");
-        assert_eq!(path_name(&["person", "employment", "title"]), "Person Employment Title");
+        assert_eq!(NAMING.path_name(&path), "Company Metrics Alexa US Rank");
+        assert_eq!(NAMING.path_name(&["person", "employment", "title"]), "Person Employment Title");
     }
 }

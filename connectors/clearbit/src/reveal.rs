@@ -7,20 +7,19 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use enrich_core::selection::PropertySelection;
 use enrich_core::{ConnectorError, PropertyValue, Record};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use crate::catalogue::{COMPANY_SOURCE, REVEAL_CONFIDENCE, REVEAL_FUZZY, REVEAL_TYPE};
-use crate::mapping::map_roots;
-use crate::selection::PropertySelection;
 
 /// Maps a Reveal answer: the company's attributes the selection includes, under Enrichment's names,
 /// `Clearbit: Company Source` = `reveal`, and what Reveal says of the match. Its confidence comes as
 /// `confidenceScore` (a word) or `confidence_score` (a number): either is taken.
 pub fn map_reveal(response: &Value, selection: &PropertySelection) -> Record {
     let company = response.get("company").and_then(Value::as_object);
-    let mut record = map_roots(selection, [("company", company)]);
+    let mut record = selection.map([("company", company)]);
     let text = |field: &str| match response.get(field)? {
         Value::String(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
         Value::Number(number) => Some(number.to_string()),

@@ -25,7 +25,7 @@ use crate::config::{ClearbitConfig, RevealConfig};
 use crate::free_email::is_free_email;
 use crate::mapping::{map_combined, not_found};
 use crate::reveal::{RevealAnswers, RevealOutcome, is_public, map_reveal};
-use crate::selection::PropertySelection;
+use enrich_core::selection::PropertySelection;
 
 /// The name errors and log lines give the service.
 const PROVIDER: &str = "Clearbit";

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use enrich_clearbit::{PropertySelection, catalogue, map_combined};
+use enrich_clearbit::{catalogue, every_attribute, map_combined};
 use serde_json::Value;
 
 /// Every attribute of Clearbit's Person and Company, as its documentation lists them.
@@ -209,7 +209,7 @@ fn the_catalogue_listing() {
 
 #[test]
 fn a_default_connection_lists_the_check_then_the_whole_catalogue_by_name() {
-    let listed = PropertySelection::default().properties();
+    let listed = every_attribute().properties();
     let names: Vec<&str> = listed.iter().map(|property| property.name.as_str()).collect();
     let about_the_check = [
         "Clearbit: Date Last Checked",
@@ -245,12 +245,12 @@ fn the_synthetic_record_fills_every_catalogued_attribute() {
 
 #[test]
 fn a_record_with_every_attribute() {
-    let record = map_combined(&all_fields(), &PropertySelection::default());
+    let record = map_combined(&all_fields(), &every_attribute());
     assert_eq!(record.cut, Vec::<String>::new());
     assert_eq!(record.derived, []);
     let written: BTreeSet<&str> = record.properties.keys().map(String::as_str).collect();
     let listed: BTreeSet<String> =
-        PropertySelection::default().properties().into_iter().map(|property| property.name).collect();
+        every_attribute().properties().into_iter().map(|property| property.name).collect();
     // The check date is the engine's; Reveal's own fields come only from Reveal.
     let expected: BTreeSet<&str> = listed
         .iter()

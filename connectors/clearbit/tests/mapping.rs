@@ -35,12 +35,12 @@ fn responses() -> [(&'static str, Value); 5] {
 }
 
 fn map(response: &Value) -> Record {
-    map_combined(response, &PropertySelection::default())
+    map_combined(response, &enrich_clearbit::every_attribute())
 }
 
 fn selection(properties: Value) -> PropertySelection {
     let config: PropertiesConfig = serde_json::from_value(properties).unwrap();
-    PropertySelection::new(&config).unwrap()
+    enrich_clearbit::property_selection(&config).unwrap()
 }
 
 fn text<'a>(record: &'a Record, name: &str) -> Option<&'a str> {
@@ -199,5 +199,5 @@ rename: { company.metrics.employeesRange: "Company Size" }
     assert_eq!(config.include, Some(vec!["company.*".to_owned()]));
     assert_eq!(config.exclude, ["person.geo.*", "person.avatar"]);
     assert_eq!(config.rename["company.metrics.employeesRange"], "Company Size");
-    assert!(PropertySelection::new(&config).is_ok());
+    assert!(enrich_clearbit::property_selection(&config).is_ok());
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use enrich_clearbit::{PropertySelection, map_combined};
+use enrich_clearbit::{every_attribute, map_combined};
 use enrich_core::PropertyValue;
 use enrich_core::property::MAX_TEXT_BYTES;
 use proptest::prelude::*;
@@ -117,7 +117,7 @@ proptest! {
 
     #[test]
     fn writes_only_what_heap_accepts_one_property_per_attribute(response in record()) {
-        let record = map_combined(&response, &PropertySelection::default());
+        let record = map_combined(&response, &every_attribute());
         for (name, value) in &record.properties {
             prop_assert!(!name.trim().eq_ignore_ascii_case("id"), "{name:?}");
             prop_assert!(!name.contains('.'), "{name:?}");
@@ -146,7 +146,7 @@ proptest! {
             1 => "[aé日 ]{0,300}",
         ], 0..400),
     ) {
-        let record = map_combined(&json!({ "company": { "tech": items } }), &PropertySelection::default());
+        let record = map_combined(&json!({ "company": { "tech": items } }), &every_attribute());
         // The rule, written plainly: distinct non-blank items, joined until the next would not fit.
         let mut distinct: Vec<&str> = Vec::new();
         for item in &items {

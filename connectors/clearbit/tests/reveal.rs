@@ -1,7 +1,7 @@
 //! Clearbit Reveal: the mapping of its answers (Hull's published shape and the documented one) and
 //! the lookups by IP address, alone and as the fallback of an email that found no company.
 
-use enrich_clearbit::{ClearbitConfig, ClearbitSource, PropertySelection, map_combined, map_reveal};
+use enrich_clearbit::{ClearbitConfig, ClearbitSource, every_attribute, map_combined, map_reveal};
 use enrich_core::{
     CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PersonName, PropertyValue,
     Source, UserRecord,
@@ -35,7 +35,7 @@ fn text(value: &str) -> PropertyValue {
 
 #[test]
 fn snapshots_of_reveal_answers() {
-    let selection = PropertySelection::default();
+    let selection = every_attribute();
     insta::assert_json_snapshot!("reveal_hull", map_reveal(&hull_answer(), &selection).properties);
     let documented = map_reveal(&documented_answer(("confidenceScore", json!("very_high"))), &selection);
     insta::assert_json_snapshot!("reveal_documented", documented.properties);
@@ -43,7 +43,7 @@ fn snapshots_of_reveal_answers() {
 
 #[test]
 fn the_confidence_is_read_from_either_spelling() {
-    let selection = PropertySelection::default();
+    let selection = every_attribute();
     let word = map_reveal(&documented_answer(("confidenceScore", json!("high"))), &selection);
     let number = map_reveal(&documented_answer(("confidence_score", json!(87))), &selection);
     assert_eq!(word.properties["Clearbit: Reveal Confidence"], text("high"));
@@ -54,7 +54,7 @@ fn the_confidence_is_read_from_either_spelling() {
 
 #[test]
 fn a_revealed_company_has_enrichments_names_and_says_where_it_came_from() {
-    let selection = PropertySelection::default();
+    let selection = every_attribute();
     let revealed = map_reveal(&hull_answer(), &selection).properties;
     let enriched = map_combined(&json!({ "person": null, "company": hull_answer()["company"] }), &selection);
     assert_eq!(enriched.properties["Clearbit: Company Source"], text("enrichment"));
@@ -70,7 +70,7 @@ fn a_revealed_company_has_enrichments_names_and_says_where_it_came_from() {
 #[test]
 fn an_answer_without_company_writes_no_company_source() {
     let answer = json!({ "ip": OFFICE_IP, "domain": null, "fuzzy": true, "company": null });
-    let record = map_reveal(&answer, &PropertySelection::default());
+    let record = map_reveal(&answer, &every_attribute());
     assert!(!record.properties.contains_key("Clearbit: Company Source"), "{:?}", record.properties);
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use enrich_clearbit::{ClearbitConfig, ClearbitSource, PropertySelection, map_combined};
+use enrich_clearbit::{ClearbitConfig, ClearbitSource, every_attribute, map_combined};
 use enrich_core::{
     CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyKind, PropertyValue,
     Record, Source,
@@ -107,7 +107,7 @@ async fn a_200_is_the_mapped_record() {
         .await;
 
     let Lookup::Found(record) = lookup(&source(&server), EMAIL).await.unwrap() else { panic!("not found") };
-    assert_eq!(record, map_combined(&calvinklein(), &PropertySelection::default()));
+    assert_eq!(record, map_combined(&calvinklein(), &every_attribute()));
     assert!(record.properties.contains_key("Company Website URL"));
 }
 
@@ -658,7 +658,7 @@ fn describes_itself_without_the_key() {
 #[test]
 fn lists_what_this_connection_writes() {
     let everything = ClearbitSource::new(&config("https://person.clearbit.com", json!({}))).unwrap();
-    let without_reveal: Vec<_> = PropertySelection::default()
+    let without_reveal: Vec<_> = every_attribute()
         .properties()
         .into_iter()
         .filter(|property| !property.name.starts_with("Clearbit: Reveal"))

@@ -28,6 +28,7 @@ use enrich_core::error::shorten;
 
 mod detect;
 pub use detect::{DetectedColumns, detect_columns};
+mod settings;
 
 /// As `email_property`, says that identities are the email addresses.
 const IDENTITY_COLUMN: &str = "identity";

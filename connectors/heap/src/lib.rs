@@ -6,6 +6,7 @@
 //! are plain serde types: this crate knows nothing of the CLI, of how configs are written, or of the
 //! emulator it is tested against in end-to-end tests.
 
+mod settings;
 mod sink;
 
 pub use sink::{HeapSink, HeapSinkConfig, Region};

@@ -369,6 +369,10 @@ impl Sink for HeapSink {
             self.endpoint.host_str().unwrap_or_default()
         ))
     }
+
+    fn first_sync_proves(&self, checked_property: &str) -> Option<String> {
+        Some(format!("the first sync proves the app_id once {checked_property:?} shows on users in Heap"))
+    }
 }
 
 /// Why Heap cannot take an anonymous user.

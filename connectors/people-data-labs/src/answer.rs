@@ -1,5 +1,6 @@
 //! What one answer of the bulk endpoint means: the status of the call, then each person's own.
 
+use enrich_core::selection::PropertySelection;
 use enrich_core::{ConnectorError, Lookup};
 use enrich_http::{Failure, status_failure};
 use reqwest::StatusCode;
@@ -19,9 +20,10 @@ pub(crate) fn interpret(
     body: &[u8],
     asked: usize,
     endpoint: &str,
+    selection: &PropertySelection,
 ) -> Result<Vec<PersonAnswer>, Failure> {
     if status == StatusCode::OK {
-        return parse_items(body, asked);
+        return parse_items(body, asked, selection);
     }
     let error = ErrorBody::parse(body);
     if status == StatusCode::NOT_FOUND {
@@ -56,7 +58,11 @@ fn refusal(status: StatusCode, summary: &str) -> Option<ConnectorError> {
 
 /// The 200 body: an array with one item per person asked, in order, each carrying back its
 /// `metadata`; an item's `metadata.index` wins over its place, should the two disagree.
-fn parse_items(body: &[u8], asked: usize) -> Result<Vec<PersonAnswer>, Failure> {
+fn parse_items(
+    body: &[u8],
+    asked: usize,
+    selection: &PropertySelection,
+) -> Result<Vec<PersonAnswer>, Failure> {
     let broken = |problem: String| Failure::Retryable {
         reason: format!("{PROVIDER} answered 200 with {problem}"),
         rate_limited: false,
@@ -74,7 +80,7 @@ fn parse_items(body: &[u8], asked: usize) -> Result<Vec<PersonAnswer>, Failure> 
             .and_then(|index| index.parse::<usize>().ok())
             .unwrap_or(place);
         if let Some(slot) = answers.get_mut(index) {
-            *slot = Some(person(item));
+            *slot = Some(person(item, selection));
         }
     }
     Ok(answers
@@ -90,12 +96,12 @@ fn parse_items(body: &[u8], asked: usize) -> Result<Vec<PersonAnswer>, Failure> 
 }
 
 /// One item of a bulk answer: its own `status` decides.
-fn person(item: &Value) -> PersonAnswer {
+fn person(item: &Value, selection: &PropertySelection) -> PersonAnswer {
     let status = item.get("status").and_then(Value::as_u64).unwrap_or(0);
     let status = StatusCode::from_u16(u16::try_from(status).unwrap_or(0)).unwrap_or(StatusCode::OK);
     match (status, item.get("data")) {
         (StatusCode::OK, Some(Value::Object(data))) => {
-            Ok(Lookup::Found(map_person(data, item.get("likelihood").and_then(Value::as_u64))))
+            Ok(Lookup::Found(map_person(data, item.get("likelihood").and_then(Value::as_u64), selection)))
         }
         (StatusCode::OK, _) => {
             Err(ConnectorError::Transient(format!("{PROVIDER} answered 200 for a person without their data")))
@@ -161,11 +167,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::catalogue::every_field;
 
     const ENDPOINT: &str = "https://api.peopledatalabs.com/v5/person/bulk";
 
     fn answers(body: &Value, asked: usize) -> Vec<PersonAnswer> {
-        interpret(StatusCode::OK, body.to_string().as_bytes(), asked, ENDPOINT).unwrap()
+        interpret(StatusCode::OK, body.to_string().as_bytes(), asked, ENDPOINT, &every_field()).unwrap()
     }
 
     #[test]
@@ -201,7 +208,7 @@ mod tests {
     #[test]
     fn the_call_status_decides_first() {
         let call = |status: u16, body: &str| {
-            interpret(StatusCode::from_u16(status).unwrap(), body.as_bytes(), 2, ENDPOINT)
+            interpret(StatusCode::from_u16(status).unwrap(), body.as_bytes(), 2, ENDPOINT, &every_field())
         };
         let out = r#"{"status": 402, "error": {"type": "payment_required", "message": "You have hit your account maximum (all matches used)"}}"#;
         assert!(

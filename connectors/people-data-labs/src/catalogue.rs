@@ -6,7 +6,12 @@
 //! Names are stable across releases: a property renamed here would split a user's history in two.
 
 use PropertyKind::{Date, List, Number, Text, Url};
+use std::sync::LazyLock;
+
+use enrich_core::selection::{Catalogue, PropertySelection};
 use enrich_core::{PropertyInfo, PropertyKind};
+
+use crate::answer::PROVIDER;
 
 /// The property every completed check writes with its time; the engine writes it.
 pub(crate) const DATE_LAST_CHECKED: &str = "People Data Labs: Date Last Checked";
@@ -246,8 +251,25 @@ pub(crate) const FIELDS: &[(&str, &str, PropertyKind, &str)] = &[
     ),
 ];
 
+/// The catalogue as the shared property selection reads it: flat fields of `data`, nothing written
+/// that the catalogue does not name, booleans never values (free plans' placeholders).
+pub(crate) static SELECTION_CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
+    let (about_the_check, fields) = entries();
+    Catalogue::new(PROVIDER, fields, about_the_check)
+});
+
 /// Every property this source can write: the three about the check, then the fields, by name.
 pub fn catalogue() -> Vec<PropertyInfo> {
+    every_field().properties()
+}
+
+/// Every catalogued field under the catalogue's names: the default selection.
+pub(crate) fn every_field() -> PropertySelection {
+    PropertySelection::everything(&SELECTION_CATALOGUE)
+}
+
+/// The properties about the check, and the fields.
+fn entries() -> (Vec<PropertyInfo>, Vec<PropertyInfo>) {
     let info = |name: &str, path: Option<&str>, kind, description: &str| PropertyInfo {
         name: name.to_owned(),
         path: path.map(str::to_owned),
@@ -275,12 +297,9 @@ pub fn catalogue() -> Vec<PropertyInfo> {
             "How sure People Data Labs is that the person found is the user, 1 to 10 (logarithmic: 2 is a 10-30% chance)",
         ),
     ];
-    let mut fields: Vec<PropertyInfo> = FIELDS
-        .iter()
-        .map(|(field, name, kind, description)| info(name, Some(field), *kind, description))
-        .collect();
-    fields.sort_by(|a, b| a.name.cmp(&b.name));
-    about_the_check.into_iter().chain(fields).collect()
+    let fields =
+        FIELDS.iter().map(|(field, name, kind, description)| info(name, Some(field), *kind, description));
+    (about_the_check.into(), fields.collect())
 }
 
 #[cfg(test)]

@@ -3,10 +3,13 @@
 use std::time::Duration;
 
 use enrich_core::FieldError;
+use enrich_core::selection::{PropertiesConfig, PropertySelection};
 use reqwest::Url;
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::catalogue::SELECTION_CATALOGUE;
 
 /// Where PDL's v5 API answers.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.peopledatalabs.com";
@@ -56,6 +59,11 @@ pub struct PeopleDataLabsConfig {
     /// How long one request is retried for, from its first failure.
     #[serde(default = "default_max_retry_time", with = "humantime_serde")]
     pub max_retry_time: Duration,
+    /// Which fields this connection writes, and under which names (`include`/`exclude` globs over
+    /// field names such as `job_company_*`, `rename` by field); by default every catalogued field,
+    /// under the catalogue's names.
+    #[serde(default)]
+    pub properties: PropertiesConfig,
 }
 
 fn default_max_keys_per_request() -> usize {
@@ -102,6 +110,11 @@ impl PeopleDataLabsConfig {
     /// `…/v5/person/bulk`.
     pub(crate) fn bulk_endpoint(&self) -> Result<Url, String> {
         enrich_http::endpoint(self.base_url(), "v5/person/bulk")
+    }
+
+    /// The compiled property selection; else every problem, under `properties.`.
+    pub(crate) fn selection(&self) -> Result<PropertySelection, Vec<FieldError>> {
+        PropertySelection::of_field(&SELECTION_CATALOGUE, &self.properties)
     }
 
     pub fn validate(&self) -> Vec<FieldError> {
@@ -154,6 +167,7 @@ impl PeopleDataLabsConfig {
                 "must be longer than zero, such as 5m (max_retries: 0 turns retries off)",
             ));
         }
+        errors.extend(self.selection().err().unwrap_or_default());
         errors
     }
 }
@@ -194,6 +208,55 @@ mod tests {
                 "requests_per_minute",
                 "max_concurrency"
             ]
+        );
+    }
+
+    #[test]
+    fn properties_are_chosen_and_renamed_with_the_nearest_field_named() {
+        let properties = json!({
+            "include": ["job_company_*", "job_titel"],
+            "exclude": ["job_company_ticker"],
+            "rename": {
+                "job_company_size": "Company Size",
+                "job_company_nmae": "Employer",
+                "experience": "Career",
+                "full_name": "Name",
+            },
+        });
+        let problems = config(json!({ "api_key": "k", "properties": properties })).validate();
+        let found: Vec<(&str, &str)> =
+            problems.iter().map(|problem| (problem.field.as_str(), problem.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "properties.include[1]",
+                    "`job_titel` matches no People Data Labs attribute; did you mean `job_title`?"
+                ),
+                (
+                    "properties.rename.experience",
+                    "`experience` is no People Data Labs attribute this source writes, so the rename would \
+                     never apply"
+                ),
+                (
+                    "properties.rename.full_name",
+                    "`full_name` is left out by include or exclude, so the rename would never apply"
+                ),
+                (
+                    "properties.rename.job_company_nmae",
+                    "`job_company_nmae` is no People Data Labs attribute, so the rename would never apply; \
+                     did you mean `job_company_name`?"
+                ),
+            ]
+        );
+        let chosen =
+            json!({ "include": ["job_company_*"], "rename": { "job_company_size": "Company Size" } });
+        let selection = config(json!({ "api_key": "k", "properties": chosen })).selection().unwrap();
+        let names: Vec<String> = selection.properties().into_iter().map(|property| property.name).collect();
+        assert!(names.contains(&"Company Size".to_owned()) && names.contains(&"Company Name".to_owned()));
+        assert!(
+            !names.contains(&"Person Job Title".to_owned())
+                && names[0] == "People Data Labs: Date Last Checked"
         );
     }
 }

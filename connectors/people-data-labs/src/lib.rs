@@ -11,6 +11,7 @@ mod answer;
 mod catalogue;
 mod config;
 mod mapping;
+mod settings;
 mod source;
 
 pub use catalogue::catalogue;

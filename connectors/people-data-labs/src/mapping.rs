@@ -1,25 +1,24 @@
-//! From one person PDL found to properties an analytics tool accepts.
+//! From one person PDL found to properties an analytics tool accepts, through the shared
+//! [`PropertySelection`].
 //!
-//! Each catalogued field with a value becomes one property; fields the catalogue does not name (the
-//! `experience`, `education` and `emails` objects, …) are not written. On a free plan PDL answers
-//! `true` or `false` in place of contact and location values: such a placeholder is never written as
-//! a value, since `true` is not a city.
+//! Each field the selection includes with a value becomes one property; fields the catalogue does not
+//! name (the `experience`, `education` and `emails` objects, …) are not written. On a free plan PDL
+//! answers `true` or `false` in place of contact and location values: such a placeholder is never
+//! written as a value, since `true` is not a city.
 
-use enrich_core::{JoinedList, PropertyKind, PropertyValue, Record};
+use enrich_core::selection::PropertySelection;
+use enrich_core::{PropertyValue, Record};
 use serde_json::{Map, Value};
 
-use crate::catalogue::{FIELDS, LIKELIHOOD, MATCH};
+use crate::catalogue::{LIKELIHOOD, MATCH};
 
 /// Maps the `data` of a person PDL found with this `likelihood`, with `People Data Labs: Match`.
-pub fn map_person(data: &Map<String, Value>, likelihood: Option<u64>) -> Record {
-    let mut record = Record::default();
-    for (field, name, kind, _) in FIELDS {
-        let Some((value, cut)) = data.get(*field).and_then(|value| convert(*kind, value)) else { continue };
-        if cut {
-            record.cut.push((*name).to_owned());
-        }
-        record.properties.insert((*name).to_owned(), value);
-    }
+pub fn map_person(
+    data: &Map<String, Value>,
+    likelihood: Option<u64>,
+    selection: &PropertySelection,
+) -> Record {
+    let mut record = selection.map([("", Some(data))]);
     let company = data
         .get("job_company_name")
         .is_some_and(|name| name.as_str().is_some_and(|name| !name.trim().is_empty()));
@@ -38,40 +37,15 @@ pub(crate) fn not_found() -> Record {
     record
 }
 
-/// The value of one field and whether its text was cut; `None` for nothing to write: null, blank,
-/// empty, or a free plan's `true`/`false` standing in for the value.
-fn convert(kind: PropertyKind, value: &Value) -> Option<(PropertyValue, bool)> {
-    match value {
-        Value::Null | Value::Bool(_) | Value::Object(_) => None,
-        Value::Number(number) if kind == PropertyKind::Number => {
-            Some((PropertyValue::Number(number.clone()), false))
-        }
-        Value::Number(number) => Some(PropertyValue::text(number.to_string())),
-        Value::String(text) if text.trim().is_empty() => None,
-        Value::String(text) => Some(PropertyValue::text(text.as_str())),
-        Value::Array(items) => {
-            let mut list = JoinedList::default();
-            for item in items {
-                match item {
-                    Value::String(text) => list.add(text.clone()),
-                    Value::Number(number) => list.add(number.to_string()),
-                    // Objects have no field the catalogue lists; booleans are placeholders.
-                    _ => {}
-                }
-            }
-            list.finish()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::catalogue::every_field;
 
     fn map(data: &Value) -> Record {
-        map_person(data.as_object().unwrap(), Some(8))
+        map_person(data.as_object().unwrap(), Some(8), &every_field())
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::DateTime;
+use enrich_core::selection::PropertySelection;
 use enrich_core::{
     CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment,
     SharedBudget, Source,
@@ -20,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::answer::{PROVIDER, PersonAnswer, interpret};
-use crate::catalogue::{DATE_LAST_CHECKED, MATCH, catalogue};
+use crate::catalogue::{DATE_LAST_CHECKED, MATCH};
 use crate::config::PeopleDataLabsConfig;
 
 /// The address `check()` looks up: PDL's own co-founder, whom its docs use as the example record.
@@ -47,6 +48,8 @@ pub struct PeopleDataLabsSource {
     max_concurrency: usize,
     min_likelihood: u8,
     titlecase: bool,
+    /// Which fields are written, under which names.
+    selection: PropertySelection,
     /// `x-totallimit-remaining` of the latest answer; -1 until one said.
     credits_left: AtomicI64,
 }
@@ -56,6 +59,9 @@ impl PeopleDataLabsSource {
     /// fault with.
     pub fn new(config: &PeopleDataLabsConfig) -> Result<Self, ConnectorError> {
         enrich_core::ensure_valid(PROVIDER, &config.validate())?;
+        let selection = config.selection().map_err(|problems| {
+            enrich_core::ensure_valid(PROVIDER, &problems).expect_err("a config with problems is refused")
+        })?;
         let endpoint = config
             .bulk_endpoint()
             .map_err(|error| ConnectorError::Fatal(format!("invalid {PROVIDER} base_url: {error}")))?;
@@ -78,6 +84,7 @@ impl PeopleDataLabsSource {
             max_concurrency: config.max_concurrency,
             min_likelihood: config.min_likelihood,
             titlecase: config.titlecase,
+            selection,
             credits_left: AtomicI64::new(-1),
         })
     }
@@ -129,7 +136,7 @@ impl PeopleDataLabsSource {
             return Err(Failure::Final(redirect));
         }
         let body = enrich_http::read_body(PROVIDER, self.timeout, response, MAX_ANSWER_BYTES).await?;
-        interpret(status, &body, asked, &self.endpoint_shown)
+        interpret(status, &body, asked, &self.endpoint_shown, &self.selection)
     }
 
     /// One bulk request, retried as the policy says; `None` when `stop` came before an answer.
@@ -189,21 +196,24 @@ impl Source for PeopleDataLabsSource {
     }
 
     fn properties(&self) -> Vec<PropertyInfo> {
-        catalogue()
+        self.selection.properties()
     }
 
+    /// The match rate, then the breakdowns by field, under the names the selection gives them.
     fn segments(&self) -> Vec<Segment> {
-        let segment = |title: &str, property: &str, list| Segment {
-            title: title.into(),
-            property: property.into(),
-            list,
-        };
-        vec![
-            segment("Match", MATCH, false),
-            segment("Company Industry", "Company Industry", false),
-            segment("Company Employees Range", "Company Employees Range", false),
-            segment("Person Job Role", "Person Job Role", false),
-        ]
+        let fields = [
+            ("Company Industry", "job_company_industry"),
+            ("Company Employees Range", "job_company_size"),
+            ("Person Job Role", "job_title_role"),
+        ];
+        let named = fields.into_iter().filter(|(_, field)| self.selection.includes(field)).filter_map(
+            |(title, field)| {
+                let property = self.selection.name_of(field)?.to_owned();
+                Some(Segment { title: title.into(), property, list: false })
+            },
+        );
+        let matched = Segment { title: "Match".into(), property: MATCH.into(), list: false };
+        std::iter::once(matched).chain(named).collect()
     }
 
     fn max_in_flight(&self) -> usize {

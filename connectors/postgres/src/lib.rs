@@ -19,6 +19,7 @@ mod heap_connect;
 mod identifier;
 mod query;
 mod rows;
+mod settings;
 mod table_sink;
 
 pub use database::{ConnectionTask, Database, TlsMode, error_message, url_problem};

@@ -489,11 +489,17 @@ fn connection(
     };
     let (source, sink, users) =
         (required("source", raw.source), required("sink", raw.sink), required("users", raw.users));
-    let source = source.and_then(|value| tagged_section("source", value, problems, SourceConfig::validate));
-    let sink = sink.and_then(|value| tagged_section("sink", value, problems, SinkConfig::validate));
+    let source = source.and_then(|value| {
+        tagged_section("source", value, problems, |source: &SourceConfig| source.validate())
+    });
+    let sink =
+        sink.and_then(|value| tagged_section("sink", value, problems, |sink: &SinkConfig| sink.validate()));
     let users = users.and_then(|value| {
         tagged_section("users", value, problems, |users: &UsersConfig| users.validate(folder))
     });
+    if let (Some(source), Some(sink)) = (&source, &sink) {
+        problems.extend(names_the_sink_refuses(source, sink));
+    }
     let schedule = match raw.schedule {
         None => Some(ScheduleConfig::default()),
         Some(value) => section("schedule", value, problems, ScheduleConfig::validate),
@@ -505,6 +511,21 @@ fn connection(
         users: users?,
         schedule: schedule?.schedule(),
     })
+}
+
+/// The source's property names the sink would refuse or overwrite (`id`, Heap's `Email`): a rename in
+/// `properties`, since catalogues are checked against every sink by the tests.
+fn names_the_sink_refuses(source: &SourceConfig, sink: &SinkConfig) -> Vec<FieldError> {
+    let rules = sink.value_rules();
+    let refused = source.properties().into_iter().filter_map(|property| {
+        let problem = rules.name_problem(&property.name)?;
+        let field = match &property.path {
+            Some(path) => format!("source.properties.rename.{path}"),
+            None => "source".to_owned(),
+        };
+        Some(FieldError::new(field, format!("renames to `{}`: {problem}", property.name)))
+    });
+    refused.collect()
 }
 
 /// A section whose `type:` chooses its variant of `T`: `type` is checked against the variants, then

@@ -60,8 +60,11 @@ fn init_logging(cli: &Cli) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let default =
-        format!("warn,enrich={level},enrich_core={level},enrich_clearbit={level},enrich_heap={level}");
+    // The connectors' own crates log at the level asked too, whichever are registered.
+    let mut default = format!("warn,enrich={level},enrich_core={level}");
+    for connector in registry::connector_crates() {
+        default.push_str(&format!(",{connector}={level}"));
+    }
     let filter = if cli.quiet {
         EnvFilter::new("error")
     } else {

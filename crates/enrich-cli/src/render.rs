@@ -9,32 +9,16 @@ use enrich_core::{ConnectionState, ConnectionStatus, PropertyInfo, RunKind, RunR
 use serde_json::json;
 
 use crate::config::ConnectionConfig;
-use crate::registry::{SinkConfig, SourceConfig, UsersConfig};
 
 /// One line describing a connection, as `enrich validate` lists it.
 pub fn connection_line(connection: &ConnectionConfig) -> String {
-    let source = match &connection.source {
-        SourceConfig::Clearbit(clearbit) if clearbit.reveal.is_some() => "clearbit (reveal fallback)",
-        SourceConfig::Clearbit(_) => "clearbit",
-        SourceConfig::ClearbitReveal(_) => "clearbit_reveal",
-        SourceConfig::PeopleDataLabs(_) => "people_data_labs",
-    };
-    let sink = match &connection.sink {
-        SinkConfig::Heap(heap) => format!("heap app {}", heap.app_id),
-        SinkConfig::PostgresTable(table) => format!("table {}", table.table),
-    };
-    let users = match &connection.users {
-        UsersConfig::Csv(csv) => format!("users from {}", csv.path.display()),
-        UsersConfig::HeapConnect(heap_connect) => {
-            let anonymous = if heap_connect.anonymous { ", anonymous ones included" } else { "" };
-            format!("users from Heap Connect schema {}{anonymous}", heap_connect.schema)
-        }
-        UsersConfig::Postgres(_) => "users from a PostgreSQL query".to_owned(),
-    };
     let schedule = connection.schedule;
     format!(
-        "{}: {users} → {source} → {sink}; every {}, backfill {}, refresh {}",
+        "{}: {} → {} → {}; every {}, backfill {}, refresh {}",
         connection.name,
+        connection.users.describe(),
+        connection.source.describe(),
+        connection.sink.describe(),
         short_duration(schedule.every),
         short_duration(schedule.backfill),
         short_duration(schedule.refresh)

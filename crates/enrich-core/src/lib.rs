@@ -8,6 +8,7 @@ pub mod budget;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod connector;
 pub mod digest;
 pub mod directory;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod property;
 pub mod redact;
+pub mod selection;
 pub mod sink;
 pub mod source;
 pub mod state;
@@ -22,11 +24,12 @@ pub mod user;
 
 pub use budget::SharedBudget;
 pub use config::{FieldError, ensure_valid, is_loopback_host};
+pub use connector::{Billing, Secret, SinkSettings, SourceSettings, UsersSettings};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;
 pub use property::{JoinedList, Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
-pub use sink::{Refused, Sink, UserUpdate};
+pub use sink::{Refused, Sink, UserUpdate, ValueRules};
 pub use source::{Lookup, Source};
 pub use state::{
     ConnectionState, ConnectionStatus, DueRule, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::stable_hash;
+
 /// The properties written for one user, ordered by name so output and hashes are deterministic.
 pub type Properties = BTreeMap<String, PropertyValue>;
 
@@ -114,16 +116,18 @@ impl PropertyValue {
 #[derive(Debug, Default)]
 pub struct JoinedList {
     joined: String,
-    /// The items joined so far: at most the few that fit in the limit.
-    seen: HashSet<String>,
+    /// Where each item joined so far is in `joined` (at most the few that fit in the limit), and their
+    /// hashes: a repeat is found without a copy of each item, and in constant time however long the list.
+    items: Vec<(usize, usize)>,
+    hashes: HashSet<u64>,
     /// An item did not fit: the rest of the list is left out.
     cut: bool,
 }
 
 impl JoinedList {
     /// Adds one item, unless it is blank, a repeat, or the list is full.
-    pub fn add(&mut self, part: String) {
-        if self.cut || part.trim().is_empty() || self.seen.contains(&part) {
+    pub fn add(&mut self, part: &str) {
+        if self.cut || part.trim().is_empty() || self.is_repeat(part) {
             return;
         }
         let separator = if self.joined.is_empty() { "" } else { ", " };
@@ -131,13 +135,20 @@ impl JoinedList {
             self.cut = true;
             // Only a single part too long for the limit on its own is cut.
             if self.joined.is_empty() {
-                self.joined = part;
+                self.joined = part.to_owned();
             }
             return;
         }
         self.joined.push_str(separator);
-        self.joined.push_str(&part);
-        self.seen.insert(part);
+        let start = self.joined.len();
+        self.joined.push_str(part);
+        self.items.push((start, self.joined.len()));
+        self.hashes.insert(stable_hash([part.as_bytes()]));
+    }
+
+    fn is_repeat(&self, part: &str) -> bool {
+        self.hashes.contains(&stable_hash([part.as_bytes()]))
+            && self.items.iter().any(|&(start, end)| self.joined[start..end] == *part)
     }
 
     /// Whether an item did not fit: nothing more is added.

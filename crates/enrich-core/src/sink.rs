@@ -33,6 +33,32 @@ impl UserUpdate {
 /// destination's reason. The rest of the batch was acknowledged.
 pub type Refused = Vec<(usize, String)>;
 
+/// What a destination accepts of property names: sources name their properties for people, and the
+/// destination's rules are checked against every name a configured source can write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValueRules {
+    /// The destination, for messages: `Heap`.
+    pub destination: &'static str,
+    /// Names the destination refuses in any casing (Heap's `id`).
+    pub forbidden_names: &'static [&'static str],
+    /// The destination's own properties, which a property of that name would overwrite.
+    pub built_in_names: &'static [&'static str],
+}
+
+impl ValueRules {
+    /// Why the destination cannot take a property called `name`, or `None`.
+    pub fn name_problem(&self, name: &str) -> Option<String> {
+        let destination = self.destination;
+        if let Some(forbidden) =
+            self.forbidden_names.iter().find(|forbidden| forbidden.eq_ignore_ascii_case(name))
+        {
+            return Some(format!("{destination} refuses the key {forbidden} in any casing"));
+        }
+        let own = self.built_in_names.iter().find(|own| own.eq_ignore_ascii_case(name))?;
+        Some(format!("`{own}` is one of {destination}'s built-in user properties, which it would overwrite"))
+    }
+}
+
 /// A destination for user properties, built from a validated config by its connector crate.
 #[async_trait]
 pub trait Sink: Send + Sync + Debug {
@@ -50,4 +76,9 @@ pub trait Sink: Send + Sync + Debug {
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError>;
     /// One harmless live call proving the destination accepts this configuration.
     async fn check(&self) -> Result<String, ConnectorError>;
+    /// What only the first sync can prove, once `checked_property` (written by every check) shows in
+    /// the destination; `None` when [`Sink::check`] proves it all.
+    fn first_sync_proves(&self, _checked_property: &str) -> Option<String> {
+        None
+    }
 }

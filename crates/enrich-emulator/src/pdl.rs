@@ -227,7 +227,8 @@ fn pdl_person(email: &str, person: &Value, company: Option<&Value>) -> Map<Strin
         "job_title_levels": employment["seniority"].as_str().map_or_else(Vec::new, |level| vec![level]),
         "job_company_name": company["name"],
         "job_company_website": company["domain"],
-        "job_company_industry": company["category"]["industry"],
+        "industry": company["category"]["industry"].as_str().map(linkedin_industry),
+        "job_company_industry": company["category"]["industry"].as_str().map(linkedin_industry),
         "job_company_size": company["metrics"]["employees"].as_u64().map(size_range),
         "job_company_founded": company["foundedYear"],
         "job_company_employee_count": company["metrics"]["employees"],
@@ -251,6 +252,29 @@ fn pdl_person(email: &str, person: &Value, company: Option<&Value>) -> Map<Strin
         "dataset_version": "29.1",
     });
     data.as_object().cloned().unwrap_or_default()
+}
+
+/// PDL's industry, from its own canonical list (LinkedIn's industries, in lower case whatever
+/// `titlecase` says), for the emulator's Clearbit-style industry: the two vocabularies differ.
+fn linkedin_industry(clearbit: &str) -> &'static str {
+    const INDUSTRIES: &[(&str, &str)] = &[
+        ("Internet Software & Services", "internet"),
+        ("Software", "computer software"),
+        ("IT Services", "information technology and services"),
+        ("Communications Equipment", "telecommunications"),
+        ("Capital Markets", "investment management"),
+        ("Banks", "banking"),
+        ("Insurance", "insurance"),
+        ("Health Care Providers & Services", "hospital & health care"),
+        ("Biotechnology", "biotechnology"),
+        ("Textiles, Apparel & Luxury Goods", "apparel & fashion"),
+        ("Internet & Catalog Retail", "retail"),
+        ("Media", "publishing"),
+        ("Road & Rail", "transportation/trucking/railroad"),
+        ("Professional Services", "management consulting"),
+        ("Oil, Gas & Consumable Fuels", "oil & energy"),
+    ];
+    INDUSTRIES.iter().find(|(known, _)| *known == clearbit).map_or("computer software", |(_, pdl)| pdl)
 }
 
 /// PDL's company size range for a headcount.

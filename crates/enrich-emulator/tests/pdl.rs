@@ -83,3 +83,27 @@ async fn a_free_plan_answers_placeholders_and_text_is_lower_case_without_titleca
     assert_eq!(name, name.to_lowercase(), "lower case unless titlecase");
     assert!(emulator.pdl_requests()[0].key_in_url, "the log says the key came in the URL");
 }
+
+#[tokio::test]
+async fn industries_are_pdls_own_lower_case_names_even_with_titlecase() {
+    let emulator = emulator(EmulatorConfig::default()).await;
+    let emails: Vec<String> = (0..40).map(|n| format!("person{n}@company{n}.com")).collect();
+    let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let (status, _, body) = bulk(&emulator, KEY, &people(&emails)).await;
+    assert_eq!(status, 200);
+    let industries: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|item| item["data"]["job_company_industry"].as_str())
+        .collect();
+    assert!(industries.len() > 10, "{body}");
+    for industry in &industries {
+        assert_eq!(*industry, industry.to_lowercase(), "PDL's canonical industries are lower case");
+        assert!(
+            !industry.contains("Software & Services") && !industry.contains("Internet Software"),
+            "{industry}"
+        );
+    }
+    assert!(industries.iter().any(|industry| industry.contains(' ')), "{industries:?}");
+}

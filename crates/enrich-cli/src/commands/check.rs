@@ -20,7 +20,7 @@ pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
     let mut lines = vec![Line { ok: true, text: format!("{}: the config is valid", config.path.display()) }];
 
-    let source = connection.source.build();
+    let source = connection.source.build(None);
     lines.push(match &source {
         Err(error) => Line { ok: false, text: format!("source: {error}") },
         Ok(source) => match source.check().await {
@@ -33,12 +33,11 @@ pub async fn run(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
         Ok(sink) => match sink.check().await {
             Ok(done) => {
                 // What a live call cannot prove, the first sync shows in the destination's own UI.
-                let proof = source.as_ref().map_or(String::new(), |source| {
-                    format!(
-                        "; the first sync proves the app_id once {:?} shows on users in Heap",
-                        source.checked_property()
-                    )
-                });
+                let proof = source
+                    .as_ref()
+                    .ok()
+                    .and_then(|source| sink.first_sync_proves(source.checked_property()))
+                    .map_or(String::new(), |proof| format!("; {proof}"));
                 Line { ok: true, text: format!("{}: {done}{proof}", sink.kind()) }
             }
             Err(error) => Line { ok: false, text: format!("{}: {error}", sink.kind()) },
@@ -91,15 +90,15 @@ async fn users_lines(config: &Config, connection: &crate::config::ConnectionConf
             text: format!("{counts}: no user to enrich; {}", no_usable_hint(summary)),
         }];
     }
-    let pace = connection.source.lookups_per_minute();
-    let cost = preview::Cost::of(&plan, pace);
+    let cost = preview::Cost::of(&plan, &*connection.source);
     let mut cost_text = format!(
-        "a sync now: ≈ {} billed lookups for {} users, ≈ {} at {pace}/min",
+        "a sync now: ≈ {} billed lookups for {} users, ≈ {} at {}/min",
         render::thousands(cost.lookups),
         render::thousands(cost.due_users),
-        render::rough_duration(cost.time)
+        render::rough_duration(cost.time),
+        cost.lookups_per_minute
     );
-    for line in preview::lines(&plan, &cost, pace) {
+    for line in preview::lines(&plan, &cost) {
         cost_text.push_str(&format!("\n    {line}"));
     }
     vec![Line { ok: true, text: counts }, Line { ok: true, text: cost_text }]

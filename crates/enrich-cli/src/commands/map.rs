@@ -24,7 +24,7 @@ pub fn clearbit(file: Option<&Path>) -> anyhow::Result<ExitCode> {
     if !response.is_object() || (response.get("person").is_none() && response.get("company").is_none()) {
         bail!("{name} is not a Clearbit combined response: expected an object with `person` and `company`");
     }
-    let record = enrich_clearbit::map_combined(&response, &enrich_clearbit::PropertySelection::default());
+    let record = enrich_clearbit::map_combined(&response, &enrich_clearbit::every_attribute());
     for property in &record.cut {
         eprintln!("warning: `{property}` was longer than Heap accepts and was cut");
     }

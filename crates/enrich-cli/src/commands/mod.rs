@@ -131,13 +131,8 @@ fn forget(config: &Config, name: &str, email: &str) -> anyhow::Result<ExitCode> 
     )?;
     let what = if matches!(key, enrich_core::LookupKey::Ip(_)) { "address" } else { "email" };
     writeln!(out, "{name}: this {what} will not be looked up again; remove it from the roster too")?;
-    if !forgotten.is_empty() {
-        writeln!(
-            out,
-            "Heap still holds their properties. To delete the users there, use Heap's User Deletion API:\n  \
-             POST /api/public/v0/auth_token (HTTP Basic app_id:api_key) for a token, then\n  \
-             POST /api/public/v0/user_deletion with {{\"users\": [{{\"identity\": …}}]}} for each identity above"
-        )?;
+    if let Some(deletion) = connection.sink.deleting_users().filter(|_| !forgotten.is_empty()) {
+        writeln!(out, "{deletion}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use enrich_core::{LookupKey, MemoryStateStore, RunPlan, StateStore, SyncRequest};
+use enrich_core::{MemoryStateStore, RunPlan, SourceSettings, StateStore, SyncRequest};
 
 use super::config_folder;
 use crate::config::{Config, ConnectionConfig};
@@ -31,39 +31,49 @@ pub async fn plan(
     Ok(enrich_core::plan(&built, store.as_ref(), request).await?)
 }
 
-/// What a plan costs: lookups are what is billed, users are who they serve.
+/// What a plan costs: lookups are what is billed, users are who they serve; the source says how it
+/// bills and which keys are worth counting apart.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Cost {
     pub due_users: u64,
-    /// Distinct lookup keys this run looks up: each one a billed lookup.
+    /// Distinct lookup keys this run looks up: each one a possibly billed lookup.
     pub lookups: u64,
-    pub free_mail_keys: u64,
+    /// The keys the source flags (`at free-mail domains`) and how many there are.
+    pub flagged_keys: Option<(&'static str, u64)>,
     /// Keys serving more than one user, and how many users they serve.
     pub shared_keys: u64,
     pub shared_users: u64,
-    /// At the source's configured pace.
+    /// The source's billing rule, in its provider's words.
+    pub billing: &'static str,
+    /// The source's configured pace, and the time the lookups take at it.
+    pub lookups_per_minute: u64,
     pub time: Duration,
 }
 
 impl Cost {
-    pub fn of(plan: &RunPlan, lookups_per_minute: u32) -> Self {
+    pub fn of(plan: &RunPlan, source: &dyn SourceSettings) -> Self {
         let lookups = plan.lookups.len() as u64;
-        let is_free_mail =
-            |key: &LookupKey| matches!(key, LookupKey::Email(email) if enrich_clearbit::is_free_email(email));
+        let billing = source.billing();
+        let flagged_keys = billing.flagged.map(|(label, flagged)| {
+            (label, plan.lookups.iter().filter(|(key, _)| flagged(key)).count() as u64)
+        });
         let shared = plan.lookups.iter().filter(|(_, users)| *users > 1);
+        let lookups_per_minute = source.lookups_per_minute().max(1);
         Self {
             due_users: plan.lookups.iter().map(|(_, users)| users).sum(),
             lookups,
-            free_mail_keys: plan.lookups.iter().filter(|(key, _)| is_free_mail(key)).count() as u64,
+            flagged_keys,
             shared_keys: shared.clone().count() as u64,
             shared_users: shared.map(|(_, users)| users).sum(),
-            time: Duration::from_secs(lookups * 60 / u64::from(lookups_per_minute.max(1))),
+            billing: billing.rule,
+            lookups_per_minute,
+            time: Duration::from_secs(lookups * 60 / lookups_per_minute),
         }
     }
 }
 
 /// The preview, one labelled line each, indented under a heading the caller writes.
-pub fn lines(plan: &RunPlan, cost: &Cost, lookups_per_minute: u32) -> Vec<String> {
+pub fn lines(plan: &RunPlan, cost: &Cost) -> Vec<String> {
     let summary = &plan.summary;
     let not_due: Vec<String> = [
         (summary.outside_window, "outside the window"),
@@ -84,17 +94,14 @@ pub fn lines(plan: &RunPlan, cost: &Cost, lookups_per_minute: u32) -> Vec<String
     let mut lines = vec![
         format!("users due       {} of {} read{not_due}", thousands(cost.due_users), thousands(summary.read)),
         format!(
-            "lookup keys     {} distinct: {} at free-mail domains, {} shared by {} users",
+            "lookup keys     {} distinct: {}{} shared by {} users",
             thousands(cost.lookups),
-            thousands(cost.free_mail_keys),
+            cost.flagged_keys.map_or(String::new(), |(label, keys)| format!("{} {label}, ", thousands(keys))),
             thousands(cost.shared_keys),
             thousands(cost.shared_users)
         ),
-        format!(
-            "billed lookups  ≈ {} (each email answered, found or not, is billed once a billing period)",
-            thousands(cost.lookups)
-        ),
-        format!("time            ≈ {} at {lookups_per_minute} lookups/min", rough_duration(cost.time)),
+        format!("billed lookups  ≈ {} ({})", thousands(cost.lookups), cost.billing),
+        format!("time            ≈ {} at {} lookups/min", rough_duration(cost.time), cost.lookups_per_minute),
     ];
     if summary.resumed > 0 {
         lines.push(format!("resumed         {} fetched results written without a lookup", summary.resumed));
@@ -104,6 +111,8 @@ pub fn lines(plan: &RunPlan, cost: &Cost, lookups_per_minute: u32) -> Vec<String
 
 #[cfg(test)]
 mod tests {
+    use enrich_core::LookupKey;
+
     use super::*;
 
     #[test]
@@ -113,18 +122,40 @@ mod tests {
             summary: enrich_core::RunSummary::default(),
             lookups: vec![(key("a@gmail.com"), 1), (key("team@acme.com"), 3), (key("b@acme.com"), 1)],
         };
-        let cost = Cost::of(&plan, 600);
+        let clearbit = |requests_per_minute: u32| {
+            let config =
+                serde_json::json!({ "api_key": "sk_test", "requests_per_minute": requests_per_minute });
+            serde_json::from_value::<enrich_clearbit::ClearbitConfig>(config).unwrap()
+        };
+        let cost = Cost::of(&plan, &clearbit(600));
         assert_eq!(
             cost,
             Cost {
                 due_users: 5,
                 lookups: 3,
-                free_mail_keys: 1,
+                flagged_keys: Some(("at free-mail domains", 1)),
                 shared_keys: 1,
                 shared_users: 3,
+                billing: "each email Clearbit answers, found or not, is billed once a billing period",
+                lookups_per_minute: 600,
                 time: Duration::ZERO
             }
         );
-        assert_eq!(Cost::of(&plan, 1).time, Duration::from_secs(180));
+        assert_eq!(Cost::of(&plan, &clearbit(1)).time, Duration::from_secs(180));
+    }
+
+    #[test]
+    fn the_source_says_its_billing_and_which_keys_it_flags() {
+        let plan = RunPlan {
+            summary: enrich_core::RunSummary::default(),
+            lookups: vec![(LookupKey::Ip("8.8.8.8".parse().unwrap()), 1)],
+        };
+        let config = serde_json::json!({ "api_key": "sk_test" });
+        let reveal: enrich_clearbit::ClearbitRevealConfig = serde_json::from_value(config).unwrap();
+        let cost = Cost::of(&plan, &reveal);
+        assert_eq!(cost.flagged_keys, None);
+        let lines = lines(&plan, &cost).join("\n");
+        assert!(lines.contains("1 distinct: 0 shared by 0 users"), "{lines}");
+        assert!(lines.contains("(each IP address looked up counts against the Reveal plan)"), "{lines}");
     }
 }

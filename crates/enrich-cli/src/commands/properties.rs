@@ -13,7 +13,8 @@ use crate::store::State;
 
 pub fn list(config: &Config, name: &str, format: ListFormat) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
-    let source = connection.source.build().with_context(|| format!("cannot build the source of `{name}`"))?;
+    let source =
+        connection.source.build(None).with_context(|| format!("cannot build the source of `{name}`"))?;
     let mut properties = source.properties();
     // Attributes the catalogue did not know, seen by earlier runs of this connection (unless a newer
     // catalogue lists them by now).

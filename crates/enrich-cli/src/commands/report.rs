@@ -21,7 +21,8 @@ pub fn show(
     html: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let connection = config.connection(name).map_err(anyhow::Error::msg)?;
-    let source = connection.source.build().with_context(|| format!("cannot build the source of `{name}`"))?;
+    let source =
+        connection.source.build(None).with_context(|| format!("cannot build the source of `{name}`"))?;
     // A property the source writes about every check (it has no source attribute) is known for users
     // found or not; a property of what was found only for found users.
     let about_the_check: Vec<String> =

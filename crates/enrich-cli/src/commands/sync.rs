@@ -67,7 +67,6 @@ async fn dry(
             return Ok(ExitCode::FAILURE);
         }
     };
-    let pace = connection.source.lookups_per_minute();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -75,7 +74,7 @@ async fn dry(
         if matches!(request.kind, RunKind::Backfill { .. }) { "backfill" } else { "sync" },
         render::time(request.seen_since)
     )?;
-    for line in preview::lines(&plan, &preview::Cost::of(&plan, pace), pace) {
+    for line in preview::lines(&plan, &preview::Cost::of(&plan, &*connection.source)) {
         writeln!(out, "  {line}")?;
     }
     Ok(ExitCode::SUCCESS)
@@ -90,13 +89,12 @@ async fn confirm_cost(
 ) -> anyhow::Result<bool> {
     // A roster error is the run's to report.
     let Ok(plan) = preview::plan(config, connection, request).await? else { return Ok(true) };
-    let pace = connection.source.lookups_per_minute();
-    let cost = preview::Cost::of(&plan, pace);
+    let cost = preview::Cost::of(&plan, &*connection.source);
     if cost.lookups <= limit {
         return Ok(true);
     }
     let mut question = format!("{}: this backfill costs more than {limit} lookups:\n", connection.name);
-    for line in preview::lines(&plan, &cost, pace) {
+    for line in preview::lines(&plan, &cost) {
         question.push_str(&format!("  {line}\n"));
     }
     question.push_str("Type yes to start it: ");

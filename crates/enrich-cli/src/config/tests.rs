@@ -150,13 +150,20 @@ fn a_missing_users_file_is_named() {
 fn unknown_types_list_the_known_ones() {
     let found =
         problems(&GOOD.replace("type: clearbit", "type: hubspot").replace("type: heap", "type: amplitude"));
+    // Every registered source type is listed, whichever connectors the registry holds.
+    let sources = variants::<SourceConfig>();
+    assert!(sources.starts_with(&["clearbit", "clearbit_reveal"]), "{sources:?}");
+    let sources = listed(sources);
     assert_eq!(
         found,
         [
-            "enrich.yaml: connections.clearbit-heap.source.type: unknown source type `hubspot`; \
-             the known source types are `clearbit`, `clearbit_reveal`, `people_data_labs`",
+            format!(
+                "enrich.yaml: connections.clearbit-heap.source.type: unknown source type `hubspot`; \
+                 the known source types are {sources}"
+            ),
             "enrich.yaml: connections.clearbit-heap.sink.type: unknown sink type `amplitude`; \
-             the known sink types are `heap`, `postgres_table`",
+             the known sink types are `heap`, `postgres_table`"
+                .to_owned(),
         ]
     );
     let found = problems(&GOOD.replace("      type: heap\n", ""));
@@ -357,5 +364,37 @@ proptest::proptest! {
                 proptest::prop_assert!(!location.is_empty() && !error.message.is_empty(), "{error}");
             }
         }
+    }
+}
+
+#[test]
+fn a_rename_to_a_name_the_sink_refuses_or_owns_is_reported() {
+    let renamed = GOOD.replace(
+        "api_key: ${CLEARBIT_API_KEY}",
+        "api_key: ${CLEARBIT_API_KEY}\n      properties:\n        rename: { company.id: ID, person.email: email }",
+    );
+    assert_eq!(
+        problems(&renamed),
+        [
+            "enrich.yaml: connections.clearbit-heap.source.properties.rename.company.id: renames to `ID`: Heap \
+             refuses the key id in any casing",
+            "enrich.yaml: connections.clearbit-heap.source.properties.rename.person.email: renames to `email`: \
+             `Email` is one of Heap's built-in user properties, which it would overwrite",
+        ]
+    );
+    // A table has no such rules.
+    let table = renamed.replace(
+        "type: heap\n      app_id: \"1234567890\"",
+        "type: postgres_table\n      url: postgres://enrich@localhost/enrich\n      table: enrich.users",
+    );
+    parse_in(folder().path(), &table).unwrap_or_else(|errors| panic!("{errors}"));
+}
+
+#[test]
+fn no_registered_source_names_a_property_as_the_heap_sink_refuses() {
+    for kind in variants::<SourceConfig>() {
+        let config = GOOD.replace("type: clearbit", &format!("type: {kind}"));
+        let config = parse_in(folder().path(), &config).unwrap_or_else(|errors| panic!("{kind}: {errors}"));
+        assert!(config.connections[0].source.properties().len() > 10, "{kind} lists its catalogue");
     }
 }

@@ -1,0 +1,87 @@
+//! What a connector's config section offers the CLI: checks without network, the component it builds,
+//! how listings describe it and which of its values are secrets. Every connector config implements one
+//! of these traits, so that registering a connector is one line in the CLI's registry and no command
+//! holds a provider's name or rules.
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::{
+    ConnectorError, FieldError, LookupKey, PropertyInfo, SharedBudget, Sink, Source, UserDirectory,
+    ValueRules,
+};
+
+/// A configured value the redaction point must hide wherever it shows up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secret<'a> {
+    /// A key or password, hidden as it is.
+    Text(&'a str),
+    /// A URL whose credentials (user, password) are hidden.
+    Url(&'a str),
+}
+
+/// Keys a cost preview counts apart, with what they are: `("at free-mail domains", is_free_mail)`.
+pub type FlaggedKeys = (&'static str, fn(&LookupKey) -> bool);
+
+/// How a source's lookups are billed, for cost previews (`enrich check`, `--dry-run`).
+#[derive(Debug, Clone, Copy)]
+pub struct Billing {
+    /// What one billed lookup is, in the provider's terms.
+    pub rule: &'static str,
+    /// Keys the provider answers poorly, or a setting of the source skips.
+    pub flagged: Option<FlaggedKeys>,
+}
+
+/// A source's config section (`source: { type: … }`).
+pub trait SourceSettings: Debug + Send + Sync {
+    /// Every problem found without network, by field.
+    fn validate(&self) -> Vec<FieldError>;
+    /// The source, booking its requests in `budget` too when there is one (workers sharing a key).
+    fn build(&self, budget: Option<Arc<dyn SharedBudget>>) -> Result<Arc<dyn Source>, ConnectorError>;
+    /// The source as a listing names it: `clearbit (reveal fallback)`.
+    fn describe(&self) -> String;
+    /// Every secret of the section.
+    fn secrets(&self) -> Vec<Secret<'_>>;
+    /// The lookups a minute the configured pace allows (keys, not requests), for time estimates.
+    fn lookups_per_minute(&self) -> u64;
+    /// How the provider bills the lookups.
+    fn billing(&self) -> Billing;
+    /// Every property the section, as configured, can write (a valid section's), for the sink's
+    /// [`ValueRules`].
+    fn properties(&self) -> Vec<PropertyInfo>;
+}
+
+/// A sink's config section (`sink: { type: … }`).
+pub trait SinkSettings: Debug + Send + Sync {
+    fn validate(&self) -> Vec<FieldError>;
+    fn build(&self) -> Result<Arc<dyn Sink>, ConnectorError>;
+    /// The destination as a listing names it: `heap app 12345`.
+    fn describe(&self) -> String;
+    fn secrets(&self) -> Vec<Secret<'_>>;
+    /// How to delete forgotten users from the destination, which enrich does not do, for `enrich
+    /// forget`; `None` when there is nothing to say.
+    fn deleting_users(&self) -> Option<&'static str> {
+        None
+    }
+    /// What the destination accepts of property names: checked against every property the source
+    /// can write, without network, before any run.
+    fn value_rules(&self) -> ValueRules {
+        ValueRules::default()
+    }
+}
+
+/// A user directory's config section (`users: { type: … }`); paths in it are relative to `folder`,
+/// the config file's.
+pub trait UsersSettings: Debug + Send + Sync {
+    fn validate(&self, folder: &Path) -> Vec<FieldError>;
+    /// Problems of the roster itself (a CSV header lacking a configured column), for `enrich
+    /// validate`: other commands leave the roster to the run, which reads it again.
+    fn validate_roster(&self, _folder: &Path) -> Vec<FieldError> {
+        Vec::new()
+    }
+    fn build(&self, folder: &Path) -> Result<Arc<dyn UserDirectory>, ConnectorError>;
+    /// The roster as a listing names it: `users from users.csv`.
+    fn describe(&self) -> String;
+    fn secrets(&self) -> Vec<Secret<'_>>;
+}

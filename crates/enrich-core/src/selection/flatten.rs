@@ -1,0 +1,213 @@
+//! From a JSON answer to properties an analytics tool accepts.
+//!
+//! Every non-null attribute the selection includes becomes one property: nested objects are walked,
+//! so an attribute the provider adds tomorrow still comes through under a name derived from its path
+//! (when the catalogue derives names), reported as derived. Values become numbers or strings, lists
+//! are joined, nothing else.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+
+use super::{Naming, PropertySelection};
+use crate::{JoinedList, PropertyKind, PropertyValue, Record};
+
+/// Fields that say what an object in an array is, in order of preference: a Gravatar avatar is its
+/// `url`, a Gravatar link its `value`.
+const MEANINGFUL_FIELDS: &[&str] = &["url", "value", "name", "handle", "domain"];
+
+impl PropertySelection {
+    /// Maps the attributes under each root object (`("person", …)`; `""` for an answer whose fields are
+    /// the attributes) the selection includes; a missing root contributes nothing.
+    pub fn map<'v>(
+        &self,
+        roots: impl IntoIterator<Item = (&'static str, Option<&'v Map<String, Value>>)>,
+    ) -> Record {
+        let mut mapper = Mapper {
+            selection: self,
+            record: Record::default(),
+            dotted: String::with_capacity(64),
+            written: vec![false; self.entries.len()],
+            taken: HashSet::new(),
+            numbered: HashMap::new(),
+        };
+        for (root, attributes) in roots {
+            if let Some(attributes) = attributes {
+                mapper.dotted.clear();
+                mapper.dotted.push_str(root);
+                let mut path = if root.is_empty() { Vec::new() } else { vec![root] };
+                mapper.add_object(&mut path, attributes);
+            }
+        }
+        mapper.record
+    }
+}
+
+/// One answer on its way to a record. Looking an attribute up costs no allocation: its dotted path is
+/// kept in one buffer, and a catalogued attribute's names come precomputed from the selection.
+struct Mapper<'a> {
+    selection: &'a PropertySelection,
+    record: Record,
+    /// The dotted path of the attribute at hand (`company.site.url`).
+    dotted: String,
+    /// Which entries of the selection were written: only a key with a dot in it spelling the same
+    /// path comes to one twice.
+    written: Vec<bool>,
+    /// The derived names written so far, in lower case: names differing only in case would read as
+    /// one. Catalogued and renamed names are unique among the included attributes, and a derived name
+    /// never takes one of those.
+    taken: HashSet<String>,
+    /// The last number appended to each name (in lower case) to tell attributes apart.
+    numbered: HashMap<String, usize>,
+}
+
+impl<'a> Mapper<'a> {
+    fn add_object<'v>(&mut self, path: &mut Vec<&'v str>, object: &'v Map<String, Value>) {
+        for (key, value) in object {
+            // Nothing to write, and no path to build.
+            if value.is_null() {
+                continue;
+            }
+            let parent = self.dotted.len();
+            if !self.dotted.is_empty() {
+                self.dotted.push('.');
+            }
+            self.dotted.push_str(key);
+            path.push(key);
+            match value {
+                Value::Object(inner) => self.add_object(path, inner),
+                _ => self.add_attribute(path, key, value),
+            }
+            path.pop();
+            self.dotted.truncate(parent);
+        }
+    }
+
+    fn add_attribute(&mut self, path: &[&str], key: &str, value: &Value) {
+        let selection: &'a PropertySelection = self.selection;
+        let entry = selection.entries.get(self.dotted.as_str());
+        let included = entry.map_or_else(|| selection.matches(&self.dotted), |entry| entry.included);
+        if !included {
+            return;
+        }
+        // Identifiers and codes (`twitter.id`, which arrives as a number or a string; `category.sicCode`)
+        // are text however they arrive: each property keeps one type, and nobody sums them.
+        let keeps_numbers = match entry.and_then(|entry| entry.known) {
+            Some(kind) => kind == PropertyKind::Number,
+            None => !key.eq_ignore_ascii_case("id"),
+        };
+        let Some((value, cut)) = self.convert(keeps_numbers, value) else { return };
+        let fixed = entry.filter(|entry| !self.written[entry.index]);
+        let name = match (fixed, selection.catalogue.naming) {
+            (Some(entry), _) => {
+                self.written[entry.index] = true;
+                entry.name.clone()
+            }
+            (None, Some(naming)) => {
+                let name = self.derived_name(&naming, path);
+                self.taken.insert(name.to_lowercase());
+                name
+            }
+            (None, None) => return,
+        };
+        // Whatever is not written under its catalogue name is reported, renamed or not, so that
+        // listings can show attributes the catalogue does not know yet.
+        if fixed.is_none_or(|entry| entry.known.is_none()) {
+            self.record.derived.push((self.dotted.clone(), name.clone()));
+        }
+        if cut {
+            self.record.cut.push(name.clone());
+        }
+        self.record.properties.insert(name, value);
+    }
+
+    /// The preferred name, else the name of the whole path, else that name numbered: clear of every
+    /// catalogue name and rename, and of the names already written, however the attributes evolve.
+    fn derived_name(&mut self, naming: &Naming, path: &[&str]) -> String {
+        let free = |name: &str| {
+            let name = name.to_lowercase();
+            !self.taken.contains(&name) && !self.selection.reserves(&name)
+        };
+        let preferred = naming.preferred_name(path);
+        if free(&preferred) {
+            return preferred;
+        }
+        let full = naming.path_name(path);
+        if free(&full) {
+            return full;
+        }
+        // Numbering goes on from the last number given to this name, so that many attributes with one
+        // name (`a_b`, `a__b`, `aB`…) cost one try each, not one per name before them.
+        let key = full.to_lowercase();
+        let mut number = self.numbered.get(&key).copied().unwrap_or(1);
+        let candidate = loop {
+            number += 1;
+            let candidate = format!("{full} {number}");
+            if free(&candidate) {
+                break candidate;
+            }
+        };
+        self.numbered.insert(key, number);
+        candidate
+    }
+
+    /// The property value of one non-object, non-null attribute, and whether its text was cut; `None`
+    /// when there is nothing to write (blank, empty list, a boolean placeholder).
+    fn convert(&self, keeps_numbers: bool, value: &Value) -> Option<(PropertyValue, bool)> {
+        match value {
+            Value::Null | Value::Object(_) => None,
+            Value::Bool(flag) => self.booleans_are_values().then(|| PropertyValue::text(flag.to_string())),
+            Value::Number(number) if keeps_numbers => Some((PropertyValue::Number(number.clone()), false)),
+            Value::Number(number) => Some(PropertyValue::text(number.to_string())),
+            Value::String(text) if text.trim().is_empty() => None,
+            Value::String(text) => Some(PropertyValue::text(text.as_str())),
+            Value::Array(items) => {
+                let mut list = JoinedList::default();
+                self.add_items(&mut list, items);
+                list.finish()
+            }
+        }
+    }
+
+    fn booleans_are_values(&self) -> bool {
+        self.selection.catalogue.booleans_are_values
+    }
+
+    /// Adds the text of a list's items, nested lists included, to `list`; reading stops once an item
+    /// did not fit, so a list of any length costs no more than its first kilobyte.
+    fn add_items(&self, list: &mut JoinedList, items: &[Value]) {
+        for item in items {
+            if list.is_full() {
+                return;
+            }
+            match item {
+                Value::Null => {}
+                Value::Bool(flag) if self.booleans_are_values() => {
+                    list.add(if *flag { "true" } else { "false" })
+                }
+                Value::Bool(_) => {}
+                Value::Number(number) => list.add(&number.to_string()),
+                Value::String(text) => list.add(text),
+                Value::Array(inner) => self.add_items(list, inner),
+                Value::Object(object) => {
+                    if let Some(summary) = summarize(object) {
+                        list.add(&summary);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An object in an array, as its meaningful field, else as compact JSON; `None` when all is null.
+fn summarize(object: &Map<String, Value>) -> Option<Cow<'_, str>> {
+    let meaningful = MEANINGFUL_FIELDS.iter().find_map(|field| match object.get(*field) {
+        Some(Value::String(text)) if !text.trim().is_empty() => Some(Cow::Borrowed(text.as_str())),
+        Some(Value::Number(number)) => Some(Cow::Owned(number.to_string())),
+        _ => None,
+    });
+    meaningful.or_else(|| {
+        (!object.values().all(Value::is_null)).then(|| Cow::Owned(Value::from(object.clone()).to_string()))
+    })
+}
