@@ -19,9 +19,9 @@ mod selection;
 mod source;
 
 pub use catalogue::catalogue;
-pub use config::{ClearbitConfig, RevealConfig};
+pub use config::{ClearbitConfig, LookupMode, RevealConfig};
 pub use free_email::is_free_email;
-pub use mapping::map_combined;
+pub use mapping::{map_combined, map_company};
 pub use reveal::{is_public, map_reveal};
 pub use selection::{PropertiesConfig, PropertySelection};
 pub use source::ClearbitSource;

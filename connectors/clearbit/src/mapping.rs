@@ -27,6 +27,14 @@ pub fn map_combined(response: &Value, selection: &PropertySelection) -> Record {
     record
 }
 
+/// Maps a Company API answer (the company itself): the company's attributes the selection includes
+/// and `Clearbit: Company Source` = `enrichment`, as the combined lookup writes them.
+pub fn map_company(response: &Value, selection: &PropertySelection) -> Record {
+    let mut record = map_roots(selection, [("company", response.as_object())]);
+    record.properties.insert(COMPANY_SOURCE.to_owned(), PropertyValue::Text("enrichment".to_owned()));
+    record
+}
+
 /// Maps the attributes under each root (`person`, `company`) the selection includes.
 pub(crate) fn map_roots<'v>(
     selection: &PropertySelection,

@@ -236,10 +236,8 @@ impl Source for PeopleDataLabsSource {
         for (key, hints) in keys {
             match key {
                 LookupKey::Email(email) => people.push((email.as_str(), hints)),
-                LookupKey::Ip(_) => {
-                    let error = ConnectorError::Fatal(format!(
-                        "{PROVIDER} looks users up by email, not by IP address"
-                    ));
+                LookupKey::Ip(_) | LookupKey::Domain(_) => {
+                    let error = ConnectorError::Fatal(format!("{PROVIDER} looks users up by email only"));
                     return keys.iter().map(|_| Some(Err(error.clone()))).collect();
                 }
             }

@@ -69,6 +69,7 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64)> {
         ("deferred by the limit", summary.deferred),
         ("resumed without lookup", summary.resumed),
         ("looked up", summary.lookups),
+        ("lookups saved", summary.lookups_saved),
         ("found", summary.found),
         ("not found", summary.not_found),
         ("pending", summary.pending),

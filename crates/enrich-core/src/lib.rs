@@ -5,6 +5,7 @@
 //! depend on it, never the other way round. Anything here is testable with in-memory fakes.
 
 pub mod budget;
+pub mod cache;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -21,6 +22,7 @@ pub mod state;
 pub mod user;
 
 pub use budget::SharedBudget;
+pub use cache::{CachedResult, ResultCache};
 pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};

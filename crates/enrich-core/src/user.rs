@@ -72,6 +72,8 @@ pub fn identity_problem(identity: &str) -> Option<String> {
 pub enum KeyKind {
     Email,
     Ip,
+    /// The domain of a work email: one company for every colleague.
+    Domain,
 }
 
 /// A normalised lookup key: users with equal keys share one lookup.
@@ -79,6 +81,8 @@ pub enum KeyKind {
 pub enum LookupKey {
     Email(String),
     Ip(IpAddr),
+    /// An email's domain, lower-cased and in ASCII.
+    Domain(String),
 }
 
 impl LookupKey {
@@ -93,7 +97,7 @@ impl LookupKey {
 impl fmt::Display for LookupKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Email(email) => f.write_str(email),
+            Self::Email(email) | Self::Domain(email) => f.write_str(email),
             Self::Ip(ip) => ip.fmt(f),
         }
     }
@@ -121,15 +125,22 @@ impl UserRecord {
     /// The key a source of the given kind looks this user up by, or why there is none.
     pub fn lookup_key(&self, kind: KeyKind) -> Result<LookupKey, SkipReason> {
         match kind {
-            KeyKind::Email => {
-                let email = self.email.as_deref().map(str::trim).unwrap_or_default();
-                if email.is_empty() {
-                    Err(SkipReason::NoEmail)
-                } else {
-                    normalize_email(email).map(LookupKey::Email).ok_or(SkipReason::MalformedEmail)
-                }
+            KeyKind::Email => self.normalized_email().map(LookupKey::Email),
+            KeyKind::Domain => {
+                let email = self.normalized_email()?;
+                let (_, domain) = email.rsplit_once('@').ok_or(SkipReason::MalformedEmail)?;
+                Ok(LookupKey::Domain(domain.to_owned()))
             }
             KeyKind::Ip => self.ip.map(LookupKey::Ip).ok_or(SkipReason::NoIp),
+        }
+    }
+
+    fn normalized_email(&self) -> Result<String, SkipReason> {
+        let email = self.email.as_deref().map(str::trim).unwrap_or_default();
+        if email.is_empty() {
+            Err(SkipReason::NoEmail)
+        } else {
+            normalize_email(email).ok_or(SkipReason::MalformedEmail)
         }
     }
 }
@@ -221,8 +232,10 @@ mod tests {
         assert_eq!(user.lookup_key(KeyKind::Ip), Err(SkipReason::NoIp));
         user.email = Some("not-an-email".into());
         assert_eq!(user.lookup_key(KeyKind::Email), Err(SkipReason::MalformedEmail));
+        assert_eq!(user.lookup_key(KeyKind::Domain), Err(SkipReason::MalformedEmail));
         user.email = Some("A@B.io".into());
         assert_eq!(user.lookup_key(KeyKind::Email), Ok(LookupKey::Email("a@b.io".into())));
+        assert_eq!(user.lookup_key(KeyKind::Domain), Ok(LookupKey::Domain("b.io".into())));
     }
 
     #[test]

@@ -8,8 +8,11 @@ use enrich_core::StateError;
 use crate::{LOCK_NAMESPACE, failed};
 
 /// Every migration, by version; a released one never changes, a change is a new one.
-const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("migrations/0001_state.sql")), (2, include_str!("migrations/0002_rate_budgets.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_state.sql")),
+    (2, include_str!("migrations/0002_rate_budgets.sql")),
+    (3, include_str!("migrations/0003_kept_results.sql")),
+];
 
 /// Brings the schema to this version's, in one transaction that holds a lock of its own: workers
 /// starting together migrate once. Refuses a schema a newer enrich migrated further.
