@@ -133,3 +133,72 @@ async fn a_user_at_an_address_an_earlier_run_revealed_gets_its_company_without_a
     let state = String::from_utf8_lossy(&workspace.state_bytes()).into_owned();
     assert!(!state.contains(OFFICE), "the address is kept by digest, never in clear");
 }
+
+/// The same mode for People Data Labs: one company enrichment per website.
+#[tokio::test(flavor = "multi_thread")]
+async fn people_data_labs_enriches_each_website_once() {
+    const PDL_KEY: &str = "pdl_e2e_0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
+    let workspace =
+        Workspace::start(EmulatorConfig { pdl_key: PDL_KEY.into(), ..EmulatorConfig::default() }).await;
+    let config = format!(
+        "connections:
+  main:
+    source:
+      type: people_data_labs
+      api_key: ${{PDL_API_KEY}}
+      base_url: {pdl}
+      retry_delay: 5ms
+      lookup: company_by_domain
+    sink:
+      type: heap
+      app_id: \"{app_id}\"
+      base_url: {heap}
+      retry_delay: 5ms
+      requests_per_second: 1000
+    users:
+      type: csv
+      path: users.csv
+      email_property: email
+",
+        pdl = workspace.emulator.pdl_url(),
+        heap = workspace.emulator.heap_url(),
+        app_id = support::APP_ID,
+    );
+    std::fs::write(workspace.path("enrich.yaml"), config).unwrap();
+    let mut rows: Vec<Row> =
+        (0..60).map(|n| row(&format!("user-{n}"), &format!("p{n}@firm{}.com", n % 6), 0)).collect();
+    rows.extend((0..4).map(|n| row(&format!("free-{n}"), &format!("p{n}@yahoo.com"), 0)));
+    workspace.write_roster(&rows);
+    let sync = || {
+        let mut command = workspace.command(&["sync", "main"]);
+        command.env("PDL_API_KEY", PDL_KEY);
+        async move {
+            support::Run::from(tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap())
+        }
+    };
+
+    let first = sync().await;
+    first.success();
+    let requests = workspace.emulator.pdl_requests();
+    assert!(requests.iter().all(|request| request.path == "/v5/company/enrich" && !request.key_in_url));
+    let websites: BTreeSet<&str> =
+        requests.iter().flat_map(|request| request.emails.iter().map(String::as_str)).collect();
+    assert_eq!((requests.len(), websites.len()), (6, 6), "one request per website: {websites:?}");
+    assert_eq!(first.figure("skipped by the source"), 4, "{first}");
+    assert_eq!(first.figure("lookups saved"), 54, "{first}");
+    let heap = workspace.emulator.heap_users();
+    assert_eq!(heap.len(), 60);
+    assert!(
+        heap.values().all(|user| text(user, "Company Name").is_some_and(|name| !name.is_empty())),
+        "{heap:?}"
+    );
+    assert!(heap.values().all(|user| !user.keys().any(|name| name.starts_with("Person "))));
+
+    rows.extend((0..2).map(|n| row(&format!("newcomer-{n}"), &format!("new{n}@firm{n}.com"), 0)));
+    workspace.write_roster(&rows);
+    let second = sync().await;
+    second.success();
+    assert_eq!(workspace.emulator.pdl_requests().len(), 6, "no new lookup:\n{second}");
+    let heap = workspace.emulator.heap_users();
+    assert_eq!(text(&heap["newcomer-1"], "Company Name"), text(&heap["user-1"], "Company Name"));
+}

@@ -76,7 +76,7 @@ pub struct ClearbitConfig {
     #[serde(default = "default_max_retry_time", with = "humantime_serde")]
     pub max_retry_time: Duration,
     /// Whether addresses at free and consumer mailbox providers (gmail.com, yahoo.co.uk, …; the list
-    /// is `src/free_email_domains.txt`) are left out of lookups: Clearbit finds no company behind them,
+    /// is enrich-core's `src/free_email_domains.txt`) are left out of lookups: Clearbit finds no company behind them,
     /// at best a person, and bills the lookup all the same.
     #[serde(default)]
     pub skip_free_email_domains: bool,

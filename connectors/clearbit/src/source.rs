@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use enrich_core::free_email::{is_free_email, is_free_mail_domain};
 use enrich_core::{
     CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Record,
     ResultCache, Segment, SharedBudget, Source, UserRecord,
@@ -22,7 +23,6 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::answer::{Answer, Api, interpret};
 use crate::catalogue::{COMPANY_SOURCE, DATE_LAST_CHECKED, MATCH, REVEAL_FIELDS};
 use crate::config::{ClearbitConfig, LookupMode, RevealConfig};
-use crate::free_email::is_free_email;
 use crate::mapping::{map_combined, map_company, not_found};
 use crate::reveal::{RevealAnswers, RevealOutcome, is_public, map_reveal};
 use crate::selection::PropertySelection;
@@ -421,7 +421,7 @@ impl Source for ClearbitSource {
             {
                 Some("free email domain")
             }
-            LookupKey::Domain(domain) if is_free_email(&format!("@{domain}")) => Some("free email domain"),
+            LookupKey::Domain(domain) if is_free_mail_domain(domain) => Some("free email domain"),
             LookupKey::Ip(ip) if !is_public(*ip) => Some("private or reserved IP address"),
             LookupKey::Email(_) | LookupKey::Ip(_) | LookupKey::Domain(_) => None,
         }

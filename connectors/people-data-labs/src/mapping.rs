@@ -31,6 +31,28 @@ pub fn map_person(data: &Map<String, Value>, likelihood: Option<u64>) -> Record 
     record
 }
 
+/// Maps a company PDL found (company enrichment's flat fields) under the names a person's current
+/// company has: `job_company_X` is the company's `X`, `job_company_location_X` its `location.X`.
+pub fn map_company(company: &Map<String, Value>, likelihood: Option<u64>) -> Record {
+    let mut record = Record::default();
+    for (field, name, kind, _) in FIELDS {
+        let Some(field) = field.strip_prefix("job_company_") else { continue };
+        let value = match field.strip_prefix("location_") {
+            Some(part) => company.get("location").and_then(|location| location.get(part)),
+            None => company.get(field),
+        };
+        let Some((value, cut)) = value.and_then(|value| convert(*kind, value)) else { continue };
+        if cut {
+            record.cut.push((*name).to_owned());
+        }
+        record.properties.insert((*name).to_owned(), value);
+    }
+    if let Some(likelihood) = likelihood {
+        record.properties.insert(LIKELIHOOD.to_owned(), PropertyValue::Number(likelihood.into()));
+    }
+    record
+}
+
 /// What a check writes when PDL has no such person.
 pub(crate) fn not_found() -> Record {
     let mut record = Record::default();
@@ -99,6 +121,29 @@ mod tests {
         let names: Vec<&str> = record.properties.keys().map(String::as_str).collect();
         assert_eq!(names, ["People Data Labs: Likelihood", "People Data Labs: Match", "Person Full Name"]);
         assert_eq!(record.properties[MATCH], PropertyValue::text("person only").0);
+    }
+
+    #[test]
+    fn a_company_has_the_names_of_a_persons_current_company() {
+        let company = json!({
+            "name": "People Data Labs", "website": "peopledatalabs.com", "founded": 2015, "size": "11-50",
+            "location": { "locality": "San Francisco", "country": "United States" }, "tags": ["data"],
+        });
+        let record = map_company(company.as_object().unwrap(), Some(6));
+        let names: Vec<&str> = record.properties.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "Company City",
+                "Company Country",
+                "Company Domain",
+                "Company Employees Range",
+                "Company Founded Year",
+                "Company Name",
+                "People Data Labs: Likelihood"
+            ]
+        );
+        assert_eq!(record.properties["Company City"], PropertyValue::text("San Francisco").0);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod free_email;
 pub mod property;
 pub mod redact;
 pub mod sink;
