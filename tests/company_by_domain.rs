@@ -67,6 +67,8 @@ async fn one_lookup_per_work_domain_and_none_for_colleagues_who_come_later() {
     // Five colleagues join: written from the companies the state kept, without a lookup.
     rows.extend((0..5).map(|n| row(&format!("newcomer-{n}"), &format!("new{n}@company{n}.io"), 0)));
     workspace.write_roster(&rows);
+    let preview = workspace.enrich(&["sync", "main", "--dry-run"]).await;
+    assert!(preview.success().stdout.contains("kept results    5 users"), "{preview}");
     let second = workspace.enrich(&["sync", "main"]).await;
     second.success();
     assert_eq!(workspace.emulator.clearbit_requests().len(), DOMAINS, "no new lookup:\n{second}");

@@ -348,7 +348,8 @@ pub async fn sync(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunPlan {
     /// The reading phase's figures (read, outside the window, due, deferred, …); `resumed` counts
-    /// the checks an interrupted run fetched, which are written without a lookup.
+    /// the checks an interrupted run fetched, and `lookups_saved` the users of keys with a kept result,
+    /// both written without a lookup.
     pub summary: RunSummary,
     /// Each lookup the run would make, in its order, with how many users it serves.
     pub lookups: Vec<(LookupKey, u64)>,
@@ -367,10 +368,11 @@ pub async fn plan(
     let mut summary = RunSummary { resumed: resumed.len() as u64, ..RunSummary::default() };
     let skip = Skip { resumed: &resumed, suppressed: &suppressed };
     match read_due_users(connection, store, request, &skip, Utc::now(), &mut summary).await {
-        Ok((plan, _served)) => Ok(Ok(RunPlan {
-            summary,
-            lookups: plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect(),
-        })),
+        Ok((plan, served)) => {
+            summary.lookups_saved = served.iter().map(|(_, users, ..)| users.len() as u64).sum();
+            let lookups = plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect();
+            Ok(Ok(RunPlan { summary, lookups }))
+        }
         Err(EngineError::Connection(error)) => Ok(Err(error)),
         Err(EngineError::State(error)) => Err(error),
     }
