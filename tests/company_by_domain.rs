@@ -142,31 +142,13 @@ async fn people_data_labs_enriches_each_website_once() {
     const PDL_KEY: &str = "pdl_e2e_0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
     let workspace =
         Workspace::start(EmulatorConfig { pdl_key: PDL_KEY.into(), ..EmulatorConfig::default() }).await;
-    let config = format!(
-        "connections:
-  main:
-    source:
-      type: people_data_labs
-      api_key: ${{PDL_API_KEY}}
-      base_url: {pdl}
-      retry_delay: 5ms
-      lookup: company_by_domain
-    sink:
-      type: heap
-      app_id: \"{app_id}\"
-      base_url: {heap}
-      retry_delay: 5ms
-      requests_per_second: 1000
-    users:
-      type: csv
-      path: users.csv
-      email_property: email
-",
-        pdl = workspace.emulator.pdl_url(),
-        heap = workspace.emulator.heap_url(),
-        app_id = support::APP_ID,
+    let source = format!(
+        "      type: people_data_labs\n      api_key: ${{PDL_API_KEY}}\n      base_url: {}\n      \
+         retry_delay: 5ms\n      lookup: company_by_domain",
+        workspace.emulator.pdl_url()
     );
-    std::fs::write(workspace.path("enrich.yaml"), config).unwrap();
+    let users = "    users:\n      type: csv\n      path: users.csv\n      email_property: email\n";
+    workspace.write_config_sections(&source, users, "");
     let mut rows: Vec<Row> =
         (0..60).map(|n| row(&format!("user-{n}"), &format!("p{n}@firm{}.com", n % 6), 0)).collect();
     rows.extend((0..4).map(|n| row(&format!("free-{n}"), &format!("p{n}@yahoo.com"), 0)));
