@@ -187,9 +187,8 @@ pub async fn sync(
             Err(EngineError::State(error)) => return Err(error),
         }
     };
-    let users_of = |users: &Vec<DueUser>| users.len() as u64;
-    let planned_users: u64 = plan.iter().map(|(_, users)| users_of(users)).sum::<u64>()
-        + served.iter().map(|(_, users, ..)| users_of(users)).sum::<u64>();
+    let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum::<u64>()
+        + served.iter().map(|(_, users, ..)| users.len() as u64).sum::<u64>();
     request.progress.planned(plan.len() as u64, planned_users);
 
     let source = connection.source.as_ref();
@@ -404,7 +403,7 @@ async fn look_up_batch(
     batch: Plan,
     suppressed: &std::collections::BTreeSet<u64>,
     stop: CancellationToken,
-) -> Vec<cached::Served> {
+) -> Vec<cached::Answered> {
     let mut answers = Vec::new();
     if !stop.is_cancelled() {
         let hints_of = |users: &[DueUser]| {
@@ -456,7 +455,7 @@ async fn read_due_users(
     skip: &Skip<'_>,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
-) -> Result<(Plan, Vec<cached::Served>), EngineError> {
+) -> Result<(Plan, Vec<cached::Answered>), EngineError> {
     let name = connection.name.as_str();
     let progress = request.progress.as_ref();
     let mut users = match connection.users.users(request.seen_since).await {

@@ -20,8 +20,8 @@ pub(super) enum Origin {
     Cached(DateTime<Utc>),
 }
 
-/// A key answered from the cache, with its users.
-pub(super) type Served = (LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>, Origin);
+/// A key with its users, its answer (`None`: it was not asked) and where the answer came from.
+pub(super) type Answered = (LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>, Origin);
 
 /// Takes the keys with a fresh kept result out of `plan` (before it is capped: they cost no lookup).
 pub(super) fn take_cached(
@@ -30,7 +30,7 @@ pub(super) fn take_cached(
     plan: &mut Plan,
     refresh: Duration,
     now: DateTime<Utc>,
-) -> Result<Vec<Served>, StateError> {
+) -> Result<Vec<Answered>, StateError> {
     let mut served = Vec::new();
     let mut to_look_up = Vec::with_capacity(plan.len());
     for (key, users) in plan.drain(..) {
