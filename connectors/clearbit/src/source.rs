@@ -132,11 +132,16 @@ impl ClearbitSource {
         let selection = config.selection().map_err(|problems| {
             enrich_core::ensure_valid("Clearbit", &problems).expect_err("a config with problems is refused")
         })?;
-        let enrichment = match key_kind {
-            KeyKind::Domain => config.company_endpoint().map(|url| Endpoint::new(Api::Company, url)),
-            KeyKind::Email | KeyKind::Ip => config.endpoint().map(|url| Endpoint::new(Api::Combined, url)),
-        }
-        .map_err(|error| ConnectorError::Fatal(format!("invalid Clearbit base_url: {error}")))?;
+        let (enrichment, field) = match key_kind {
+            KeyKind::Domain => {
+                (config.company_endpoint().map(|url| Endpoint::new(Api::Company, url)), "company_base_url")
+            }
+            KeyKind::Email | KeyKind::Ip => {
+                (config.endpoint().map(|url| Endpoint::new(Api::Combined, url)), "base_url")
+            }
+        };
+        let enrichment = enrichment
+            .map_err(|error| ConnectorError::Fatal(format!("invalid Clearbit {field}: {error}")))?;
         let reveal = match &config.reveal {
             Some(reveal) => Some(reveal.endpoint().map_err(|error| {
                 ConnectorError::Fatal(format!("invalid Clearbit reveal.base_url: {error}"))
@@ -170,7 +175,8 @@ impl ClearbitSource {
             requests_per_minute: at_least_one(config.requests_per_minute),
             timeout,
             retries,
-            stream: config.stream,
+            // Company lookups go to the Company API's own host, never the person streaming host.
+            stream: config.stream && key_kind != KeyKind::Domain,
             pending_retries: config.pending_retries,
             pending_delay: config.pending_delay,
             skip_free_email_domains: config.skip_free_email_domains,
