@@ -205,7 +205,7 @@ async fn a_state_moves_from_sled_to_postgres_without_paying_again() {
     let on_postgres = format!("state:\n  type: postgres\n  url: {}\n{on_sled}", database.url);
     std::fs::write(workspace.path("enrich.yaml"), on_postgres).unwrap();
     let import = workspace.enrich(&["state", "import", "main", "main.jsonl"]).await;
-    assert!(import.success().stdout.contains("imported 20 users and 0 pending writes"), "{import}");
+    assert!(import.success().stdout.contains("imported 20 users, 0 pending writes"), "{import}");
     let again = workspace.enrich(&["state", "import", "main", "main.jsonl"]).await;
     assert!(again.failure().stderr.contains("already holds users"), "{again}");
 

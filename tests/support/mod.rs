@@ -65,17 +65,27 @@ impl Workspace {
 
     /// Writes the config of connection `main` with the given `users:` section.
     pub fn write_config_of(&self, extra_source: &str, users: &str, extra_sections: &str) {
-        let config = format!(
-            "connections:
-  main:
-    source:
-      type: clearbit
+        let source = format!(
+            "      type: clearbit
       api_key: ${{CLEARBIT_API_KEY}}
       base_url: {clearbit}
       retry_delay: 5ms
       pending_delay: 5ms
       requests_per_minute: 1000000
-{extra_source}
+{extra_source}",
+            clearbit = self.emulator.clearbit_url(),
+        );
+        self.write_config_sections(&source, users, extra_sections);
+    }
+
+    /// Writes the config of connection `main` with the given `source:` fields and `users:` section,
+    /// writing to the emulated Heap.
+    pub fn write_config_sections(&self, source: &str, users: &str, extra_sections: &str) {
+        let config = format!(
+            "connections:
+  main:
+    source:
+{source}
     sink:
       type: heap
       app_id: \"{APP_ID}\"
@@ -83,7 +93,6 @@ impl Workspace {
       retry_delay: 5ms
       requests_per_second: 1000
 {users}{extra_sections}",
-            clearbit = self.emulator.clearbit_url(),
             heap = self.emulator.heap_url(),
         );
         std::fs::write(self.path("enrich.yaml"), config).unwrap();

@@ -13,6 +13,8 @@ pub(crate) enum Api {
     Combined,
     /// Reveal: `{ip, domain, fuzzy, company, …}`, a record only with a company.
     Reveal,
+    /// The Company API: the company itself is the body.
+    Company,
 }
 
 impl Api {
@@ -21,6 +23,7 @@ impl Api {
         match self {
             Self::Combined => &["person", "company"],
             Self::Reveal => &["company"],
+            Self::Company => &[],
         }
     }
 
@@ -29,6 +32,7 @@ impl Api {
         match self {
             Self::Combined => "<email>",
             Self::Reveal => "<ip>",
+            Self::Company => "<domain>",
         }
     }
 }
@@ -85,6 +89,7 @@ fn parse_record(api: Api, status: StatusCode, body: &[u8]) -> Result<Answer, Fai
         rate_limited: false,
     };
     match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(response)) if api == Api::Company => Ok(Answer::Record(Value::Object(response))),
         Ok(Value::Object(response)) => {
             // A person or company that is neither a record nor null is a broken answer, not "no record".
             let fields = api.record_fields();

@@ -14,6 +14,9 @@ use enrich_core::selection::{PropertiesConfig, PropertySelection};
 /// Where Clearbit's Enrichment API answers person and combined lookups.
 pub(crate) const DEFAULT_BASE_URL: &str = "https://person.clearbit.com";
 
+/// Where Clearbit's Company API answers lookups by domain.
+pub(crate) const DEFAULT_COMPANY_BASE_URL: &str = "https://company.clearbit.com";
+
 /// Where Clearbit Reveal answers IP lookups.
 pub(crate) const DEFAULT_REVEAL_BASE_URL: &str = "https://reveal.clearbit.com";
 
@@ -74,7 +77,7 @@ pub struct ClearbitConfig {
     #[serde(default = "default_max_retry_time", with = "humantime_serde")]
     pub max_retry_time: Duration,
     /// Whether addresses at free and consumer mailbox providers (gmail.com, yahoo.co.uk, …; the list
-    /// is `src/free_email_domains.txt`) are left out of lookups: Clearbit finds no company behind them,
+    /// is enrich-core's `src/free_email_domains.txt`) are left out of lookups: Clearbit finds no company behind them,
     /// at best a person, and bills the lookup all the same.
     #[serde(default)]
     pub skip_free_email_domains: bool,
@@ -94,6 +97,26 @@ pub struct ClearbitConfig {
     /// latest IP address is looked up instead. Absent: no Reveal lookups.
     #[serde(default)]
     pub reveal: Option<RevealConfig>,
+    /// What users are looked up by: `combined` (person and company by email) or `company_by_domain`.
+    #[serde(default)]
+    pub lookup: LookupMode,
+    /// Where the Company API answers with `lookup: company_by_domain`; defaults to
+    /// `https://company.clearbit.com`, https except for a local emulator.
+    #[serde(default)]
+    pub company_base_url: Option<String>,
+}
+
+/// What a Clearbit source looks users up by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupMode {
+    /// The person and their company by email, from the combined endpoint.
+    #[default]
+    Combined,
+    /// The company alone by the domain of a work email, from the Company API: one lookup for every
+    /// colleague at the domain, kept for `refresh` for the colleagues who come later. Free-mail
+    /// domains are skipped.
+    CompanyByDomain,
 }
 
 /// Where Reveal lookups go; the key, limits and retries are the source's.
@@ -175,6 +198,15 @@ impl ClearbitConfig {
         Ok(url)
     }
 
+    /// The Company API's lookup URL, without the query.
+    pub(crate) fn company_endpoint(&self) -> Result<Url, String> {
+        enrich_http::endpoint(self.company_base_url(), "v2/companies/find")
+    }
+
+    fn company_base_url(&self) -> &str {
+        self.company_base_url.as_deref().unwrap_or(DEFAULT_COMPANY_BASE_URL).trim_end_matches('/')
+    }
+
     /// How long one request may take.
     pub(crate) fn request_timeout(&self) -> Duration {
         if self.stream { self.timeout.max(STREAM_MIN_TIMEOUT) } else { self.timeout }
@@ -200,6 +232,11 @@ impl ClearbitConfig {
             .and_then(|reveal| enrich_http::base_url_problem(reveal.base_url(), DEFAULT_REVEAL_BASE_URL));
         if let Some(problem) = reveal_problem {
             errors.push(FieldError::new("reveal.base_url", problem));
+        }
+        if let Some(problem) =
+            enrich_http::base_url_problem(self.company_base_url(), DEFAULT_COMPANY_BASE_URL)
+        {
+            errors.push(FieldError::new("company_base_url", problem));
         }
         if self.max_concurrency == 0 {
             errors.push(FieldError::new("max_concurrency", "must be at least 1"));
@@ -293,6 +330,11 @@ mod tests {
         assert!(!config.skip_free_email_domains);
         assert_eq!(config.api_version, "2022-12-15");
         assert_eq!(config.invalid_retry_after, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.lookup, LookupMode::Combined);
+        assert_eq!(
+            config.company_endpoint().unwrap().as_str(),
+            "https://company.clearbit.com/v2/companies/find"
+        );
         assert_eq!(config.validate(), []);
     }
 
@@ -404,6 +446,23 @@ mod tests {
         for good in ["https://person.clearbit.com/", "https://10.0.0.7:8443/clearbit"] {
             assert_eq!(config(json!({ "base_url": good })).validate(), [], "{good}");
         }
+    }
+
+    #[test]
+    fn company_by_domain_asks_the_company_api_at_a_checked_url() {
+        let by_domain = config(json!({ "lookup": "company_by_domain" }));
+        assert_eq!(by_domain.lookup, LookupMode::CompanyByDomain);
+        let local = config(json!({ "company_base_url": "http://127.0.0.1:9000/clearbit/" }));
+        assert_eq!(
+            local.company_endpoint().unwrap().as_str(),
+            "http://127.0.0.1:9000/clearbit/v2/companies/find"
+        );
+        let errors = config(json!({ "company_base_url": "http://company.clearbit.com" })).validate();
+        let fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
+        assert_eq!(fields, ["company_base_url"]);
+        let error =
+            serde_json::from_value::<ClearbitConfig>(json!({ "api_key": "sk_x", "lookup": "domain" }));
+        assert!(error.unwrap_err().to_string().contains("company_by_domain"), "the choices are named");
     }
 
     #[test]

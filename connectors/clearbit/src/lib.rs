@@ -11,7 +11,6 @@
 mod answer;
 mod catalogue;
 mod config;
-mod free_email;
 mod mapping;
 mod naming;
 mod reveal;
@@ -20,10 +19,10 @@ mod settings;
 mod source;
 
 pub use catalogue::catalogue;
-pub use config::{ClearbitConfig, RevealConfig};
+pub use config::{ClearbitConfig, LookupMode, RevealConfig};
+pub use enrich_core::free_email::is_free_email;
 pub use enrich_core::selection::{PropertiesConfig, PropertySelection};
-pub use free_email::is_free_email;
-pub use mapping::map_combined;
+pub use mapping::{map_combined, map_company};
 pub use reveal::{is_public, map_reveal};
 pub use selection::{every_attribute, property_selection};
 pub use settings::ClearbitRevealConfig;

@@ -22,6 +22,14 @@ pub fn map_combined(response: &Value, selection: &PropertySelection) -> Record {
     record
 }
 
+/// Maps a Company API answer (the company itself): the company's attributes the selection includes
+/// and `Clearbit: Company Source` = `enrichment`, as the combined lookup writes them.
+pub fn map_company(response: &Value, selection: &PropertySelection) -> Record {
+    let mut record = selection.map([("company", response.as_object())]);
+    record.properties.insert(COMPANY_SOURCE.to_owned(), PropertyValue::Text("enrichment".to_owned()));
+    record
+}
+
 /// What a check that found nothing writes.
 pub(crate) fn not_found() -> Record {
     with_match(Record::default(), false, false)

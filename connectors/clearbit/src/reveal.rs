@@ -1,14 +1,15 @@
 //! Clearbit Reveal: the company behind an IP address, for users whose email found none (or who have no
 //! email) and for anonymous users. Its answers are read by the same rules as Enrichment's
 //! ([`crate::answer`]), its company is named by the same catalogue, so that one segment covers both;
-//! it is billed per distinct address, so each address is looked up once per source (one run).
+//! it is billed per distinct address, so each address is looked up once a run, and its answer kept in
+//! the state's result cache for `refresh`, for the runs that follow.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use enrich_core::selection::PropertySelection;
-use enrich_core::{ConnectorError, PropertyValue, Record};
+use enrich_core::{ConnectorError, Lookup, LookupKey, PropertyValue, Record, ResultCache, StateError};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
@@ -84,13 +85,21 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 pub(crate) type RevealOutcome = Result<Option<Record>, ConnectorError>;
 
 /// The answers of one run, one per address: users sharing an office address share its lookup, whether
-/// they come with the address as their key or as the fallback of an email that found no company.
+/// they come with the address as their key or as the fallback of an email that found no company. An
+/// answer kept by an earlier run within `refresh` is taken from the run's result cache instead.
 #[derive(Debug, Default)]
 pub(crate) struct RevealAnswers {
     cells: Mutex<HashMap<IpAddr, Arc<OnceCell<RevealOutcome>>>>,
+    kept: Mutex<Option<ResultCache>>,
 }
 
 impl RevealAnswers {
+    /// Starts a run with its cache (`None`: the run is over): what earlier runs asked is in the cache.
+    pub(crate) fn use_cache(&self, cache: Option<ResultCache>) {
+        self.cells.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        *self.kept.lock().unwrap_or_else(PoisonError::into_inner) = cache;
+    }
+
     /// The answer for `ip`, asked with `ask` only by the first lookup of the address; `None` when that
     /// lookup was stopped before an answer, which leaves the address to the next one.
     pub(crate) async fn get<F, Fut>(&self, ip: IpAddr, ask: F) -> Option<RevealOutcome>
@@ -102,9 +111,38 @@ impl RevealAnswers {
             let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(cells.entry(ip).or_default())
         };
-        let answer = cell.get_or_try_init(|| async { ask().await.ok_or(()) }).await;
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let answer = cell.get_or_try_init(|| async { ask_through(kept, ip, ask).await.ok_or(()) }).await;
         answer.ok().cloned()
     }
+}
+
+/// The answer `kept` holds for `ip`, or else `ask`'s, which is kept.
+async fn ask_through<F, Fut>(kept: Option<ResultCache>, ip: IpAddr, ask: F) -> Option<RevealOutcome>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Option<RevealOutcome>>,
+{
+    let Some(kept) = kept else { return ask().await };
+    let key = LookupKey::Ip(ip);
+    match kept.get(&key) {
+        Ok(Some(Lookup::Found(company))) => return Some(Ok(Some(company))),
+        Ok(Some(_)) => return Some(Ok(None)),
+        Ok(None) => {}
+        Err(error) => return Some(Err(state_failed(&error))),
+    }
+    let outcome = ask().await?;
+    let lookup = match &outcome {
+        Ok(Some(company)) => Lookup::Found(company.clone()),
+        Ok(None) => Lookup::NotFound(Record::default()),
+        Err(_) => return Some(outcome),
+    };
+    Some(kept.put(&key, &lookup).map_or_else(|error| Err(state_failed(&error)), |()| outcome))
+}
+
+/// A state that cannot keep answers stops the run, as it would in the engine.
+fn state_failed(error: &StateError) -> ConnectorError {
+    ConnectorError::Fatal(error.to_string())
 }
 
 #[cfg(test)]

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use enrich_core::free_email::{is_free_email, is_free_mail_domain};
 use enrich_core::{
     CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Record,
-    Segment, SharedBudget, Source, UserRecord,
+    ResultCache, Segment, SharedBudget, Source, UserRecord,
 };
 use enrich_http::{Failure, Limits, RetryPolicy, Window};
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -21,9 +22,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::answer::{Answer, Api, interpret};
 use crate::catalogue::{COMPANY_SOURCE, DATE_LAST_CHECKED, MATCH, REVEAL_FIELDS};
-use crate::config::{ClearbitConfig, RevealConfig};
-use crate::free_email::is_free_email;
-use crate::mapping::{map_combined, not_found};
+use crate::config::{ClearbitConfig, LookupMode, RevealConfig};
+use crate::mapping::{map_combined, map_company, not_found};
 use crate::reveal::{RevealAnswers, RevealOutcome, is_public, map_reveal};
 use enrich_core::selection::PropertySelection;
 
@@ -32,6 +32,9 @@ const PROVIDER: &str = "Clearbit";
 
 /// The address `check()` looks up: Clearbit's own founder, whom Clearbit always knows.
 const CHECK_EMAIL: &str = "alex@clearbit.com";
+
+/// The domain the Company API check looks up: Clearbit's own.
+const CHECK_DOMAIN: &str = "clearbit.com";
 
 /// The address the Reveal check looks up: a well-known public one (Google's DNS resolver).
 const CHECK_IP: &str = "8.8.8.8";
@@ -48,9 +51,10 @@ const LOOKUPS_PER_PERMIT: usize = 4;
 #[derive(Debug)]
 pub struct ClearbitSource {
     client: Client,
-    /// What users are looked up by: email (Enrichment, with Reveal as the fallback), or IP (Reveal only).
+    /// What users are looked up by: email (Enrichment, with Reveal as the fallback), an email's domain
+    /// (the Company API), or IP (Reveal only).
     key_kind: KeyKind,
-    /// `…/v2/combined/find`.
+    /// `…/v2/combined/find`, or `…/v2/companies/find` when looking companies up by domain.
     enrichment: Endpoint,
     /// `…/v1/companies/find` with its answers of this run, when Reveal is configured.
     reveal: Option<(Endpoint, RevealAnswers)>,
@@ -109,7 +113,10 @@ impl ClearbitSource {
 
     /// Builds the source from a config, refusing one that [`ClearbitConfig::validate`] finds fault with.
     pub fn new(config: &ClearbitConfig) -> Result<Self, ConnectorError> {
-        Self::build(config, KeyKind::Email)
+        match config.lookup {
+            LookupMode::Combined => Self::build(config, KeyKind::Email),
+            LookupMode::CompanyByDomain => Self::build(config, KeyKind::Domain),
+        }
     }
 
     /// Reveal alone, looking users up by IP address (`type: clearbit_reveal`): `base_url` is Reveal's
@@ -125,9 +132,16 @@ impl ClearbitSource {
         let selection = config.selection().map_err(|problems| {
             enrich_core::ensure_valid("Clearbit", &problems).expect_err("a config with problems is refused")
         })?;
-        let endpoint = config
-            .endpoint()
-            .map_err(|error| ConnectorError::Fatal(format!("invalid Clearbit base_url: {error}")))?;
+        let (enrichment, field) = match key_kind {
+            KeyKind::Domain => {
+                (config.company_endpoint().map(|url| Endpoint::new(Api::Company, url)), "company_base_url")
+            }
+            KeyKind::Email | KeyKind::Ip => {
+                (config.endpoint().map(|url| Endpoint::new(Api::Combined, url)), "base_url")
+            }
+        };
+        let enrichment = enrichment
+            .map_err(|error| ConnectorError::Fatal(format!("invalid Clearbit {field}: {error}")))?;
         let reveal = match &config.reveal {
             Some(reveal) => Some(reveal.endpoint().map_err(|error| {
                 ConnectorError::Fatal(format!("invalid Clearbit reveal.base_url: {error}"))
@@ -150,7 +164,7 @@ impl ClearbitSource {
         Ok(Self {
             client,
             key_kind,
-            enrichment: Endpoint::new(Api::Combined, endpoint),
+            enrichment,
             reveal: reveal.map(|url| (Endpoint::new(Api::Reveal, url), RevealAnswers::default())),
             api_version,
             api_warned: AtomicBool::new(false),
@@ -161,7 +175,8 @@ impl ClearbitSource {
             requests_per_minute: at_least_one(config.requests_per_minute),
             timeout,
             retries,
-            stream: config.stream,
+            // Company lookups go to the Company API's own host, never the person streaming host.
+            stream: config.stream && key_kind != KeyKind::Domain,
             pending_retries: config.pending_retries,
             pending_delay: config.pending_delay,
             skip_free_email_domains: config.skip_free_email_domains,
@@ -207,25 +222,30 @@ impl ClearbitSource {
         self.retries.run(PROVIDER, &self.limits, stop, attempt).await
     }
 
-    async fn lookup_email(
+    /// One lookup of a person and company (by email) or a company (by domain), asked again while
+    /// Clearbit fetches the record (202), as often as `pending_retries` allows.
+    async fn lookup_record(
         &self,
-        email: &str,
-        hints: &LookupHints,
+        ask: &Ask<'_>,
         stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>> {
-        let ask = Ask { endpoint: &self.enrichment, query: lookup_query(email, hints), asked: email };
         let mut delay = self.pending_delay;
         let mut re_asks_left = self.pending_retries;
         let mut queued = false;
         loop {
-            let answer = match self.ask(&ask, stop).await {
+            let answer = match self.ask(ask, stop).await {
                 Ok(Some(answer)) => answer,
                 // Stopped: a record Clearbit is fetching stays pending, anything else never happened.
                 Ok(None) => return queued.then_some(Ok(Lookup::Pending)),
                 Err(error) => return Some(Err(error)),
             };
             let lookup = match answer {
+                Answer::Record(response) if ask.endpoint.api == Api::Company => {
+                    Lookup::Found(map_company(&response, &self.selection))
+                }
                 Answer::Record(response) => Lookup::Found(map_combined(&response, &self.selection)),
+                // Only `Company …` properties come from a company lookup: no `Clearbit: Match`.
+                Answer::NotFound if ask.endpoint.api == Api::Company => Lookup::NotFound(Record::default()),
                 Answer::NotFound => Lookup::NotFound(not_found()),
                 Answer::Invalid(reason) => Lookup::Invalid(reason),
                 // The streaming host held the request as long as it would: asking again now costs
@@ -260,7 +280,8 @@ impl ClearbitSource {
         let email_lookup = if self.skip_free_email_domains && is_free_email(email) {
             Lookup::NotFound(Record::default())
         } else {
-            match self.lookup_email(email, hints, stop).await? {
+            let ask = Ask { endpoint: &self.enrichment, query: lookup_query(email, hints), asked: email };
+            match self.lookup_record(&ask, stop).await? {
                 Ok(lookup) => lookup,
                 Err(error) => return Some(Err(error)),
             }
@@ -361,6 +382,10 @@ impl Source for ClearbitSource {
         properties.retain(|property| match property.name.as_str() {
             MATCH => self.key_kind == KeyKind::Email,
             name if REVEAL_FIELDS.contains(&name) => self.reveal.is_some(),
+            // A company lookup writes the company's attributes only.
+            _ if self.key_kind == KeyKind::Domain => {
+                property.path.as_deref().is_none_or(|path| path.starts_with("company."))
+            }
             _ => true,
         });
         properties
@@ -386,6 +411,7 @@ impl Source for ClearbitSource {
             KeyKind::Email if self.reveal.is_some() => vec![match_segment, company_source],
             KeyKind::Email => vec![match_segment],
             KeyKind::Ip => vec![company_source],
+            KeyKind::Domain => Vec::new(),
         };
         about_the_lookup.into_iter().chain(named).collect()
     }
@@ -401,8 +427,20 @@ impl Source for ClearbitSource {
             {
                 Some("free email domain")
             }
+            LookupKey::Domain(domain) if is_free_mail_domain(domain) => Some("free email domain"),
             LookupKey::Ip(ip) if !is_public(*ip) => Some("private or reserved IP address"),
-            LookupKey::Email(_) | LookupKey::Ip(_) => None,
+            LookupKey::Email(_) | LookupKey::Ip(_) | LookupKey::Domain(_) => None,
+        }
+    }
+
+    /// A company's domain and an address's company are the same for every user who has them.
+    fn caches(&self, key: &LookupKey) -> bool {
+        matches!(key, LookupKey::Domain(_) | LookupKey::Ip(_))
+    }
+
+    fn use_cache(&self, cache: Option<ResultCache>) {
+        if let Some((_, answers)) = &self.reveal {
+            answers.use_cache(cache);
         }
     }
 
@@ -424,6 +462,14 @@ impl Source for ClearbitSource {
     ) -> Option<Result<Lookup, ConnectorError>> {
         match key {
             LookupKey::Email(email) => self.lookup_email_or_ip(email, hints, stop).await,
+            LookupKey::Domain(domain) => {
+                let ask = Ask {
+                    endpoint: &self.enrichment,
+                    query: vec![("domain", domain.clone())],
+                    asked: domain,
+                };
+                self.lookup_record(&ask, stop).await
+            }
             LookupKey::Ip(ip) => Some(match self.lookup_ip(*ip, stop).await? {
                 Ok(Some(company)) => Ok(Lookup::Found(company)),
                 Ok(None) => Ok(Lookup::NotFound(Record::default())),
@@ -436,9 +482,16 @@ impl Source for ClearbitSource {
     /// address is no reason to ask again.
     async fn check(&self) -> Result<String, ConnectorError> {
         let mut asks = Vec::new();
-        if self.key_kind == KeyKind::Email {
-            let query = lookup_query(CHECK_EMAIL, &LookupHints::default());
-            asks.push(Ask { endpoint: &self.enrichment, query, asked: CHECK_EMAIL });
+        match self.key_kind {
+            KeyKind::Email => {
+                let query = lookup_query(CHECK_EMAIL, &LookupHints::default());
+                asks.push(Ask { endpoint: &self.enrichment, query, asked: CHECK_EMAIL });
+            }
+            KeyKind::Domain => {
+                let query = vec![("domain", CHECK_DOMAIN.to_owned())];
+                asks.push(Ask { endpoint: &self.enrichment, query, asked: CHECK_DOMAIN });
+            }
+            KeyKind::Ip => {}
         }
         if let Some((endpoint, _)) = &self.reveal {
             asks.push(Ask { endpoint, query: vec![("ip", CHECK_IP.to_owned())], asked: CHECK_IP });

@@ -1,12 +1,12 @@
 //! What one answer of the bulk endpoint means: the status of the call, then each person's own.
 
 use enrich_core::selection::PropertySelection;
-use enrich_core::{ConnectorError, Lookup};
+use enrich_core::{ConnectorError, Lookup, Record};
 use enrich_http::{Failure, status_failure};
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 
-use crate::mapping::{map_person, not_found};
+use crate::mapping::{map_company, map_person, not_found};
 
 pub(crate) const PROVIDER: &str = "People Data Labs";
 
@@ -25,11 +25,42 @@ pub(crate) fn interpret(
     if status == StatusCode::OK {
         return parse_items(body, asked, selection);
     }
+    // Nobody matched: not billed, and a completed check of each.
+    nothing_found(status, body, endpoint)
+        .map(|()| (0..asked).map(|_| Ok(Lookup::NotFound(not_found()))).collect())
+}
+
+/// Reads the answer to a company enrichment (`GET /v5/company/enrich`): the company's fields are the
+/// body itself. A company not found writes nothing but the check date; a website PDL cannot take (400)
+/// is invalid.
+pub(crate) fn interpret_company(
+    status: StatusCode,
+    body: &[u8],
+    endpoint: &str,
+    selection: &PropertySelection,
+) -> Result<Lookup, Failure> {
+    match status {
+        StatusCode::OK => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(company)) => {
+                let likelihood = company.get("likelihood").and_then(Value::as_u64);
+                Ok(Lookup::Found(map_company(&company, likelihood, selection)))
+            }
+            _ => Err(Failure::Retryable {
+                reason: format!("{PROVIDER} answered 200 with a body that is not a JSON object"),
+                rate_limited: false,
+            }),
+        },
+        StatusCode::BAD_REQUEST => Ok(Lookup::Invalid(ErrorBody::parse(body).summary(status))),
+        _ => nothing_found(status, body, endpoint).map(|()| Lookup::NotFound(Record::default())),
+    }
+}
+
+/// `Ok` for PDL's 404 `not_found`; else the failure a status other than 200 means.
+fn nothing_found(status: StatusCode, body: &[u8], endpoint: &str) -> Result<(), Failure> {
     let error = ErrorBody::parse(body);
     if status == StatusCode::NOT_FOUND {
         return match error.kind.as_deref() {
-            // Nobody matched: not billed, and a completed check of each.
-            Some("not_found") => Ok((0..asked).map(|_| Ok(Lookup::NotFound(not_found()))).collect()),
+            Some("not_found") => Ok(()),
             _ => Err(Failure::Final(ConnectorError::Fatal(format!(
                 "{PROVIDER} answered 404 without its error body for {endpoint}: check base_url"
             )))),

@@ -64,6 +64,22 @@ pub struct PeopleDataLabsConfig {
     /// under the catalogue's names.
     #[serde(default)]
     pub properties: PropertiesConfig,
+    /// What users are looked up by: `person` (the person and their company by email, in bulk) or
+    /// `company_by_domain` (the company alone, by the email's domain as its `website`).
+    #[serde(default)]
+    pub lookup: LookupMode,
+}
+
+/// What a People Data Labs source looks users up by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupMode {
+    /// Person enrichment by email, up to 100 a bulk request.
+    #[default]
+    Person,
+    /// Company enrichment (`GET /v5/company/enrich?website=`), once per work domain, the answer kept
+    /// for `refresh` for the colleagues who come later. Free-mail domains are skipped.
+    CompanyByDomain,
 }
 
 fn default_max_keys_per_request() -> usize {
@@ -107,9 +123,13 @@ impl PeopleDataLabsConfig {
         self.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL).trim_end_matches('/')
     }
 
-    /// `…/v5/person/bulk`.
-    pub(crate) fn bulk_endpoint(&self) -> Result<Url, String> {
-        enrich_http::endpoint(self.base_url(), "v5/person/bulk")
+    /// `…/v5/person/bulk`, or `…/v5/company/enrich` when looking companies up by domain.
+    pub(crate) fn endpoint(&self) -> Result<Url, String> {
+        let path = match self.lookup {
+            LookupMode::Person => "v5/person/bulk",
+            LookupMode::CompanyByDomain => "v5/company/enrich",
+        };
+        enrich_http::endpoint(self.base_url(), path)
     }
 
     /// The compiled property selection; else every problem, under `properties.`.
@@ -188,7 +208,7 @@ mod tests {
         assert!(config.validate().is_empty());
         assert_eq!((config.max_keys_per_request, config.min_likelihood, config.titlecase), (100, 6, true));
         assert_eq!(config.requests_per_minute, 100);
-        assert_eq!(config.bulk_endpoint().unwrap().as_str(), "https://api.peopledatalabs.com/v5/person/bulk");
+        assert_eq!(config.endpoint().unwrap().as_str(), "https://api.peopledatalabs.com/v5/person/bulk");
     }
 
     #[test]

@@ -15,6 +15,6 @@ mod settings;
 mod source;
 
 pub use catalogue::catalogue;
-pub use config::PeopleDataLabsConfig;
-pub use mapping::map_person;
+pub use config::{LookupMode, PeopleDataLabsConfig};
+pub use mapping::{map_company, map_person};
 pub use source::PeopleDataLabsSource;

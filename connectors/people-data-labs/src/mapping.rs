@@ -30,6 +30,32 @@ pub fn map_person(
     record
 }
 
+/// Maps a company PDL found (company enrichment's flat fields) under the names a person's current
+/// company has, through the same selection: `X` is the person's `job_company_X`, `location.X` their
+/// `job_company_location_X`.
+pub fn map_company(
+    company: &Map<String, Value>,
+    likelihood: Option<u64>,
+    selection: &PropertySelection,
+) -> Record {
+    let mut fields = Map::new();
+    for (field, value) in company {
+        match (field.as_str(), value) {
+            ("location", Value::Object(location)) => fields.extend(
+                location.iter().map(|(part, value)| (format!("job_company_location_{part}"), value.clone())),
+            ),
+            _ => {
+                fields.insert(format!("job_company_{field}"), value.clone());
+            }
+        }
+    }
+    let mut record = selection.map([("", Some(&fields))]);
+    if let Some(likelihood) = likelihood {
+        record.properties.insert(LIKELIHOOD.to_owned(), PropertyValue::Number(likelihood.into()));
+    }
+    record
+}
+
 /// What a check writes when PDL has no such person.
 pub(crate) fn not_found() -> Record {
     let mut record = Record::default();
@@ -73,6 +99,29 @@ mod tests {
         let names: Vec<&str> = record.properties.keys().map(String::as_str).collect();
         assert_eq!(names, ["People Data Labs: Likelihood", "People Data Labs: Match", "Person Full Name"]);
         assert_eq!(record.properties[MATCH], PropertyValue::text("person only").0);
+    }
+
+    #[test]
+    fn a_company_has_the_names_of_a_persons_current_company() {
+        let company = json!({
+            "name": "People Data Labs", "website": "peopledatalabs.com", "founded": 2015, "size": "11-50",
+            "location": { "locality": "San Francisco", "country": "United States" }, "tags": ["data"],
+        });
+        let record = map_company(company.as_object().unwrap(), Some(6), &every_field());
+        let names: Vec<&str> = record.properties.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "Company City",
+                "Company Country",
+                "Company Domain",
+                "Company Employees Range",
+                "Company Founded Year",
+                "Company Name",
+                "People Data Labs: Likelihood"
+            ]
+        );
+        assert_eq!(record.properties["Company City"], PropertyValue::text("San Francisco").0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The People Data Labs source: up to 100 emails a bulk request, within PDL's per-minute limit and the
-//! window its headers announce, retried with backoff; a refused key or an account out of credits stops
-//! every later request.
+//! The People Data Labs source: up to 100 emails a bulk request (or, looking companies up by domain,
+//! one company enrichment per work domain), within PDL's per-minute limit and the window its headers
+//! announce, retried with backoff; a refused key or an account out of credits stops every later request.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::DateTime;
+use enrich_core::free_email::is_free_mail_domain;
 use enrich_core::selection::PropertySelection;
 use enrich_core::{
     CancellationToken, ConnectorError, KeyKind, Lookup, LookupHints, LookupKey, PropertyInfo, Segment,
@@ -16,16 +17,19 @@ use enrich_core::{
 };
 use enrich_http::{Failure, Limits, RetryPolicy, Window};
 use reqwest::header::HeaderMap;
-use reqwest::{Client, Url};
+use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::answer::{PROVIDER, PersonAnswer, interpret};
-use crate::catalogue::{DATE_LAST_CHECKED, MATCH};
-use crate::config::PeopleDataLabsConfig;
+use crate::answer::{PROVIDER, PersonAnswer, interpret, interpret_company};
+use crate::catalogue::{DATE_LAST_CHECKED, LIKELIHOOD, MATCH};
+use crate::config::{LookupMode, PeopleDataLabsConfig};
 
 /// The address `check()` looks up: PDL's own co-founder, whom its docs use as the example record.
 const CHECK_EMAIL: &str = "sean@peopledatalabs.com";
+
+/// The domain `check()` looks up when looking companies up: PDL's own.
+const CHECK_DOMAIN: &str = "peopledatalabs.com";
 
 /// PDL keeps bulk answers below about 1 MB; a larger one is refused unread.
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
@@ -34,7 +38,9 @@ const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Debug)]
 pub struct PeopleDataLabsSource {
     client: Client,
-    /// `…/v5/person/bulk`.
+    /// People by email, or companies by the email's domain.
+    key_kind: KeyKind,
+    /// `…/v5/person/bulk`, or `…/v5/company/enrich`.
     endpoint: Url,
     /// The endpoint as messages name it: without credentials a proxy URL may carry.
     endpoint_shown: String,
@@ -63,7 +69,7 @@ impl PeopleDataLabsSource {
             enrich_core::ensure_valid(PROVIDER, &problems).expect_err("a config with problems is refused")
         })?;
         let endpoint = config
-            .bulk_endpoint()
+            .endpoint()
             .map_err(|error| ConnectorError::Fatal(format!("invalid {PROVIDER} base_url: {error}")))?;
         let at_least_one = |number: u32| NonZeroU32::new(number).unwrap_or(NonZeroU32::MIN);
         let limits = Limits::new(
@@ -71,8 +77,13 @@ impl PeopleDataLabsSource {
             at_least_one(config.requests_per_minute),
             at_least_one(u32::try_from(config.max_concurrency).unwrap_or(u32::MAX)),
         );
+        let (key_kind, max_keys_per_request) = match config.lookup {
+            LookupMode::Person => (KeyKind::Email, config.max_keys_per_request),
+            LookupMode::CompanyByDomain => (KeyKind::Domain, 1),
+        };
         Ok(Self {
             client: enrich_http::client(config.timeout)?,
+            key_kind,
             endpoint_shown: enrich_http::shown_url(&endpoint),
             endpoint,
             api_key: config.api_key.clone(),
@@ -80,7 +91,7 @@ impl PeopleDataLabsSource {
             requests_per_minute: at_least_one(config.requests_per_minute),
             retries: RetryPolicy::new(config.retry_delay, config.max_retries, config.max_retry_time),
             timeout: config.timeout,
-            max_keys_per_request: config.max_keys_per_request,
+            max_keys_per_request,
             max_concurrency: config.max_concurrency,
             min_likelihood: config.min_likelihood,
             titlecase: config.titlecase,
@@ -117,11 +128,25 @@ impl PeopleDataLabsSource {
 
     /// Sends one bulk request and reads its answer.
     async fn request(&self, body: &Value, asked: usize) -> Result<Vec<PersonAnswer>, Failure> {
-        let response = self
-            .client
-            .post(self.endpoint.clone())
+        let (status, body) = self.exchange(self.client.post(self.endpoint.clone()).json(body)).await?;
+        interpret(status, &body, asked, &self.endpoint_shown, &self.selection)
+    }
+
+    /// Sends one company enrichment and reads its answer.
+    async fn request_company(&self, domain: &str) -> Result<Lookup, Failure> {
+        let query = [
+            ("website", domain.to_owned()),
+            ("min_likelihood", self.min_likelihood.to_string()),
+            ("titlecase", self.titlecase.to_string()),
+        ];
+        let (status, body) = self.exchange(self.client.get(self.endpoint.clone()).query(&query)).await?;
+        interpret_company(status, &body, &self.endpoint_shown, &self.selection)
+    }
+
+    /// Sends a request with the key, heeds the limits and credits its answer announces, and reads it.
+    async fn exchange(&self, request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), Failure> {
+        let response = request
             .header("X-Api-Key", self.api_key.expose_secret())
-            .json(body)
             .send()
             .await
             .map_err(|error| enrich_http::transport_failure(PROVIDER, self.timeout, error))?;
@@ -136,7 +161,20 @@ impl PeopleDataLabsSource {
             return Err(Failure::Final(redirect));
         }
         let body = enrich_http::read_body(PROVIDER, self.timeout, response, MAX_ANSWER_BYTES).await?;
-        interpret(status, &body, asked, &self.endpoint_shown, &self.selection)
+        Ok((status, body.to_vec()))
+    }
+
+    /// One company enrichment, retried as the policy says; `None` when `stop` came before an answer.
+    async fn lookup_company(
+        &self,
+        key: &LookupKey,
+        stop: &CancellationToken,
+    ) -> Option<Result<Lookup, ConnectorError>> {
+        let LookupKey::Domain(domain) = key else {
+            return Some(Err(ConnectorError::Fatal(format!("{PROVIDER} looks companies up by domain only"))));
+        };
+        let attempt = || self.limits.send(stop, self.request_company(domain));
+        self.retries.run(PROVIDER, &self.limits, stop, attempt).await.transpose()
     }
 
     /// One bulk request, retried as the policy says; `None` when `stop` came before an answer.
@@ -188,15 +226,23 @@ impl Source for PeopleDataLabsSource {
     }
 
     fn key_kind(&self) -> KeyKind {
-        KeyKind::Email
+        self.key_kind
     }
 
     fn checked_property(&self) -> &str {
         DATE_LAST_CHECKED
     }
 
+    /// The catalogue; looking companies up, only the company's fields and what says when and how surely.
     fn properties(&self) -> Vec<PropertyInfo> {
-        self.selection.properties()
+        let mut properties = self.selection.properties();
+        if self.key_kind == KeyKind::Domain {
+            properties.retain(|property| match &property.path {
+                Some(field) => field.starts_with("job_company_"),
+                None => [DATE_LAST_CHECKED, LIKELIHOOD].contains(&property.name.as_str()),
+            });
+        }
+        properties
     }
 
     /// The match rate, then the breakdowns by field, under the names the selection gives them.
@@ -206,14 +252,27 @@ impl Source for PeopleDataLabsSource {
             ("Company Employees Range", "job_company_size"),
             ("Person Job Role", "job_title_role"),
         ];
-        let named = fields.into_iter().filter(|(_, field)| self.selection.includes(field)).filter_map(
-            |(title, field)| {
+        let companies_only = self.key_kind == KeyKind::Domain;
+        let named = fields
+            .into_iter()
+            .filter(|(_, field)| self.selection.includes(field))
+            .filter(|(_, field)| !companies_only || field.starts_with("job_company_"))
+            .filter_map(|(title, field)| {
                 let property = self.selection.name_of(field)?.to_owned();
                 Some(Segment { title: title.into(), property, list: false })
-            },
-        );
+            });
         let matched = Segment { title: "Match".into(), property: MATCH.into(), list: false };
-        std::iter::once(matched).chain(named).collect()
+        let matched = (!companies_only).then_some(matched);
+        matched.into_iter().chain(named).collect()
+    }
+
+    fn declines(&self, key: &LookupKey) -> Option<&'static str> {
+        matches!(key, LookupKey::Domain(domain) if is_free_mail_domain(domain)).then_some("free email domain")
+    }
+
+    /// A company is the same for every colleague at its domain.
+    fn caches(&self, key: &LookupKey) -> bool {
+        matches!(key, LookupKey::Domain(_))
     }
 
     fn max_in_flight(&self) -> usize {
@@ -234,7 +293,10 @@ impl Source for PeopleDataLabsSource {
         hints: &LookupHints,
         stop: &CancellationToken,
     ) -> Option<Result<Lookup, ConnectorError>> {
-        self.lookup_batch(&[(key.clone(), hints.clone())], stop).await.pop().flatten()
+        match self.key_kind {
+            KeyKind::Domain => self.lookup_company(key, stop).await,
+            _ => self.lookup_batch(&[(key.clone(), hints.clone())], stop).await.pop().flatten(),
+        }
     }
 
     async fn lookup_batch(
@@ -242,14 +304,19 @@ impl Source for PeopleDataLabsSource {
         keys: &[(LookupKey, LookupHints)],
         stop: &CancellationToken,
     ) -> Vec<Option<Result<Lookup, ConnectorError>>> {
+        if self.key_kind == KeyKind::Domain {
+            let mut answers = Vec::with_capacity(keys.len());
+            for (key, _) in keys {
+                answers.push(self.lookup_company(key, stop).await);
+            }
+            return answers;
+        }
         let mut people = Vec::with_capacity(keys.len());
         for (key, hints) in keys {
             match key {
                 LookupKey::Email(email) => people.push((email.as_str(), hints)),
-                LookupKey::Ip(_) => {
-                    let error = ConnectorError::Fatal(format!(
-                        "{PROVIDER} looks users up by email, not by IP address"
-                    ));
+                LookupKey::Ip(_) | LookupKey::Domain(_) => {
+                    let error = ConnectorError::Fatal(format!("{PROVIDER} looks users up by email only"));
                     return keys.iter().map(|_| Some(Err(error.clone()))).collect();
                 }
             }
@@ -263,6 +330,16 @@ impl Source for PeopleDataLabsSource {
 
     /// Any answer but a refusal of the key or the account proves the key works.
     async fn check(&self) -> Result<String, ConnectorError> {
+        if self.key_kind == KeyKind::Domain {
+            let key = LookupKey::Domain(CHECK_DOMAIN.to_owned());
+            let outcome = match self.lookup_company(&key, &CancellationToken::new()).await {
+                Some(Ok(Lookup::Found(_))) => "company found, billed one credit",
+                Some(Ok(_)) => "no company found, not billed",
+                Some(Err(error)) => return Err(error),
+                None => return Err(ConnectorError::Fatal("the check was stopped".to_owned())),
+            };
+            return Ok(format!("key accepted (one lookup of {CHECK_DOMAIN}: {outcome})"));
+        }
         let hints = LookupHints::default();
         let answers = self
             .ask(&[(CHECK_EMAIL, &hints)], &CancellationToken::new())

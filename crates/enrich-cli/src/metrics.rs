@@ -31,6 +31,7 @@ struct ConnectionMetrics {
     status: Option<ConnectionStatus>,
     runs: u64,
     lookups: u64,
+    lookups_saved: u64,
     /// Users, in the order of [`OUTCOMES`].
     outcomes: [u64; 5],
     written: u64,
@@ -91,6 +92,7 @@ impl Metrics {
             metrics.status = Some(report.status.clone());
             metrics.runs += 1;
             metrics.lookups += run.summary.lookups;
+            metrics.lookups_saved += run.summary.lookups_saved;
             for (total, count) in metrics.outcomes.iter_mut().zip(outcomes(&run.summary)) {
                 *total += count;
             }
@@ -133,7 +135,7 @@ struct Family {
     samples: fn(&ConnectionMetrics) -> Vec<(Label, f64)>,
 }
 
-const FAMILIES: [Family; 7] = [
+const FAMILIES: [Family; 8] = [
     Family {
         name: "enrich_runs_total",
         kind: "counter",
@@ -145,6 +147,13 @@ const FAMILIES: [Family; 7] = [
         kind: "counter",
         help: "Lookups made: one per distinct email a run looked up.",
         samples: |metrics| vec![(None, metrics.lookups as f64)],
+    },
+    Family {
+        name: "enrich_lookups_saved_total",
+        kind: "counter",
+        help: "Users written without a lookup of their own: sharing a key looked up, or from a result kept \
+               by an earlier lookup of their key.",
+        samples: |metrics| vec![(None, metrics.lookups_saved as f64)],
     },
     Family {
         name: "enrich_lookup_outcomes_total",
@@ -222,6 +231,7 @@ mod tests {
                 seen_since: finished_at,
                 summary: RunSummary {
                     lookups: found + 1,
+                    lookups_saved: found * 10,
                     found,
                     not_found: 1,
                     written: found + 1,
@@ -245,6 +255,7 @@ mod tests {
             "enrich_runs_total{connection=\"main\"} 2",
             "enrich_runs_total{connection=\"idle\"} 0",
             "enrich_lookups_total{connection=\"main\"} 7",
+            "enrich_lookups_saved_total{connection=\"main\"} 50",
             "enrich_lookup_outcomes_total{connection=\"main\",outcome=\"found\"} 5",
             "enrich_lookup_outcomes_total{connection=\"main\",outcome=\"not_found\"} 2",
             "enrich_lookup_outcomes_total{connection=\"main\",outcome=\"failed\"} 0",

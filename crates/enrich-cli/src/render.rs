@@ -75,6 +75,7 @@ fn figures(summary: &RunSummary) -> Vec<(&'static str, u64, Unit)> {
         ("deferred by the limit", summary.deferred, Users),
         ("resumed without lookup", summary.resumed, Users),
         ("lookups", summary.lookups, Named),
+        ("lookups saved", summary.lookups_saved, Users),
         ("found", summary.found, Users),
         ("not found", summary.not_found, Users),
         ("pending", summary.pending, Users),

@@ -6,8 +6,8 @@
 use chrono::Utc;
 
 use crate::{
-    ConnectionState, ConnectionStatus, Outcome, PendingWrite, Properties, StateError, StateStore, UserState,
-    UserUpdate,
+    CachedResult, ConnectionState, ConnectionStatus, Outcome, PendingWrite, Properties, StateError,
+    StateStore, UserState, UserUpdate,
 };
 
 /// Opens the state of one connection; the store is closed (and unlocked) when dropped.
@@ -27,6 +27,7 @@ macro_rules! state_store_conformance {
             an_anonymous_user_is_kept_apart_from_an_identity_equal_to_its_user_id,
             forgotten_keys_stay_suppressed_whatever_connection_state_is_saved,
             a_failure_is_recorded_as_the_status,
+            kept_results_survive_reopening_and_forget_drops_its_key,
         );
     };
     (@tests $open:expr; $($name:ident),* $(,)?) => {
@@ -233,4 +234,31 @@ pub fn a_failure_is_recorded_as_the_status(open: Open) {
     let state = store.connection().unwrap();
     assert_eq!(state.status, ConnectionStatus::Error("bad key".into()));
     assert_eq!(state.users_enriched, 3, "the rest is kept");
+}
+
+pub fn cached_result(company: &str) -> CachedResult {
+    let properties = [("Company Name".to_owned(), crate::PropertyValue::Text(company.to_owned()))].into();
+    CachedResult { outcome: Outcome::Found, checked_at: Utc::now(), properties }
+}
+
+pub fn kept_results_survive_reopening_and_forget_drops_its_key(open: Open) {
+    let acme = cached_result("Acme");
+    {
+        let store = open("a").unwrap();
+        store.put_cached(&[(42, cached_result("Old name")), (u64::MAX, cached_result("Initech"))]).unwrap();
+        store.put_cached(&[(42, acme.clone())]).unwrap();
+        store.flush().unwrap();
+    }
+    let store = open("a").unwrap();
+    assert_eq!(store.cached(42).unwrap(), Some(acme), "the latest, exactly as put");
+    assert_eq!(store.cached(7).unwrap(), None);
+    assert!(open("b").is_ok_and(|other| other.cached(42).unwrap().is_none()), "per connection");
+    let kept: Vec<u64> = store.cached_results().map(|kept| kept.unwrap().0).collect();
+    assert_eq!(kept.len(), 2);
+    assert!(kept.contains(&42) && kept.contains(&u64::MAX), "{kept:?}");
+    store.forget(42).unwrap();
+    assert_eq!(store.cached(42).unwrap(), None, "a forgotten key's result goes too");
+    assert!(store.cached(u64::MAX).unwrap().is_some(), "another key's stays");
+    drop(store);
+    assert_eq!(open("a").unwrap().cached(42).unwrap(), None, "durably");
 }

@@ -172,28 +172,31 @@ pub async fn sync(
     }
 
     let suppressed = store.connection()?.suppressed;
+    let _lent = cached::Lent::to(&connection.source, &store, connection.schedule.refresh);
     let mut fatal = None;
-    let plan = if stop.is_cancelled() {
-        Vec::new()
+    let (plan, served) = if stop.is_cancelled() {
+        (Vec::new(), Vec::new())
     } else {
         let skip = Skip { resumed: &resumed_identities, suppressed: &suppressed };
         match read_due_users(connection, store.as_ref(), &request, &skip, started_at, &mut summary).await {
             Ok(plan) => plan,
             Err(EngineError::Connection(error)) => {
                 fatal = Some(error);
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
             Err(EngineError::State(error)) => return Err(error),
         }
     };
-    let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum();
+    let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum::<u64>()
+        + served.iter().map(|(_, users, ..)| users.len() as u64).sum::<u64>();
     request.progress.planned(plan.len() as u64, planned_users);
 
     let source = connection.source.as_ref();
-    let mut lookups = futures::stream::iter(in_requests(plan, source.max_keys_per_request()))
+    let looked_up = futures::stream::iter(in_requests(plan, source.max_keys_per_request()))
         .map(|batch| look_up_batch(source, batch, &suppressed, stop.clone()))
         .buffer_unordered(source.max_in_flight().max(1))
         .flat_map(futures::stream::iter);
+    let mut lookups = futures::stream::iter(served).chain(looked_up);
     let abandon = async {
         stop.cancelled().await;
         tokio::time::sleep(STOP_GRACE).await;
@@ -208,7 +211,7 @@ pub async fn sync(
             next = lookups.next() => next,
             () = &mut abandon => break,
         };
-        let Some((key, users, result)) = next else { break };
+        let Some((key, users, result, origin)) = next else { break };
         let Some(result) = result else { continue };
         if let Err(ConnectorError::Fatal(message)) = result {
             // Not a completed lookup: its users stay due, counted as aborted below.
@@ -218,12 +221,17 @@ pub async fn sync(
         }
         processed_users += users.len() as u64;
         request.progress.looked_up(users.len() as u64);
-        summary.lookups += 1;
-        let now = Utc::now();
+        cached::count(&mut summary, origin, users.len());
+        // Users served from a kept result are checked as of its lookup, and due again when it expires.
+        let now = match origin {
+            cached::Origin::Cached(checked_at) => checked_at,
+            cached::Origin::LookedUp => Utc::now(),
+        };
         let key_hash = key.digest();
         let fallback_hash = sent_address_hash(&key, &users, &suppressed);
         match result {
             Ok(lookup @ (Lookup::Found(_) | Lookup::NotFound(_))) => {
+                cached::keep(store.as_ref(), source, &key, &lookup, origin, now)?;
                 let (outcome, record) = match lookup {
                     Lookup::Found(record) => (Outcome::Found, record),
                     Lookup::NotFound(record) => (Outcome::NotFound, record),
@@ -341,7 +349,8 @@ pub async fn sync(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunPlan {
     /// The reading phase's figures (read, outside the window, due, deferred, …); `resumed` counts
-    /// the checks an interrupted run fetched, which are written without a lookup.
+    /// the checks an interrupted run fetched, and `lookups_saved` the users of keys with a kept result,
+    /// both written without a lookup.
     pub summary: RunSummary,
     /// Each lookup the run would make, in its order, with how many users it serves.
     pub lookups: Vec<(LookupKey, u64)>,
@@ -360,10 +369,11 @@ pub async fn plan(
     let mut summary = RunSummary { resumed: resumed.len() as u64, ..RunSummary::default() };
     let skip = Skip { resumed: &resumed, suppressed: &suppressed };
     match read_due_users(connection, store, request, &skip, Utc::now(), &mut summary).await {
-        Ok(plan) => Ok(Ok(RunPlan {
-            summary,
-            lookups: plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect(),
-        })),
+        Ok((plan, served)) => {
+            summary.lookups_saved = served.iter().map(|(_, users, ..)| users.len() as u64).sum();
+            let lookups = plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect();
+            Ok(Ok(RunPlan { summary, lookups }))
+        }
         Err(EngineError::Connection(error)) => Ok(Err(error)),
         Err(EngineError::State(error)) => Err(error),
     }
@@ -395,7 +405,7 @@ async fn look_up_batch(
     batch: Plan,
     suppressed: &std::collections::BTreeSet<u64>,
     stop: CancellationToken,
-) -> Vec<(LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>)> {
+) -> Vec<cached::Answered> {
     let mut answers = Vec::new();
     if !stop.is_cancelled() {
         let keys: Vec<(LookupKey, LookupHints)> =
@@ -403,7 +413,10 @@ async fn look_up_batch(
         answers = source.lookup_batch(&keys, &stop).await;
     }
     let mut answers = answers.into_iter();
-    batch.into_iter().map(|(key, users)| (key, users, answers.next().flatten())).collect()
+    batch
+        .into_iter()
+        .map(|(key, users)| (key, users, answers.next().flatten(), cached::Origin::LookedUp))
+        .collect()
 }
 
 /// The hints sent with a key's lookup. A forgotten address is never sent, neither as a hint nor as a
@@ -449,7 +462,7 @@ impl From<StateError> for EngineError {
     }
 }
 
-/// Reads the roster and plans the lookups.
+/// Reads the roster and plans the lookups; the keys with a fresh kept result come apart, unlooked-up.
 async fn read_due_users(
     connection: &Connection,
     store: &dyn StateStore,
@@ -457,7 +470,7 @@ async fn read_due_users(
     skip: &Skip<'_>,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
-) -> Result<Plan, EngineError> {
+) -> Result<(Plan, Vec<cached::Answered>), EngineError> {
     let name = connection.name.as_str();
     let progress = request.progress.as_ref();
     let mut users = match connection.users.users(request.seen_since).await {
@@ -535,6 +548,7 @@ async fn read_due_users(
         SeveralEmails { connection: name, identities: summary.identities_with_several_emails }.emit();
     }
     let mut plan: Plan = planner.due.into_iter().collect();
+    let served = cached::take_cached(store, source, &mut plan, connection.schedule.refresh, now)?;
     // Pending lookups first (Clearbit is fetching them), then never checked, then the oldest checks.
     plan.sort_by_cached_key(|(_, users)| users.iter().map(priority).min());
     if let Some(limit) = connection.schedule.max_lookups_per_run {
@@ -543,7 +557,7 @@ async fn read_due_users(
             summary.deferred = plan.drain(limit..).map(|(_, users)| users.len() as u64).sum();
         }
     }
-    Ok(plan)
+    Ok((plan, served))
 }
 
 /// Decides whether a roster row is skipped, due or up to date.
@@ -1018,5 +1032,6 @@ fn keep_refused(
     context.store.put_pending(&pending)
 }
 
+mod cached;
 #[cfg(test)]
 mod tests;

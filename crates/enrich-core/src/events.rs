@@ -39,6 +39,8 @@ impl fmt::Display for Masked<'_> {
                 let first = local.chars().next().map(String::from).unwrap_or_default();
                 write!(f, "{first}***@{domain}")
             }
+            // A company's domain is no one's personal data.
+            LookupKey::Domain(domain) => f.write_str(domain),
             LookupKey::Ip(IpAddr::V4(ip)) => {
                 let [a, b, c, _] = ip.octets();
                 write!(f, "{a}.{b}.{c}.x")
@@ -208,6 +210,7 @@ impl InternalEvent for RunFinished<'_> {
             read = s.read,
             due = s.due,
             lookups = s.lookups,
+            lookups_saved = s.lookups_saved,
             found = s.found,
             not_found = s.not_found,
             pending = s.pending,

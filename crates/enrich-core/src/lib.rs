@@ -5,6 +5,7 @@
 //! depend on it, never the other way round. Anything here is testable with in-memory fakes.
 
 pub mod budget;
+pub mod cache;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -14,6 +15,7 @@ pub mod directory;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod free_email;
 pub mod property;
 pub mod redact;
 pub mod selection;
@@ -23,6 +25,7 @@ pub mod state;
 pub mod user;
 
 pub use budget::SharedBudget;
+pub use cache::{CachedResult, ResultCache};
 pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use connector::{Billing, Secret, SinkSettings, SourceSettings, UsersSettings};
 pub use directory::{DirectoryError, UserDirectory, UserStream};

@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ConnectorError, KeyKind, LookupHints, LookupKey, PropertyInfo, Record, Segment, UserRecord};
+use crate::{
+    ConnectorError, KeyKind, LookupHints, LookupKey, PropertyInfo, Record, ResultCache, Segment, UserRecord,
+};
 
 /// What a source answered for one key.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +67,15 @@ pub trait Source: Send + Sync + Debug {
     fn fallback_key(&self, _user: &UserRecord) -> Option<LookupKey> {
         None
     }
+    /// Whether the answer for this key is kept in the state for `refresh` and given to users who come
+    /// with the same key later, without a lookup: for keys that name something many users share (a
+    /// company's domain, an office's address), not a person. By default nothing is kept.
+    fn caches(&self, _key: &LookupKey) -> bool {
+        false
+    }
+    /// Hands the source the run's [`ResultCache`] (and `None` at the end of the run), for lookups it
+    /// makes of its own accord beyond the engine's keys, such as Clearbit's Reveal fallback.
+    fn use_cache(&self, _cache: Option<ResultCache>) {}
     /// How long an invalid key stays invalid before it is asked again (`None`: while it stays the same).
     fn invalid_retry_after(&self) -> Option<Duration> {
         None

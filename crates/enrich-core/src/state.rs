@@ -9,6 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::CachedResult;
+
 /// How the last attempt for a user ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
@@ -166,6 +168,9 @@ pub struct RunSummary {
     /// Users whose results were fetched by an earlier, interrupted run and written now, without a lookup.
     pub resumed: u64,
     pub lookups: u64,
+    /// Users written without a lookup of their own: from a result an earlier lookup of their key left
+    /// in the state, or by sharing one lookup with other users of their key.
+    pub lookups_saved: u64,
     pub found: u64,
     pub not_found: u64,
     pub pending: u64,
@@ -322,9 +327,16 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     fn put_pending(&self, writes: &[PendingWrite]) -> Result<(), StateError>;
     /// Every check whose write was never acknowledged (an interrupted run's).
     fn pending(&self) -> Result<Vec<PendingWrite>, StateError>;
+    /// The result kept for the key with this digest (see [`crate::cache`]), fresh or not.
+    fn cached(&self, key_hash: u64) -> Result<Option<CachedResult>, StateError>;
+    /// Keeps results by key digest, replacing older ones.
+    fn put_cached(&self, results: &[(u64, CachedResult)]) -> Result<(), StateError>;
+    /// Every kept result, for `enrich state export`.
+    fn cached_results(&self) -> Box<dyn Iterator<Item = Result<(u64, CachedResult), StateError>> + '_>;
     /// A privacy request: removes every user whose state [`UserState::concerns`] the key with this
-    /// digest and their pending writes (those whose acknowledged state concerns it too), leaving no trace of them in storage, and adds the digest to the connection's
-    /// `suppressed` keys, durably with the users' states; returns the identities removed.
+    /// digest, their pending writes (those whose acknowledged state concerns it too) and the key's kept
+    /// result, leaving no trace of them in storage, and adds the digest to the connection's `suppressed`
+    /// keys, durably with the users' states; returns the identities removed.
     fn forget(&self, key_hash: u64) -> Result<Vec<String>, StateError>;
     fn connection(&self) -> Result<ConnectionState, StateError>;
     fn put_connection(&self, state: &ConnectionState) -> Result<(), StateError>;
@@ -352,6 +364,7 @@ pub fn found_users(store: &dyn StateStore) -> Result<u64, StateError> {
 pub struct MemoryStateStore {
     users: Mutex<HashMap<String, UserState>>,
     pending: Mutex<HashMap<String, PendingWrite>>,
+    cached: Mutex<BTreeMap<u64, CachedResult>>,
     connection: Mutex<ConnectionState>,
 }
 
@@ -417,8 +430,23 @@ impl StateStore for MemoryStateStore {
             users.remove(identity);
             pending.remove(identity);
         }
+        locked(&self.cached).remove(&key_hash);
         locked(&self.connection).suppressed.insert(key_hash);
         Ok(forgotten)
+    }
+
+    fn cached(&self, key_hash: u64) -> Result<Option<CachedResult>, StateError> {
+        Ok(locked(&self.cached).get(&key_hash).cloned())
+    }
+
+    fn put_cached(&self, results: &[(u64, CachedResult)]) -> Result<(), StateError> {
+        locked(&self.cached).extend(results.iter().cloned());
+        Ok(())
+    }
+
+    fn cached_results(&self) -> Box<dyn Iterator<Item = Result<(u64, CachedResult), StateError>> + '_> {
+        let results: Vec<_> = locked(&self.cached).clone().into_iter().map(Ok).collect();
+        Box::new(results.into_iter())
     }
 
     fn connection(&self) -> Result<ConnectionState, StateError> {

@@ -87,6 +87,8 @@ pub const ANONYMOUS_KEY_PREFIX: &str = " user_id ";
 pub enum KeyKind {
     Email,
     Ip,
+    /// The domain of a work email: one company for every colleague.
+    Domain,
 }
 
 /// A normalised lookup key: users with equal keys share one lookup.
@@ -94,6 +96,8 @@ pub enum KeyKind {
 pub enum LookupKey {
     Email(String),
     Ip(IpAddr),
+    /// An email's domain, lower-cased and in ASCII.
+    Domain(String),
 }
 
 impl LookupKey {
@@ -108,7 +112,7 @@ impl LookupKey {
 impl fmt::Display for LookupKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Email(email) => f.write_str(email),
+            Self::Email(email) | Self::Domain(email) => f.write_str(email),
             Self::Ip(ip) => ip.fmt(f),
         }
     }
@@ -141,15 +145,22 @@ impl UserRecord {
     /// The key a source of the given kind looks this user up by, or why there is none.
     pub fn lookup_key(&self, kind: KeyKind) -> Result<LookupKey, SkipReason> {
         match kind {
-            KeyKind::Email => {
-                let email = self.email.as_deref().map(str::trim).unwrap_or_default();
-                if email.is_empty() {
-                    Err(SkipReason::NoEmail)
-                } else {
-                    normalize_email(email).map(LookupKey::Email).ok_or(SkipReason::MalformedEmail)
-                }
+            KeyKind::Email => self.normalized_email().map(LookupKey::Email),
+            KeyKind::Domain => {
+                let email = self.normalized_email()?;
+                let (_, domain) = email.rsplit_once('@').ok_or(SkipReason::MalformedEmail)?;
+                Ok(LookupKey::Domain(domain.to_owned()))
             }
             KeyKind::Ip => self.ip.map(LookupKey::Ip).ok_or(SkipReason::NoIp),
+        }
+    }
+
+    fn normalized_email(&self) -> Result<String, SkipReason> {
+        let email = self.email.as_deref().map(str::trim).unwrap_or_default();
+        if email.is_empty() {
+            Err(SkipReason::NoEmail)
+        } else {
+            normalize_email(email).ok_or(SkipReason::MalformedEmail)
         }
     }
 }
@@ -241,8 +252,10 @@ mod tests {
         assert_eq!(user.lookup_key(KeyKind::Ip), Err(SkipReason::NoIp));
         user.email = Some("not-an-email".into());
         assert_eq!(user.lookup_key(KeyKind::Email), Err(SkipReason::MalformedEmail));
+        assert_eq!(user.lookup_key(KeyKind::Domain), Err(SkipReason::MalformedEmail));
         user.email = Some("A@B.io".into());
         assert_eq!(user.lookup_key(KeyKind::Email), Ok(LookupKey::Email("a@b.io".into())));
+        assert_eq!(user.lookup_key(KeyKind::Domain), Ok(LookupKey::Domain("b.io".into())));
     }
 
     #[test]

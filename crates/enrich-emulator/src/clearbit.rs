@@ -619,7 +619,7 @@ pub(crate) fn person_and_company(email: &str) -> (Value, Option<Value>) {
 }
 
 /// The employer Clearbit reports for addresses at `domain`: none for mailbox providers.
-fn company_at(domain: &str) -> Option<Value> {
+pub(crate) fn company_at(domain: &str) -> Option<Value> {
     if generate::is_free_mail(domain) {
         return None;
     }

@@ -1,9 +1,10 @@
 //! A loopback People Data Labs: person enrichment, bulk (`POST /v5/person/bulk`) and single
-//! (`GET /v5/person/enrich`), as PDL's v5 docs describe them. The key is read from `X-Api-Key` or the
+//! (`GET /v5/person/enrich`), and company enrichment by website (`GET /v5/company/enrich`), as PDL's v5
+//! docs describe them. The key is read from `X-Api-Key` or the
 //! `api_key` parameter; every answer carries PDL's rate-limit and credit headers; a found person is
 //! billed one credit, and with none left the answer is 402; text is lower case unless `titlecase`; on
 //! a free plan contact and location fields hold `true`/`false` in place of their values. The people are
-//! the Clearbit emulator's, in PDL's shape.
+//! the Clearbit emulator's, in PDL's shape, and so are the companies (none at a mailbox provider's domain).
 
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::clearbit::person_and_company;
+use crate::clearbit::{company_at, person_and_company};
 use crate::generate::{self, Draw};
 use crate::{EmulatorConfig, lock, samples, status_code};
 
@@ -54,9 +55,10 @@ const FREE_PLAN_FIELDS: &[&str] = &[
 /// One request the PDL server received.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PdlRequest {
-    /// `/v5/person/bulk` or `/v5/person/enrich`.
+    /// `/v5/person/bulk`, `/v5/person/enrich` or `/v5/company/enrich`.
     pub path: String,
-    /// The emails asked for, lowercased, in order; left out of the JSON log (personal data).
+    /// The emails asked for, lowercased, in order (for a company, its website); left out of the JSON
+    /// log (personal data).
     #[serde(skip_serializing)]
     pub emails: Vec<String>,
     /// Whether the request carried the configured key.
@@ -109,19 +111,9 @@ impl Pdl {
         if unknown || likelihood < min_likelihood {
             return error(404, "not_found", "No records were found matching your request");
         }
-        let mut book = lock(&self.book);
-        match &mut book.credits {
-            Some(0) => {
-                return error(
-                    402,
-                    "payment_required",
-                    "You have hit your account maximum (all matches used)",
-                );
-            }
-            Some(credits) => *credits -= 1,
-            None => {}
+        if let Some(out_of_credits) = self.bill() {
+            return out_of_credits;
         }
-        drop(book);
         let mut data = pdl_person(email, &person, company.as_ref());
         if !titlecase {
             data.values_mut().for_each(lower_case);
@@ -134,6 +126,44 @@ impl Pdl {
             }
         }
         Answer { status: 200, body: json!({ "status": 200, "likelihood": likelihood, "data": data }) }
+    }
+
+    /// Takes one credit for a match; `Some` 402 when none is left.
+    fn bill(&self) -> Option<Answer> {
+        match &mut lock(&self.book).credits {
+            Some(0) => {
+                Some(error(402, "payment_required", "You have hit your account maximum (all matches used)"))
+            }
+            Some(credits) => {
+                *credits -= 1;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// A company's answer by website, billed when found; the fields are the body itself.
+    fn company(&self, website: &str, titlecase: bool) -> Answer {
+        if !website.contains('.') {
+            return error(
+                400,
+                "invalid_request_error",
+                "The request contained either missing or invalid parameters.",
+            );
+        }
+        let Some(company) = company_at(website) else {
+            return error(404, "not_found", "No records were found matching your request");
+        };
+        if let Some(out_of_credits) = self.bill() {
+            return out_of_credits;
+        }
+        let mut body = pdl_company(&company);
+        if !titlecase {
+            body.values_mut().for_each(lower_case);
+        }
+        body.insert("status".to_owned(), json!(200));
+        body.insert("likelihood".to_owned(), json!(8));
+        Answer { status: 200, body: Value::Object(body) }
     }
 
     /// The key check every call starts with; `Some` refusal when the key is missing or wrong.
@@ -215,7 +245,7 @@ fn pdl_person(email: &str, person: &Value, company: Option<&Value>) -> Map<Strin
     let company = company.unwrap_or(&none);
     let employment = &person["employment"];
     let handle = |value: &Value| value.as_str().map(|handle| format!("linkedin.com/{handle}"));
-    let data = json!({
+    let mut data = json!({
         "id": person["id"],
         "full_name": person["name"]["fullName"],
         "first_name": person["name"]["givenName"],
@@ -225,21 +255,7 @@ fn pdl_person(email: &str, person: &Value, company: Option<&Value>) -> Map<Strin
         "job_title_role": employment["role"],
         "job_title_sub_role": employment["subRole"],
         "job_title_levels": employment["seniority"].as_str().map_or_else(Vec::new, |level| vec![level]),
-        "job_company_name": company["name"],
-        "job_company_website": company["domain"],
         "industry": company["category"]["industry"].as_str().map(linkedin_industry),
-        "job_company_industry": company["category"]["industry"].as_str().map(linkedin_industry),
-        "job_company_size": company["metrics"]["employees"].as_u64().map(size_range),
-        "job_company_founded": company["foundedYear"],
-        "job_company_employee_count": company["metrics"]["employees"],
-        "job_company_type": company["type"],
-        "job_company_linkedin_url": handle(&company["linkedin"]["handle"]),
-        "job_company_location_name": company["location"],
-        "job_company_location_locality": company["geo"]["city"],
-        "job_company_location_region": company["geo"]["state"],
-        "job_company_location_country": company["geo"]["country"],
-        "job_company_location_street_address": company["geo"]["streetAddress"],
-        "job_company_location_postal_code": company["geo"]["postalCode"],
         "location_name": person["location"],
         "location_locality": person["geo"]["city"],
         "location_region": person["geo"]["state"],
@@ -251,6 +267,17 @@ fn pdl_person(email: &str, person: &Value, company: Option<&Value>) -> Map<Strin
         "phone_numbers": [],
         "dataset_version": "29.1",
     });
+    // The current company's fields are the company's, prefixed (its location's flattened).
+    for (field, value) in pdl_company(company) {
+        match value {
+            Value::Object(location) => {
+                for (part, value) in location {
+                    data[format!("job_company_{field}_{part}")] = value;
+                }
+            }
+            value => data[format!("job_company_{field}")] = value,
+        }
+    }
     data.as_object().cloned().unwrap_or_default()
 }
 
@@ -275,6 +302,31 @@ fn linkedin_industry(clearbit: &str) -> &'static str {
         ("Oil, Gas & Consumable Fuels", "oil & energy"),
     ];
     INDUSTRIES.iter().find(|(known, _)| *known == clearbit).map_or("computer software", |(_, pdl)| pdl)
+}
+
+/// A Clearbit-shaped company in PDL's company shape.
+fn pdl_company(company: &Value) -> Map<String, Value> {
+    let handle = |value: &Value| value.as_str().map(|handle| format!("linkedin.com/{handle}"));
+    let geo = &company["geo"];
+    let fields = json!({
+        "name": company["name"],
+        "website": company["domain"],
+        "industry": company["category"]["industry"].as_str().map(linkedin_industry),
+        "size": company["metrics"]["employees"].as_u64().map(size_range),
+        "founded": company["foundedYear"],
+        "employee_count": company["metrics"]["employees"],
+        "type": company["type"],
+        "linkedin_url": handle(&company["linkedin"]["handle"]),
+        "location": {
+            "name": company["location"],
+            "locality": geo["city"],
+            "region": geo["state"],
+            "country": geo["country"],
+            "street_address": geo["streetAddress"],
+            "postal_code": geo["postalCode"],
+        },
+    });
+    fields.as_object().cloned().unwrap_or_default()
 }
 
 /// PDL's company size range for a headcount.
@@ -304,6 +356,7 @@ struct BulkBody {
 struct KeyParam {
     api_key: Option<String>,
     email: Option<String>,
+    website: Option<String>,
     min_likelihood: Option<u64>,
     #[serde(default)]
     titlecase: bool,
@@ -363,6 +416,26 @@ async fn enrich(State(pdl): State<Arc<Pdl>>, Query(query): Query<KeyParam>, head
     pdl.respond(path, vec![email], authorized, key_in_url, &answer)
 }
 
+async fn company_enrich(
+    State(pdl): State<Arc<Pdl>>,
+    Query(query): Query<KeyParam>,
+    headers: HeaderMap,
+) -> Response {
+    let path = "/v5/company/enrich";
+    let key_in_url = query.api_key.is_some();
+    let website = query.website.clone().unwrap_or_default().to_lowercase();
+    let answer = match pdl.refuses(&headers, query.api_key.as_deref()) {
+        Some(refusal) => refusal,
+        None => pdl.company(&website, query.titlecase),
+    };
+    let authorized = answer.status != 401;
+    pdl.respond(path, vec![website], authorized, key_in_url, &answer)
+}
+
 pub(crate) fn router(pdl: Arc<Pdl>) -> Router {
-    Router::new().route("/v5/person/bulk", post(bulk)).route("/v5/person/enrich", get(enrich)).with_state(pdl)
+    Router::new()
+        .route("/v5/person/bulk", post(bulk))
+        .route("/v5/person/enrich", get(enrich))
+        .route("/v5/company/enrich", get(company_enrich))
+        .with_state(pdl)
 }

@@ -32,7 +32,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use enrich_core::{ConnectionState, ConnectionStatus, PendingWrite, StateError, StateStore, UserState};
+use enrich_core::{
+    CachedResult, ConnectionState, ConnectionStatus, PendingWrite, StateError, StateStore, UserState,
+};
 use enrich_postgres::{ConnectionTask, Database, error_message};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -287,7 +289,7 @@ impl PostgresStateStore {
             let mut client = session.client.lock().await;
             let transaction =
                 client.transaction().await.map_err(|error| failed("starting a reset", &error))?;
-            for table in ["enrich_users", "enrich_pending_writes"] {
+            for table in ["enrich_users", "enrich_pending_writes", "enrich_kept_results"] {
                 transaction
                     .execute(&format!("DELETE FROM {table} WHERE connection_id = $1"), &[&id])
                     .await
@@ -500,6 +502,13 @@ impl StateStore for PostgresStateStore {
             let key = stored(key_hash);
             let transaction = client.transaction().await.map_err(|error| failed("starting a forget", &error))?;
             let mut forgotten = Vec::new();
+            transaction
+                .execute(
+                    "DELETE FROM enrich_kept_results WHERE connection_id = $1 AND key_hash = $2",
+                    &[&id, &key],
+                )
+                .await
+                .map_err(|error| failed("forgetting", &error))?;
             for table in ["enrich_users", "enrich_pending_writes"] {
                 let rows = transaction
                     .query(
@@ -523,13 +532,69 @@ impl StateStore for PostgresStateStore {
                 .map_err(|error| failed("forgetting", &error))?;
             transaction.commit().await.map_err(|error| failed("forgetting", &error))?;
             client
-                .batch_execute("VACUUM enrich_users, enrich_pending_writes")
+                .batch_execute("VACUUM enrich_users, enrich_pending_writes, enrich_kept_results")
                 .await
                 .map_err(|error| failed("vacuuming after forgetting", &error))?;
             forgotten.sort();
             forgotten.dedup();
             Ok(forgotten)
         })
+    }
+
+    fn cached(&self, key_hash: u64) -> Result<Option<CachedResult>, StateError> {
+        let bytes: Option<Vec<u8>> = self.with_session(move |session, id| async move {
+            let client = session.client.lock().await;
+            let row = client
+                .query_opt(
+                    "SELECT result FROM enrich_kept_results WHERE connection_id = $1 AND key_hash = $2",
+                    &[&id, &stored(key_hash)],
+                )
+                .await
+                .map_err(|error| failed("reading a kept result", &error))?;
+            Ok(row.map(|row| row.get(0)))
+        })?;
+        bytes.map(|bytes| decode("a kept result", &bytes)).transpose()
+    }
+
+    fn put_cached(&self, results: &[(u64, CachedResult)]) -> Result<(), StateError> {
+        // The last result of a key in one call wins: an upsert cannot touch one row twice.
+        let mut rows = BTreeMap::new();
+        for (key_hash, result) in results {
+            rows.insert(stored(*key_hash), encode(result)?);
+        }
+        let (hashes, payloads): (Vec<i64>, Vec<Vec<u8>>) = rows.into_iter().unzip();
+        self.with_session(|session, id| async move {
+            let client = session.client.lock().await;
+            client
+                .execute(
+                    "INSERT INTO enrich_kept_results (connection_id, key_hash, result) \
+                     SELECT $1, * FROM unnest($2::int8[], $3::bytea[]) \
+                     ON CONFLICT (connection_id, key_hash) DO UPDATE SET result = excluded.result",
+                    &[&id, &hashes, &payloads],
+                )
+                .await
+                .map_err(|error| failed("keeping results", &error))?;
+            Ok(())
+        })
+    }
+
+    /// All at once: there is one per distinct shared key (domains, office addresses), not per user.
+    fn cached_results(&self) -> Box<dyn Iterator<Item = Result<(u64, CachedResult), StateError>> + '_> {
+        let rows: Result<Vec<(i64, Vec<u8>)>, StateError> = self.with_session(|session, id| async move {
+            let client = session.client.lock().await;
+            let rows = client
+                .query("SELECT key_hash, result FROM enrich_kept_results WHERE connection_id = $1", &[&id])
+                .await
+                .map_err(|error| failed("reading kept results", &error))?;
+            Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+        });
+        match rows {
+            Ok(rows) => Box::new(
+                rows.into_iter()
+                    .map(|(key_hash, bytes)| Ok((digest(key_hash), decode("a kept result", &bytes)?))),
+            ),
+            Err(error) => Box::new(std::iter::once(Err(error))),
+        }
     }
 
     fn connection(&self) -> Result<ConnectionState, StateError> {

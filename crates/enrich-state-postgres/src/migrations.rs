@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_rate_budgets.sql")),
     (3, include_str!("migrations/0003_fallback_hash.sql")),
     (4, include_str!("migrations/0004_syncing.sql")),
+    (5, include_str!("migrations/0005_kept_results.sql")),
 ];
 
 /// Brings the schema to this version's, in one transaction that holds a lock of its own: workers

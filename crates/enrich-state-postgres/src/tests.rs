@@ -104,7 +104,7 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
     drop(own.open("a").unwrap());
     execute(
         &own,
-        "DO $$ BEGIN IF (SELECT count(*) FROM enrich_schema_migrations) <> 4 THEN \
+        "DO $$ BEGIN IF (SELECT count(*) FROM enrich_schema_migrations) <> 5 THEN \
          RAISE 'migrations applied more than once'; END IF; END $$",
     );
     execute(&own, "INSERT INTO enrich_schema_migrations (version) VALUES (99)");

@@ -34,7 +34,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
-use enrich_core::{ConnectionState, ConnectionStatus, PendingWrite, StateError, StateStore, UserState};
+use enrich_core::{
+    CachedResult, ConnectionState, ConnectionStatus, PendingWrite, StateError, StateStore, UserState,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +54,8 @@ const FLUSH_EVERY_MS: u64 = 100;
 const USER: &[u8] = b"u\0";
 const PENDING: &[u8] = b"p\0";
 const SUPPRESSED: &[u8] = b"s\0";
+/// Results kept per key digest (`c\0` + the digest, big-endian).
+const CACHED: &[u8] = b"c\0";
 const SEAL: &[u8] = b"seal";
 
 const USERS_DIR: &str = "users";
@@ -601,15 +605,45 @@ impl StateStore for SledStateStore {
         let db = slot.clone().ok_or_else(|| self.closed())?;
         let forgotten = self.identities_of(&db, key_hash)?;
         drop(db);
-        let keys: HashSet<Vec<u8>> = forgotten
+        let mut keys: HashSet<Vec<u8>> = forgotten
             .iter()
             .flat_map(|identity| [key(USER, identity.as_bytes()), key(PENDING, identity.as_bytes())])
             .collect();
+        keys.insert(key(CACHED, &key_hash.to_be_bytes()));
         self.replace_without(&mut slot, &keys, key_hash)?;
         let mut saved = read_connection_file(&self.folder.join(CONNECTION_FILE))?;
         saved.state.suppressed.insert(key_hash);
         write_connection_file(&self.folder, &saved)?;
         Ok(forgotten)
+    }
+
+    fn cached(&self, key_hash: u64) -> Result<Option<CachedResult>, StateError> {
+        let bytes =
+            self.db()?.get(key(CACHED, &key_hash.to_be_bytes())).map_err(|error| self.sled_error(&error))?;
+        bytes.map(|bytes| self.decode("a kept result", &bytes)).transpose()
+    }
+
+    fn put_cached(&self, results: &[(u64, CachedResult)]) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for (key_hash, result) in results {
+            batch.insert(key(CACHED, &key_hash.to_be_bytes()), encode(result)?);
+        }
+        self.db()?.apply_batch(batch).map_err(|error| self.sled_error(&error))
+    }
+
+    fn cached_results(&self) -> Box<dyn Iterator<Item = Result<(u64, CachedResult), StateError>> + '_> {
+        let db = match self.db() {
+            Ok(db) => db,
+            Err(error) => return Box::new(std::iter::once(Err(error))),
+        };
+        Box::new(db.scan_prefix(CACHED).map(|entry| {
+            let (key, bytes) = entry.map_err(|error| self.sled_error(&error))?;
+            let digest = key[CACHED.len()..].try_into().map(u64::from_be_bytes);
+            let digest = digest.map_err(|_| {
+                StateError(format!("{}: a kept result under a bad key", self.folder.display()))
+            })?;
+            Ok((digest, self.decode("a kept result", &bytes)?))
+        }))
     }
 
     /// The file's state, with every key forgotten on request that the database holds: the database

@@ -106,6 +106,12 @@ pub fn lines(plan: &RunPlan, cost: &Cost) -> Vec<String> {
     if summary.resumed > 0 {
         lines.push(format!("resumed         {} fetched results written without a lookup", summary.resumed));
     }
+    if summary.lookups_saved > 0 {
+        let users = thousands(summary.lookups_saved);
+        lines.push(format!(
+            "kept results    {users} users written from earlier lookups of their key, without one"
+        ));
+    }
     lines
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use enrich_core::{ConnectionState, PendingWrite, StateStore, UserState};
+use enrich_core::{CachedResult, ConnectionState, PendingWrite, StateStore, UserState};
 use serde::{Deserialize, Serialize};
 
 use super::plural;
@@ -40,7 +40,8 @@ pub fn reset(config: &Config, name: &str, yes: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line of an export file. The first is the header, then the connection, users and pending writes.
+/// One line of an export file. The first is the header, then the connection, users, pending writes and
+/// kept results.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Record {
@@ -48,6 +49,7 @@ enum Record {
     Connection(ConnectionState),
     User { identity: String, state: UserState },
     Pending(Box<PendingWrite>),
+    Kept { key_hash: u64, result: CachedResult },
 }
 
 const FORMAT: &str = "enrich-state";
@@ -61,18 +63,20 @@ pub fn export(config: &Config, name: &str, file: &Path) -> anyhow::Result<ExitCo
     let store = State::of(config)?.open(&connection.name)?;
     let mut out =
         BufWriter::new(File::create(file).with_context(|| format!("cannot create {}", file.display()))?);
-    let (users, pending) =
+    let (users, pending, kept) =
         write_export(store.as_ref(), &mut out).with_context(|| format!("cannot write {}", file.display()))?;
     println!(
-        "{name}: exported {users} user{}, {pending} pending write{} and the connection's status and history to {}",
+        "{name}: exported {users} user{}, {pending} pending write{}, {kept} kept result{} and the connection's \
+         status and history to {}",
         plural(users),
         plural(pending),
+        plural(kept),
         file.display()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_export(store: &dyn StateStore, out: &mut impl Write) -> anyhow::Result<(u64, u64)> {
+fn write_export(store: &dyn StateStore, out: &mut impl Write) -> anyhow::Result<(u64, u64, u64)> {
     let mut line = |record: &Record| -> anyhow::Result<()> {
         serde_json::to_writer(&mut *out, record)?;
         out.write_all(b"\n")?;
@@ -90,8 +94,14 @@ fn write_export(store: &dyn StateStore, out: &mut impl Write) -> anyhow::Result<
     for write in &pending {
         line(&Record::Pending(Box::new(write.clone())))?;
     }
+    let mut kept = 0;
+    for result in store.cached_results() {
+        let (key_hash, result) = result?;
+        line(&Record::Kept { key_hash, result })?;
+        kept += 1;
+    }
     out.flush()?;
-    Ok((users, pending.len() as u64))
+    Ok((users, pending.len() as u64, kept))
 }
 
 /// `enrich state import NAME FILE`.
@@ -106,26 +116,27 @@ pub fn import(config: &Config, name: &str, file: &Path) -> anyhow::Result<ExitCo
         );
     }
     let input = BufReader::new(File::open(file).with_context(|| format!("cannot open {}", file.display()))?);
-    let (users, pending) =
+    let (users, pending, kept) =
         read_import(store.as_ref(), input).with_context(|| format!("cannot import {}", file.display()))?;
     println!(
-        "{name}: imported {users} user{} and {pending} pending write{} into {}",
+        "{name}: imported {users} user{}, {pending} pending write{} and {kept} kept result{} into {}",
         plural(users),
         plural(pending),
+        plural(kept),
         state.shown()
     );
     Ok(ExitCode::SUCCESS)
 }
 
 /// Loads the records into the store; the connection state last, once every user is in.
-fn read_import(store: &dyn StateStore, input: impl BufRead) -> anyhow::Result<(u64, u64)> {
+fn read_import(store: &dyn StateStore, input: impl BufRead) -> anyhow::Result<(u64, u64, u64)> {
     let mut lines = input.lines().enumerate();
     let header = lines.next().map(|(_, line)| line).transpose()?.unwrap_or_default();
     match serde_json::from_str(&header) {
         Ok(Record::Header { format, version }) if format == FORMAT && version == VERSION => {}
         _ => anyhow::bail!("line 1: not an export of enrich state version {VERSION}"),
     }
-    let (mut connection, mut users, mut pending) = (None, Vec::new(), Vec::new());
+    let (mut connection, mut users, mut pending, mut kept) = (None, Vec::new(), Vec::new(), Vec::new());
     let (mut user_count, mut pending_count) = (0, 0);
     for (index, line) in lines {
         let record: Record = serde_json::from_str(&line?).with_context(|| format!("line {}", index + 1))?;
@@ -140,6 +151,7 @@ fn read_import(store: &dyn StateStore, input: impl BufRead) -> anyhow::Result<(u
                 pending.push(*write);
                 pending_count += 1;
             }
+            Record::Kept { key_hash, result } => kept.push((key_hash, result)),
         }
         if users.len() >= BATCH {
             store.put_users(&std::mem::take(&mut users))?;
@@ -147,9 +159,10 @@ fn read_import(store: &dyn StateStore, input: impl BufRead) -> anyhow::Result<(u
     }
     store.put_users(&users)?;
     store.put_pending(&pending)?;
+    store.put_cached(&kept)?;
     let connection = connection.context("the file holds no connection state")?;
     store.put_connection(&connection)?;
-    Ok((user_count, pending_count))
+    Ok((user_count, pending_count, kept.len() as u64))
 }
 
 /// Asks on the terminal; refuses to guess when there is none.
@@ -171,7 +184,7 @@ fn is_yes(answer: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use enrich_core::conformance::{pending, user_state};
+    use enrich_core::conformance::{cached_result, pending, user_state};
     use enrich_core::{MemoryStateStore, Outcome};
 
     use super::*;
@@ -183,14 +196,16 @@ mod tests {
             (0..2_500).map(|index| (format!("u{index:04}"), user_state(index, Outcome::Found))).collect();
         from.put_users(&users).unwrap();
         from.put_pending(&[pending("p1", 9)]).unwrap();
+        from.put_cached(&[(11, cached_result("Acme"))]).unwrap();
         from.forget(7).unwrap();
         from.put_connection(&ConnectionState { users_enriched: 2_500, ..from.connection().unwrap() })
             .unwrap();
         let mut file = Vec::new();
-        assert_eq!(write_export(&from, &mut file).unwrap(), (2_499, 1));
+        assert_eq!(write_export(&from, &mut file).unwrap(), (2_499, 1, 1));
 
         let to = MemoryStateStore::default();
-        assert_eq!(read_import(&to, file.as_slice()).unwrap(), (2_499, 1));
+        assert_eq!(read_import(&to, file.as_slice()).unwrap(), (2_499, 1, 1));
+        assert_eq!(to.cached(11).unwrap(), from.cached(11).unwrap(), "kept results travel too");
         assert_eq!(to.user_states(), from.user_states());
         assert_eq!(to.pending().unwrap(), from.pending().unwrap());
         assert_eq!(to.connection().unwrap(), from.connection().unwrap());

@@ -24,6 +24,8 @@ struct FakeSource {
     keys_per_request: usize,
     /// The keys of each batch request, in order.
     requests: Mutex<Vec<Vec<String>>>,
+    /// Answers are kept in the state for later users of their key.
+    keeps_results: bool,
 }
 
 impl FakeSource {
@@ -91,6 +93,9 @@ impl Source for FakeSource {
     }
     fn fallback_key(&self, user: &UserRecord) -> Option<LookupKey> {
         user.ip.filter(|_| self.falls_back_to_ip).map(LookupKey::Ip)
+    }
+    fn caches(&self, _key: &LookupKey) -> bool {
+        self.keeps_results
     }
     async fn lookup(
         &self,
@@ -834,4 +839,69 @@ async fn an_update_carries_the_time_of_its_check() {
     let update = h.sink.batches.lock().unwrap()[0][0].clone();
     let state = h.store.user("u1").unwrap().unwrap();
     assert_eq!(Some(update.checked_at), state.checked_at);
+}
+
+#[tokio::test]
+async fn kept_results_serve_later_users_without_a_lookup_or_a_slot_of_the_cap() {
+    let source = FakeSource {
+        keeps_results: true,
+        ..FakeSource::with(&[
+            ("a@acme.com", found("Acme")),
+            ("n@none.io", Ok(Lookup::NotFound(Record::default()))),
+        ])
+    };
+    let schedule = Schedule { max_lookups_per_run: Some(2), ..Schedule::default() };
+    let rows = vec![user("u1", Some("a@acme.com"), 0), user("u2", Some("n@none.io"), 0)];
+    let h = harness_with(source, FakeSink::new(10), rows, schedule);
+    let first = h.run().await.run.summary;
+    assert_eq!((first.lookups, first.lookups_saved), (2, 0));
+    let kept = |email: &str| h.store.cached(LookupKey::Email(email.into()).digest()).unwrap().unwrap();
+    assert_eq!((kept("a@acme.com").outcome, kept("n@none.io").outcome), (Outcome::Found, Outcome::NotFound));
+
+    // Later users of both keys are written from what was kept; the cap's two slots go to new keys.
+    let later = ["a@acme.com", "a@acme.com", "n@none.io", "b@beta.io", "c@gamma.io", "d@delta.io"];
+    let rows = later.iter().enumerate().map(|(n, email)| user(&format!("v{n}"), Some(email), 0)).collect();
+    let connection = Connection { users: Arc::new(FakeDirectory { rows }), ..h.connection.clone() };
+    let request = SyncRequest::over_window(RunKind::Manual, &connection.schedule, Utc::now());
+    let second = sync(&connection, h.store.clone(), request).await.unwrap().run.summary;
+    assert_eq!((second.lookups, second.lookups_saved, second.deferred), (2, 3, 1), "{second:?}");
+    assert_eq!(h.source.asked(), ["a@acme.com", "b@beta.io", "c@gamma.io", "n@none.io"]);
+    let written = h.sink.written();
+    assert_eq!(written["v0"]["Company Name"], PropertyValue::Text("Acme".into()));
+    assert_eq!(
+        written["v0"]["Fake: Date Last Checked"], written["u1"]["Fake: Date Last Checked"],
+        "as of the lookup"
+    );
+    assert_eq!(
+        written["v2"].keys().collect::<Vec<_>>(),
+        ["Fake: Date Last Checked"],
+        "not found is kept too"
+    );
+    assert_eq!(
+        h.store.user_states()["v0"].checked_at,
+        Some(kept("a@acme.com").checked_at),
+        "due when it expires"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_result_is_looked_up_again_and_a_source_that_keeps_none_reads_none() {
+    let digest = LookupKey::Email("a@acme.com".into()).digest();
+    let stale = crate::CachedResult {
+        outcome: Outcome::Found,
+        checked_at: Utc::now() - chrono::Duration::days(2),
+        properties: Properties::new(),
+    };
+    for keeps_results in [true, false] {
+        let source = FakeSource { keeps_results, ..FakeSource::with(&[("a@acme.com", found("Acme"))]) };
+        let h = harness(source, FakeSink::new(10), vec![user("u1", Some("a@acme.com"), 0)]);
+        h.store.put_cached(&[(digest, stale.clone())]).unwrap();
+        assert_eq!(h.run().await.run.summary.lookups, 1, "keeps results: {keeps_results}");
+        let kept = h.store.cached(digest).unwrap().unwrap();
+        assert_eq!(
+            kept.checked_at > stale.checked_at,
+            keeps_results,
+            "only a source that keeps results renews"
+        );
+    }
 }

@@ -1,5 +1,5 @@
-//! Free and consumer mailbox domains: a connection may skip their addresses, behind which Clearbit
-//! finds no company, rather than pay for the lookup. The list is `free_email_domains.txt`, which says
+//! Free and consumer mailbox domains: a connection may skip their addresses, behind which a source
+//! finds no company, rather than pay for the lookup; a company lookup by domain skips them always. The list is `free_email_domains.txt`, which says
 //! where it comes from and how to extend it.
 
 use std::collections::HashSet;
@@ -18,9 +18,12 @@ fn domains() -> impl Iterator<Item = &'static str> {
 /// Whether `email` is at a listed domain: exactly that domain, in any casing (`mail.yahoo.com` is not
 /// `yahoo.com`).
 pub fn is_free_email(email: &str) -> bool {
-    email
-        .rsplit_once('@')
-        .is_some_and(|(_, domain)| FREE_EMAIL_DOMAINS.contains(domain.to_ascii_lowercase().as_str()))
+    email.rsplit_once('@').is_some_and(|(_, domain)| is_free_mail_domain(domain))
+}
+
+/// Whether `domain` is a listed mailbox provider's, in any casing.
+pub fn is_free_mail_domain(domain: &str) -> bool {
+    FREE_EMAIL_DOMAINS.contains(domain.to_ascii_lowercase().as_str())
 }
 
 #[cfg(test)]

@@ -1,0 +1,93 @@
+//! The engine's side of the result cache ([`crate::cache`]): due users whose key has a fresh kept
+//! result are written from it instead of being looked up, and the answers of keys the source caches
+//! are kept for the users who come later.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{DueUser, Plan};
+use crate::cache::fresh_result;
+use crate::{
+    CachedResult, ConnectorError, Lookup, LookupKey, ResultCache, RunSummary, Source, StateError, StateStore,
+};
+
+/// Where an answer came from: a lookup now, or a result kept since the given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    LookedUp,
+    Cached(DateTime<Utc>),
+}
+
+/// A key with its users, its answer (`None`: it was not asked) and where the answer came from.
+pub(super) type Answered = (LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>, Origin);
+
+/// Takes the keys with a fresh kept result out of `plan` (before it is capped: they cost no lookup).
+pub(super) fn take_cached(
+    store: &dyn StateStore,
+    source: &dyn Source,
+    plan: &mut Plan,
+    refresh: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Answered>, StateError> {
+    let mut served = Vec::new();
+    let mut to_look_up = Vec::with_capacity(plan.len());
+    for (key, users) in plan.drain(..) {
+        let kept = if source.caches(&key) { fresh_result(store, &key, refresh, now)? } else { None };
+        match kept {
+            Some(result) => {
+                let origin = Origin::Cached(result.checked_at);
+                served.push((key, users, Some(Ok(result.into_lookup())), origin));
+            }
+            None => to_look_up.push((key, users)),
+        }
+    }
+    *plan = to_look_up;
+    Ok(served)
+}
+
+/// Counts an answer for `users` users: a lookup shared by all of them, or none at all.
+pub(super) fn count(summary: &mut RunSummary, origin: Origin, users: usize) {
+    match origin {
+        Origin::LookedUp => {
+            summary.lookups += 1;
+            summary.lookups_saved += users.saturating_sub(1) as u64;
+        }
+        Origin::Cached(_) => summary.lookups_saved += users as u64,
+    }
+}
+
+/// Keeps a looked-up answer for the users who come later with its key, if the source caches it.
+pub(super) fn keep(
+    store: &dyn StateStore,
+    source: &dyn Source,
+    key: &LookupKey,
+    lookup: &Lookup,
+    origin: Origin,
+    now: DateTime<Utc>,
+) -> Result<(), StateError> {
+    match CachedResult::of(lookup, now) {
+        Some(result) if origin == Origin::LookedUp && source.caches(key) => {
+            store.put_cached(&[(key.digest(), result)])
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Hands the source the run's cache, and takes it back when dropped, so that the store (and its lock)
+/// is not held past the run.
+pub(super) struct Lent(Arc<dyn Source>);
+
+impl Lent {
+    pub(super) fn to(source: &Arc<dyn Source>, store: &Arc<dyn StateStore>, refresh: Duration) -> Self {
+        source.use_cache(Some(ResultCache::new(Arc::clone(store), refresh)));
+        Self(Arc::clone(source))
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.0.use_cache(None);
+    }
+}
