@@ -23,7 +23,7 @@ pub mod user;
 pub use budget::SharedBudget;
 pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
-pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
+pub use engine::{Connection, EngineError, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;
 pub use property::{JoinedList, Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
 pub use sink::{Refused, Sink, UserUpdate};

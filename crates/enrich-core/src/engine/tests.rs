@@ -4,9 +4,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 
 use super::*;
-use crate::{KeyKind, MemoryStateStore, PropertyInfo, PropertyKind, Record, Refused, UserStream};
+use crate::{
+    ConnectorError, DirectoryError, KeyKind, Lookup, LookupHints, MemoryStateStore, Outcome, Properties,
+    PropertyInfo, PropertyKind, PropertyValue, Record, Refused, UserRecord, UserStream, UserUpdate,
+};
 
 #[derive(Debug, Default)]
 struct FakeSource {

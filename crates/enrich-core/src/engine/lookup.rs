@@ -1,0 +1,93 @@
+//! The lookup phase: the plan cut into requests of `source.max_keys_per_request()` keys, asked with
+//! bounded concurrency, each completed lookup recorded as it arrives. Once the run is stopped no
+//! request starts, and lookups still in flight after [`STOP_GRACE`] are abandoned unrecorded.
+
+use std::collections::BTreeSet;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::read::{DueUser, Plan};
+use super::record::Recorder;
+use super::{Progress, STOP_GRACE};
+use crate::{ConnectorError, Lookup, LookupHints, LookupKey, RunSummary, Source, StateError};
+
+/// Looks the plan up and records each answer; returns the fatal error that stopped the lookups, if
+/// one did. Users of lookups never started or abandoned are counted as aborted: still due.
+pub(super) async fn look_up(
+    plan: Plan,
+    recorder: &mut Recorder<'_>,
+    suppressed: &BTreeSet<u64>,
+    stop: &CancellationToken,
+    progress: &dyn Progress,
+    summary: &mut RunSummary,
+) -> Result<Option<String>, StateError> {
+    let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum();
+    progress.planned(plan.len() as u64, planned_users);
+    let source = recorder.source;
+    let mut lookups = futures::stream::iter(in_requests(plan, source.max_keys_per_request()))
+        .map(|batch| look_up_batch(source, batch, suppressed, stop.clone()))
+        .buffer_unordered(source.max_in_flight().max(1))
+        .flat_map(futures::stream::iter);
+    let abandon = async {
+        stop.cancelled().await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::pin!(abandon);
+
+    let mut fatal = None;
+    let mut processed_users = 0;
+    loop {
+        let next = tokio::select! {
+            next = lookups.next() => next,
+            () = &mut abandon => break,
+        };
+        let Some((key, users, result)) = next else { break };
+        let Some(result) = result else { continue };
+        if let Err(ConnectorError::Fatal(message)) = result {
+            // Not a completed lookup: its users stay due, counted as aborted below.
+            stop.cancel();
+            fatal.get_or_insert(message);
+            continue;
+        }
+        processed_users += users.len() as u64;
+        progress.looked_up(users.len() as u64);
+        summary.lookups += 1;
+        recorder.record(&key, users, result, summary).await?;
+    }
+    summary.aborted += planned_users - processed_users;
+    Ok(fatal)
+}
+
+/// The plan cut into the batches of one request each, in order.
+fn in_requests(plan: Plan, keys_per_request: usize) -> Vec<Plan> {
+    let mut lookups = plan.into_iter().peekable();
+    let mut batches = Vec::new();
+    while lookups.peek().is_some() {
+        batches.push(lookups.by_ref().take(keys_per_request.max(1)).collect());
+    }
+    batches
+}
+
+/// Looks one batch up: each key with its users and its answer, `None` when it was not asked.
+async fn look_up_batch(
+    source: &dyn Source,
+    batch: Plan,
+    suppressed: &BTreeSet<u64>,
+    stop: CancellationToken,
+) -> Vec<(LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>)> {
+    let mut answers = Vec::new();
+    if !stop.is_cancelled() {
+        let hints_of = |users: &[DueUser]| {
+            let mut hints = LookupHints::of(users.iter().map(|user| &user.record));
+            // A forgotten address is never sent, neither as a hint nor as a source's fallback.
+            hints.ip = hints.ip.filter(|ip| !suppressed.contains(&LookupKey::Ip(*ip).digest()));
+            hints
+        };
+        let keys: Vec<(LookupKey, LookupHints)> =
+            batch.iter().map(|(key, users)| (key.clone(), hints_of(users))).collect();
+        answers = source.lookup_batch(&keys, &stop).await;
+    }
+    let mut answers = answers.into_iter();
+    batch.into_iter().map(|(key, users)| (key, users, answers.next().flatten())).collect()
+}
