@@ -16,6 +16,7 @@ mod lookup;
 mod read;
 mod record;
 mod resume;
+mod spill;
 mod write;
 
 use std::sync::Arc;
@@ -169,7 +170,7 @@ pub async fn sync(
     let suppressed = store.connection()?.suppressed;
     let mut fatal = None;
     let plan = if stop.is_cancelled() {
-        Vec::new()
+        read::Plan::empty()
     } else {
         let skip = read::Skip { resumed: &resumed, suppressed: &suppressed };
         match read::read_due_users(connection, store.as_ref(), &request, &skip, started_at, &mut summary)
@@ -178,7 +179,7 @@ pub async fn sync(
             Ok(plan) => plan,
             Err(EngineError::Connection(error)) => {
                 fatal = Some(error);
-                Vec::new()
+                read::Plan::empty()
             }
             Err(EngineError::State(error)) => return Err(error),
         }
@@ -226,8 +227,8 @@ pub async fn plan(
     let mut summary = RunSummary { resumed: resumed.len() as u64, ..RunSummary::default() };
     let skip = read::Skip { resumed: &resumed, suppressed: &suppressed };
     let plan = read::read_due_users(connection, store, request, &skip, Utc::now(), &mut summary).await?;
-    let lookups = plan.into_iter().map(|(key, users)| (key, users.len() as u64)).collect();
-    Ok(RunPlan { summary, lookups })
+    let lookups = plan.order.map(|lookup| lookup.map(|(key, users)| (key, users.len() as u64)));
+    Ok(RunPlan { summary, lookups: lookups.collect::<Result<_, _>>()? })
 }
 
 #[cfg(test)]

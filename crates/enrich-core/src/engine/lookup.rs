@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::read::{DueUser, Plan};
+use super::read::{DueUser, Plan, PlannedLookup};
 use super::record::Recorder;
-use super::{Progress, STOP_GRACE};
+use super::{EngineError, Progress, STOP_GRACE};
 use crate::{ConnectorError, Lookup, LookupHints, LookupKey, RunSummary, Source, StateError};
 
 /// Looks the plan up and records each answer; returns the fatal error that stopped the lookups, if
@@ -22,11 +22,15 @@ pub(super) async fn look_up(
     progress: &dyn Progress,
     summary: &mut RunSummary,
 ) -> Result<Option<String>, StateError> {
-    let planned_users: u64 = plan.iter().map(|(_, users)| users.len() as u64).sum();
-    progress.planned(plan.len() as u64, planned_users);
+    progress.planned(plan.lookups, plan.users);
     let source = recorder.source;
-    let mut lookups = futures::stream::iter(in_requests(plan, source.max_keys_per_request()))
-        .map(|batch| look_up_batch(source, batch, suppressed, stop.clone()))
+    let mut lookups = futures::stream::iter(in_requests(plan.order, source.max_keys_per_request()))
+        .map(|batch| async {
+            match batch {
+                Ok(batch) => look_up_batch(source, batch, suppressed, stop.clone()).await,
+                Err(error) => vec![Err(error)],
+            }
+        })
         .buffer_unordered(source.max_in_flight().max(1))
         .flat_map(futures::stream::iter);
     let abandon = async {
@@ -42,7 +46,16 @@ pub(super) async fn look_up(
             next = lookups.next() => next,
             () = &mut abandon => break,
         };
-        let Some((key, users, result)) = next else { break };
+        let (key, users, result) = match next {
+            None => break,
+            Some(Ok(answered)) => answered,
+            Some(Err(EngineError::State(error))) => return Err(error),
+            Some(Err(EngineError::Connection(message))) => {
+                stop.cancel();
+                fatal.get_or_insert(message);
+                continue;
+            }
+        };
         let Some(result) = result else { continue };
         if let Err(ConnectorError::Fatal(message)) = result {
             // Not a completed lookup: its users stay due, counted as aborted below.
@@ -55,27 +68,35 @@ pub(super) async fn look_up(
         summary.lookups += 1;
         recorder.record(&key, users, result, summary).await?;
     }
-    summary.aborted += planned_users - processed_users;
+    summary.aborted += plan.users - processed_users;
     Ok(fatal)
 }
 
-/// The plan cut into the batches of one request each, in order.
-fn in_requests(plan: Plan, keys_per_request: usize) -> Vec<Plan> {
-    let mut lookups = plan.into_iter().peekable();
-    let mut batches = Vec::new();
-    while lookups.peek().is_some() {
-        batches.push(lookups.by_ref().take(keys_per_request.max(1)).collect());
-    }
-    batches
+/// The plan cut into the batches of one request each, in order, read as requests start.
+fn in_requests(
+    mut order: impl Iterator<Item = Result<PlannedLookup, EngineError>>,
+    keys_per_request: usize,
+) -> impl Iterator<Item = Result<Vec<PlannedLookup>, EngineError>> {
+    std::iter::from_fn(move || {
+        let batch: Result<Vec<PlannedLookup>, EngineError> =
+            order.by_ref().take(keys_per_request.max(1)).collect();
+        match batch {
+            Ok(batch) if batch.is_empty() => None,
+            batch => Some(batch),
+        }
+    })
 }
 
-/// Looks one batch up: each key with its users and its answer, `None` when it was not asked.
+/// A lookup's answer, `None` when it was not asked.
+type Answered = (LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>);
+
+/// Looks one batch up: each key with its users and its answer.
 async fn look_up_batch(
     source: &dyn Source,
-    batch: Plan,
+    batch: Vec<PlannedLookup>,
     suppressed: &BTreeSet<u64>,
     stop: CancellationToken,
-) -> Vec<(LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>)> {
+) -> Vec<Result<Answered, EngineError>> {
     let mut answers = Vec::new();
     if !stop.is_cancelled() {
         let hints_of = |users: &[DueUser]| {
@@ -89,5 +110,5 @@ async fn look_up_batch(
         answers = source.lookup_batch(&keys, &stop).await;
     }
     let mut answers = answers.into_iter();
-    batch.into_iter().map(|(key, users)| (key, users, answers.next().flatten())).collect()
+    batch.into_iter().map(|(key, users)| Ok((key, users, answers.next().flatten()))).collect()
 }

@@ -2,29 +2,56 @@
 //! (the most recently seen); those in the window whose last check is older than the refresh interval
 //! are due, grouped by lookup key (users sharing an email share one lookup), pending ones and the
 //! oldest checks first, at most `max_lookups_per_run` keys.
+//!
+//! The plan never lives whole in memory: every usable row goes through three sorts that spill to
+//! temporary files past a budget (by identity, to keep one row each; by key, to group the due users;
+//! by priority, to order the lookups), and a capped run keeps only its best keys in a bounded heap.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
+use super::spill::Spill;
 use super::{Connection, EngineError, PROGRESS_EVERY, SyncRequest};
-use crate::digest::stable_hash;
 use crate::events::{InternalEvent, RowSkipped, SeveralEmails};
 use crate::{
     DirectoryError, DueRule, LookupKey, Outcome, RunSummary, SkipReason, Source, StateError, StateStore,
     UserRecord, UserState,
 };
 
+/// How many bytes of entries each of the reading phase's sorts holds in memory before it writes a
+/// sorted run to disk. The engine's tests use a few hundred, so that every one of them plans through
+/// runs on disk.
+#[cfg(not(test))]
+const SPILL_BUDGET: usize = 8 << 20;
+#[cfg(test)]
+const SPILL_BUDGET: usize = 512;
+
 /// A due user with what is remembered of it.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) struct DueUser {
     pub(super) record: UserRecord,
     pub(super) previous: Option<UserState>,
 }
 
-/// The lookups of a run, in the order they should happen.
-pub(super) type Plan = Vec<(LookupKey, Vec<DueUser>)>;
+/// One lookup of the plan: a key and every due user it serves.
+pub(super) type PlannedLookup = (LookupKey, Vec<DueUser>);
+
+/// The lookups of a run, in the order they should happen, read from disk as they are needed.
+pub(super) struct Plan {
+    pub(super) lookups: u64,
+    pub(super) users: u64,
+    pub(super) order: Box<dyn Iterator<Item = Result<PlannedLookup, EngineError>> + Send>,
+}
+
+impl Plan {
+    pub(super) fn empty() -> Self {
+        Self { lookups: 0, users: 0, order: Box::new(std::iter::empty()) }
+    }
+}
 
 /// Users the reading phase passes over.
 pub(super) struct Skip<'a> {
@@ -43,6 +70,37 @@ pub(super) async fn read_due_users(
     now: DateTime<Utc>,
     summary: &mut RunSummary,
 ) -> Result<Plan, EngineError> {
+    let rows = read_rows(connection, store, request, skip, now, summary).await?;
+    let due = one_row_per_identity(rows, summary)?;
+    if summary.identities_with_several_emails > 0 {
+        let identities = summary.identities_with_several_emails;
+        SeveralEmails { connection: &connection.name, identities }.emit();
+    }
+    order_lookups(due, connection.schedule.max_lookups_per_run, summary)
+}
+
+/// Where a row sorts among the rows read: by identity, the most recently seen first, and among those
+/// seen equally recently the first read (the sort is stable).
+type RowOrder = (String, Reverse<DateTime<Utc>>);
+
+/// A usable roster row, judged.
+#[derive(Serialize, Deserialize)]
+struct Row {
+    /// Its place in the roster, which orders the users of a key.
+    seq: u64,
+    key_digest: u64,
+    fate: Fate,
+}
+
+/// Streams the roster into a sort by identity, each usable row judged on the way.
+async fn read_rows(
+    connection: &Connection,
+    store: &dyn StateStore,
+    request: &SyncRequest,
+    skip: &Skip<'_>,
+    now: DateTime<Utc>,
+    summary: &mut RunSummary,
+) -> Result<Spill<RowOrder, Row>, EngineError> {
     let name = connection.name.as_str();
     let progress = request.progress.as_ref();
     let mut users = match connection.users.users(request.seen_since).await {
@@ -63,7 +121,7 @@ pub(super) async fn read_due_users(
         },
         now,
     };
-    let mut planner = Planner::default();
+    let mut rows = Spill::new(SPILL_BUDGET);
     while let Some(item) = users.next().await {
         let mut user = match item {
             Ok(user) => user,
@@ -107,27 +165,176 @@ pub(super) async fn read_due_users(
         if skip.resumed.contains(&user.identity) {
             continue;
         }
-        let digest = key.digest();
-        if !planner.takes(&user, digest, summary) {
-            continue;
-        }
-        let fate = judge.fate(&user.identity, key, digest, summary)?;
-        planner.settle(user, fate);
+        let key_digest = key.digest();
+        let order = (user.identity.clone(), Reverse(user.last_seen));
+        let fate = judge.fate(user, key, key_digest)?;
+        rows.push(order, &Row { seq: summary.read, key_digest, fate }).map_err(spill_failed)?;
     }
     progress.read(summary.read);
-    if summary.identities_with_several_emails > 0 {
-        SeveralEmails { connection: name, identities: summary.identities_with_several_emails }.emit();
+    Ok(rows)
+}
+
+/// The row an identity is enriched from: its most recently seen one (the first of equals), so that
+/// an identity listed with several emails gets the same one every run.
+struct Chosen {
+    identity: String,
+    key_digest: u64,
+    several_emails: bool,
+}
+
+/// Keeps each identity's chosen row and counts what became of it; the due ones go into a sort by key,
+/// in roster order within a key.
+fn one_row_per_identity(
+    rows: Spill<RowOrder, Row>,
+    summary: &mut RunSummary,
+) -> Result<Spill<(LookupKey, u64), DueUser>, EngineError> {
+    let mut due = Spill::new(SPILL_BUDGET);
+    let mut chosen: Option<Chosen> = None;
+    for entry in rows.sorted().map_err(spill_failed)? {
+        let ((identity, _), row) = entry.map_err(spill_failed)?;
+        if let Some(chosen) = chosen.as_mut().filter(|chosen| chosen.identity == identity) {
+            summary.duplicate_identities += 1;
+            if row.key_digest != chosen.key_digest && !chosen.several_emails {
+                chosen.several_emails = true;
+                summary.identities_with_several_emails += 1;
+            }
+            continue;
+        }
+        match row.fate {
+            Fate::Due(key, user) => {
+                summary.due += 1;
+                due.push((key, row.seq), &*user).map_err(spill_failed)?;
+            }
+            Fate::UpToDate => summary.up_to_date += 1,
+            Fate::Skipped(reason) => {
+                summary.skipped += 1;
+                summary.note(&format!("skipped: {reason}"), 1);
+            }
+        }
+        chosen = Some(Chosen { identity, key_digest: row.key_digest, several_emails: false });
     }
-    let mut plan: Plan = planner.due.into_iter().collect();
-    // Pending lookups first (Clearbit is fetching them), then never checked, then the oldest checks.
-    plan.sort_by_cached_key(|(_, users)| users.iter().map(priority).min());
-    if let Some(limit) = connection.schedule.max_lookups_per_run {
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        if plan.len() > limit {
-            summary.deferred = plan.drain(limit..).map(|(_, users)| users.len() as u64).sum();
+    Ok(due)
+}
+
+/// Lower comes first: pending lookups (the source is fetching them), then never checked users, then
+/// the oldest checks.
+type Priority = (u8, Option<DateTime<Utc>>);
+
+fn priority(user: &DueUser) -> Priority {
+    match &user.previous {
+        Some(state) if state.outcome == Outcome::Pending => (0, None),
+        None => (1, None),
+        Some(state) => (2, state.checked_at),
+    }
+}
+
+/// Groups the due users by key and orders the keys by their most urgent user: all of them through a
+/// sort on disk, or, when the run is capped, only the best `max_lookups_per_run` in a bounded heap.
+fn order_lookups(
+    due: Spill<(LookupKey, u64), DueUser>,
+    max_lookups: Option<u64>,
+    summary: &mut RunSummary,
+) -> Result<Plan, EngineError> {
+    let mut order = match max_lookups {
+        Some(limit) => {
+            Order::Capped { limit: usize::try_from(limit).unwrap_or(usize::MAX), best: BinaryHeap::new() }
+        }
+        None => Order::Uncapped { sorted: Spill::new(SPILL_BUDGET), lookups: 0, users: 0 },
+    };
+    let mut group: Option<PlannedLookup> = None;
+    for entry in due.sorted().map_err(spill_failed)? {
+        let ((key, _), user) = entry.map_err(spill_failed)?;
+        match &mut group {
+            Some((current, users)) if *current == key => users.push(user),
+            _ => {
+                if let Some((key, users)) = group.replace((key, vec![user])) {
+                    order.add(key, users, summary).map_err(spill_failed)?;
+                }
+            }
         }
     }
-    Ok(plan)
+    if let Some((key, users)) = group {
+        order.add(key, users, summary).map_err(spill_failed)?;
+    }
+    order.into_plan().map_err(spill_failed)
+}
+
+/// How the lookups are being ordered.
+enum Order {
+    Capped { limit: usize, best: BinaryHeap<Candidate> },
+    Uncapped { sorted: Spill<(Priority, LookupKey), Vec<DueUser>>, lookups: u64, users: u64 },
+}
+
+impl Order {
+    fn add(&mut self, key: LookupKey, users: Vec<DueUser>, summary: &mut RunSummary) -> std::io::Result<()> {
+        let priority = users.iter().map(priority).min().unwrap_or((u8::MAX, None));
+        match self {
+            Self::Capped { limit, best } => {
+                best.push(Candidate { priority, key, users });
+                if best.len() > *limit
+                    && let Some(worst) = best.pop()
+                {
+                    summary.deferred += worst.users.len() as u64;
+                }
+                Ok(())
+            }
+            Self::Uncapped { sorted, lookups, users: planned_users } => {
+                *lookups += 1;
+                *planned_users += users.len() as u64;
+                sorted.push((priority, key), &users)
+            }
+        }
+    }
+
+    fn into_plan(self) -> std::io::Result<Plan> {
+        let (lookups, users, order): (_, _, Box<dyn Iterator<Item = _> + Send>) = match self {
+            Self::Capped { best, .. } => {
+                let best = best.into_sorted_vec();
+                let users = best.iter().map(|candidate| candidate.users.len() as u64).sum();
+                let lookups = best.len() as u64;
+                let order = best.into_iter().map(|candidate| Ok((candidate.key, candidate.users)));
+                (lookups, users, Box::new(order))
+            }
+            Self::Uncapped { sorted, lookups, users } => {
+                let order = sorted.sorted()?.map(|entry| entry.map(|((_, key), users)| (key, users)));
+                (lookups, users, Box::new(order.map(|entry| entry.map_err(spill_failed))))
+            }
+        };
+        Ok(Plan { lookups, users, order })
+    }
+}
+
+/// A lookup competing for a place in a capped run, ranked by priority, then by key.
+struct Candidate {
+    priority: Priority,
+    key: LookupKey,
+    users: Vec<DueUser>,
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.priority, &self.key).cmp(&(&other.priority, &other.key))
+    }
+}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for Candidate {}
+
+/// A temporary file of the plan failed (a full disk): the run cannot go on.
+fn spill_failed(error: impl std::fmt::Display) -> EngineError {
+    let folder = std::env::temp_dir();
+    EngineError::Connection(format!("cannot keep the run's plan in {}: {error}", folder.display()))
 }
 
 /// Decides whether a roster row is skipped, due or up to date.
@@ -140,123 +347,30 @@ struct DueJudge<'a> {
 }
 
 impl DueJudge<'_> {
-    /// What becomes of a user with this key, counted in the summary.
-    fn fate(
-        &self,
-        identity: &str,
-        key: LookupKey,
-        digest: u64,
-        summary: &mut RunSummary,
-    ) -> Result<Fate, StateError> {
+    /// What becomes of a user with this key (counted once the identity's row is chosen).
+    fn fate(&self, user: UserRecord, key: LookupKey, digest: u64) -> Result<Fate, StateError> {
         let declined = if self.skip.suppressed.contains(&digest) {
             Some("forgotten on request")
         } else {
             self.source.declines(&key)
         };
         if let Some(reason) = declined {
-            summary.skipped += 1;
-            summary.note(&format!("skipped: {reason}"), 1);
-            return Ok(Fate::Skipped(reason));
+            return Ok(Fate::Skipped(reason.to_owned()));
         }
-        let previous = self.store.user(identity)?;
+        let previous = self.store.user(&user.identity)?;
         if previous.as_ref().is_none_or(|state| state.is_due(digest, self.now, self.rule)) {
-            summary.due += 1;
-            Ok(Fate::Due(key, previous))
+            Ok(Fate::Due(key, Box::new(DueUser { record: user, previous })))
         } else {
-            summary.up_to_date += 1;
             Ok(Fate::UpToDate)
         }
     }
 }
 
-/// What the reading phase made of an identity's row: due (with the user's state), up to date, or
-/// skipped (and why).
+/// What the reading phase made of a row: due (with the user's state), up to date, or skipped (and
+/// why).
+#[derive(Serialize, Deserialize)]
 enum Fate {
-    Due(LookupKey, Option<UserState>),
+    Due(LookupKey, Box<DueUser>),
     UpToDate,
-    Skipped(&'static str),
-}
-
-/// The row an identity is enriched from: its most recently seen one (the first of equals), so that
-/// an identity listed with several emails gets the same one every run.
-struct Chosen {
-    last_seen: DateTime<Utc>,
-    key_digest: u64,
-    several_emails: bool,
-    /// How the row was counted, so that a more recent row can take its place (a due row's state is
-    /// held by the plan, not here); `None` until settled.
-    counted: Option<Fate>,
-}
-
-/// The due users of a run, grouped by key, with one row per identity. Remembers every identity read
-/// (a hash, a time and a digest each), so that a later, more recent row can replace an earlier one.
-#[derive(Default)]
-struct Planner {
-    due: BTreeMap<LookupKey, Vec<DueUser>>,
-    chosen: HashMap<u64, Chosen>,
-}
-
-impl Planner {
-    /// Whether this row is the one to use for its identity so far; counts the duplicate if the
-    /// identity was read before, and takes back what its earlier row was counted as if this one
-    /// replaces it.
-    fn takes(&mut self, user: &UserRecord, key_digest: u64, summary: &mut RunSummary) -> bool {
-        let identity_hash = stable_hash([user.identity.as_bytes()]);
-        let Some(chosen) = self.chosen.get_mut(&identity_hash) else {
-            let chosen =
-                Chosen { last_seen: user.last_seen, key_digest, several_emails: false, counted: None };
-            self.chosen.insert(identity_hash, chosen);
-            return true;
-        };
-        summary.duplicate_identities += 1;
-        if chosen.key_digest != key_digest && !chosen.several_emails {
-            chosen.several_emails = true;
-            summary.identities_with_several_emails += 1;
-        }
-        if user.last_seen <= chosen.last_seen {
-            return false;
-        }
-        match chosen.counted.take() {
-            Some(Fate::Skipped(reason)) => {
-                summary.skipped -= 1;
-                summary.unnote(&format!("skipped: {reason}"), 1);
-            }
-            Some(Fate::Due(key, _)) => {
-                summary.due -= 1;
-                if let Some(users) = self.due.get_mut(&key) {
-                    users.retain(|due| due.record.identity != user.identity);
-                    if users.is_empty() {
-                        self.due.remove(&key);
-                    }
-                }
-            }
-            Some(Fate::UpToDate) => summary.up_to_date -= 1,
-            None => {}
-        }
-        chosen.last_seen = user.last_seen;
-        chosen.key_digest = key_digest;
-        true
-    }
-
-    /// Records what became of the row [`Planner::takes`] chose.
-    fn settle(&mut self, user: UserRecord, fate: Fate) {
-        let identity_hash = stable_hash([user.identity.as_bytes()]);
-        let Some(chosen) = self.chosen.get_mut(&identity_hash) else { return };
-        chosen.counted = Some(match fate {
-            Fate::Due(key, previous) => {
-                self.due.entry(key.clone()).or_default().push(DueUser { record: user, previous });
-                Fate::Due(key, None)
-            }
-            counted @ (Fate::UpToDate | Fate::Skipped(_)) => counted,
-        });
-    }
-}
-
-/// Lower comes first.
-fn priority(user: &DueUser) -> (u8, Option<DateTime<Utc>>) {
-    match &user.previous {
-        Some(state) if state.outcome == Outcome::Pending => (0, None),
-        None => (1, None),
-        Some(state) => (2, state.checked_at),
-    }
+    Skipped(String),
 }

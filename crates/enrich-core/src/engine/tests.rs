@@ -9,7 +9,8 @@ use futures::StreamExt;
 use super::*;
 use crate::{
     ConnectorError, DirectoryError, KeyKind, Lookup, LookupHints, MemoryStateStore, Outcome, Properties,
-    PropertyInfo, PropertyKind, PropertyValue, Record, Refused, UserRecord, UserStream, UserUpdate,
+    PropertyInfo, PropertyKind, PropertyValue, Record, Refused, UserRecord, UserState, UserStream,
+    UserUpdate,
 };
 
 #[derive(Debug, Default)]
@@ -576,6 +577,57 @@ async fn max_lookups_per_run_defers_the_rest_and_takes_never_checked_users_first
     let second_round: Vec<&String> =
         asked_second.iter().filter(|email| !checked_first.contains(email)).collect();
     assert_eq!(second_round.len(), 2, "the second run asks users never checked before: {asked_second:?}");
+}
+
+#[tokio::test]
+async fn a_capped_backlog_is_taken_in_runs_of_exactly_the_cap_each_key_once() {
+    // Every identity also has an older row with another email, which must never be asked.
+    let mut rows = users(300);
+    rows.extend((0..300).map(|i| user(&format!("u{i}"), Some(&format!("old{i}@x.com")), 1)));
+    let schedule = Schedule { max_lookups_per_run: Some(40), ..Schedule::default() };
+    let h = harness_with(FakeSource::default(), FakeSink::new(25), rows, schedule);
+    for run in 0..8_u64 {
+        let report = h.run().await;
+        let s = &report.run.summary;
+        let expected = 40.min(300 - run * 40);
+        assert_eq!((s.lookups, s.written), (expected, expected), "run {run}");
+        let due = 300 - run * 40;
+        assert_eq!((s.due, s.deferred, s.duplicate_identities), (due, due - expected, 300), "run {run}");
+    }
+    assert_eq!(h.run().await.run.summary.lookups, 0, "everyone is checked");
+    let mut expected: Vec<String> = (0..300).map(|i| format!("u{i}@x.com")).collect();
+    expected.sort();
+    assert_eq!(h.source.asked(), expected, "each most recent email once, never an older row's");
+}
+
+#[tokio::test]
+async fn an_uncapped_backlog_is_looked_up_once_per_key_pending_lookups_first() {
+    // 200 users, two to an email, planned through runs on disk.
+    let rows: Vec<_> =
+        (0..200).map(|i| user(&format!("u{i}"), Some(&format!("shared{}@x.com", i / 2)), 0)).collect();
+    let h = harness(FakeSource::default(), FakeSink::new(50), rows);
+    let pending_key = LookupKey::Email("shared77@x.com".into());
+    let pending = UserState {
+        key_hash: pending_key.digest(),
+        outcome: Outcome::Pending,
+        checked_at: None,
+        attempted_at: Utc::now(),
+        detail: None,
+        written_at: None,
+        properties_hash: None,
+        properties_written: 0,
+        written_properties: Vec::new(),
+        segments: Default::default(),
+    };
+    h.store.put_users(&[("u155".to_owned(), pending)]).unwrap();
+    let report = h.run().await;
+    let s = &report.run.summary;
+    assert_eq!((s.due, s.lookups, s.written), (200, 100, 200));
+    assert_eq!(h.source.asked.lock().unwrap()[0], "shared77@x.com", "the pending lookup first");
+    let asked = h.source.asked();
+    let mut distinct = asked.clone();
+    distinct.dedup();
+    assert_eq!((asked.len(), distinct.len()), (100, 100), "each email once");
 }
 
 #[tokio::test]
