@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{InternalEvent, RunStarted};
 use crate::{
-    ConnectionStatus, LookupKey, RunKind, RunRecord, RunSummary, Sink, Source, StateError, StateStore,
-    UserDirectory,
+    ConnectionState, ConnectionStatus, LookupKey, RunKind, RunRecord, RunSummary, Sink, Source, StateError,
+    StateStore, UserDirectory,
 };
 
 /// When a connection runs, which users it covers, and how much one run may spend.
@@ -167,7 +167,7 @@ pub async fn sync(
 
     let resumed = resume::resume(store.as_ref(), &sender).await?;
     summary.resumed = resumed.len() as u64;
-    let suppressed = store.connection()?.suppressed;
+    let ConnectionState { suppressed, property_names, .. } = store.connection()?;
     let mut fatal = None;
     let plan = if stop.is_cancelled() {
         read::Plan::empty()
@@ -192,6 +192,7 @@ pub async fn sync(
         segments: connection.source.segments(),
         sender: &sender,
         derived: Default::default(),
+        names: record::NameTable::new(property_names),
     };
     let progress = request.progress.as_ref();
     let lookup_fatal =

@@ -29,8 +29,8 @@ pub use property::{JoinedList, Properties, PropertyInfo, PropertyKind, PropertyV
 pub use sink::{Refused, Sink, UserUpdate};
 pub use source::{Lookup, Source};
 pub use state::{
-    ConnectionState, ConnectionStatus, DueRule, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,
-    RunSummary, StateError, StateStore, UserState, found_users,
+    ConnectionState, ConnectionStatus, DueRule, MemoryStateStore, Outcome, PendingWrite, PropertySet,
+    RunKind, RunRecord, RunSummary, StateError, StateStore, UserState, found_users,
 };
 pub use tokio_util::sync::CancellationToken;
 pub use user::{KeyKind, LookupHints, LookupKey, PersonName, SkipReason, UserRecord};

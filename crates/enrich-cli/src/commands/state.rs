@@ -47,7 +47,7 @@ enum Record {
     Header { format: String, version: u32 },
     Connection(ConnectionState),
     User { identity: String, state: UserState },
-    Pending(PendingWrite),
+    Pending(Box<PendingWrite>),
 }
 
 const FORMAT: &str = "enrich-state";
@@ -88,7 +88,7 @@ fn write_export(store: &dyn StateStore, out: &mut impl Write) -> anyhow::Result<
     }
     let pending = store.pending()?;
     for write in &pending {
-        line(&Record::Pending(write.clone()))?;
+        line(&Record::Pending(Box::new(write.clone())))?;
     }
     out.flush()?;
     Ok((users, pending.len() as u64))
@@ -137,7 +137,7 @@ fn read_import(store: &dyn StateStore, input: impl BufRead) -> anyhow::Result<(u
                 user_count += 1;
             }
             Record::Pending(write) => {
-                pending.push(write);
+                pending.push(*write);
                 pending_count += 1;
             }
         }

@@ -2,7 +2,7 @@
 //! pending writes, stored and then handed to the writer; pending, invalid and failed lookups are
 //! committed at once, since nothing needs writing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::sync::mpsc;
@@ -11,8 +11,8 @@ use super::read::DueUser;
 use crate::digest::stable_hash;
 use crate::events::{InternalEvent, LookupFailed, ValuesCut};
 use crate::{
-    ConnectorError, Lookup, LookupKey, Outcome, PendingWrite, Properties, PropertyValue, Record, RunSummary,
-    Segment, Source, StateError, StateStore, UserState, UserUpdate,
+    ConnectorError, Lookup, LookupKey, Outcome, PendingWrite, Properties, PropertySet, PropertyValue, Record,
+    RunSummary, Segment, Source, StateError, StateStore, UserState, UserUpdate,
 };
 
 /// Records the lookups of one run as they complete.
@@ -24,6 +24,51 @@ pub(super) struct Recorder<'a> {
     pub(super) sender: &'a mpsc::Sender<PendingWrite>,
     /// Names derived for attributes the source's catalogue does not know (property → attribute path).
     pub(super) derived: BTreeMap<String, String>,
+    pub(super) names: NameTable,
+}
+
+/// The connection's property names, each at its position ([`crate::ConnectionState::property_names`]).
+pub(super) struct NameTable {
+    names: Vec<String>,
+    positions: HashMap<String, usize>,
+    /// Names were added since the table was last stored.
+    grown: bool,
+}
+
+impl NameTable {
+    pub(super) fn new(names: Vec<String>) -> Self {
+        let positions = names.iter().enumerate().map(|(at, name)| (name.clone(), at)).collect();
+        Self { names, positions, grown: false }
+    }
+
+    /// The set of these names, each added to the table if it is new.
+    fn set_of<'n>(&mut self, names: impl Iterator<Item = &'n String>) -> PropertySet {
+        let mut set = PropertySet::default();
+        for name in names {
+            let position = match self.positions.get(name) {
+                Some(position) => *position,
+                None => {
+                    self.names.push(name.clone());
+                    self.positions.insert(name.clone(), self.names.len() - 1);
+                    self.grown = true;
+                    self.names.len() - 1
+                }
+            };
+            set.insert(position);
+        }
+        set
+    }
+
+    /// Stores the table if it grew: before any user state that refers to its new positions.
+    fn store_if_grown(&mut self, store: &dyn StateStore) -> Result<(), StateError> {
+        if self.grown {
+            let mut state = store.connection()?;
+            state.property_names.clone_from(&self.names);
+            store.put_connection(&state)?;
+            self.grown = false;
+        }
+        Ok(())
+    }
 }
 
 impl Recorder<'_> {
@@ -98,11 +143,13 @@ impl Recorder<'_> {
         }
         let Record { properties, derived, .. } = record;
         self.derived.extend(derived.into_iter().map(|(path, property)| (property, path)));
+        let checked_property = self.source.checked_property();
         let check =
-            Check::new(outcome, key_hash, properties, self.source.checked_property(), &self.segments, now);
+            Check::new(outcome, key_hash, properties, checked_property, &self.segments, now, &mut self.names);
+        self.names.store_if_grown(self.store)?;
         let mut pending = Vec::with_capacity(users.len());
         for user in users {
-            let prepared = check.pending_write(user);
+            let prepared = check.pending_write(user, &self.names);
             summary.unchanged += u64::from(prepared.unchanged);
             summary.cleared += prepared.cleared;
             pending.push(prepared.write);
@@ -134,6 +181,7 @@ fn fresh_state(key_hash: u64, now: DateTime<Utc>) -> UserState {
         written_at: None,
         properties_hash: None,
         properties_written: 0,
+        written: PropertySet::default(),
         written_properties: Vec::new(),
         segments: BTreeMap::new(),
     }
@@ -167,6 +215,8 @@ struct Check<'a> {
     properties_hash: u64,
     /// The names this check leaves set, the check date included, sorted.
     names: Vec<String>,
+    /// The same names as a set of the connection's.
+    written: PropertySet,
     checked_property: &'a str,
     /// The values of the source's report segments, which the state keeps.
     segment_values: BTreeMap<String, String>,
@@ -190,6 +240,7 @@ impl<'a> Check<'a> {
         checked_property: &'a str,
         segments: &[Segment],
         now: DateTime<Utc>,
+        table: &mut NameTable,
     ) -> Self {
         let segment_values = segments
             .iter()
@@ -203,20 +254,37 @@ impl<'a> Check<'a> {
         if let Err(at) = names.binary_search_by(|name| name.as_str().cmp(checked_property)) {
             names.insert(at, checked_property.to_owned());
         }
-        Self { outcome, key_hash, properties, properties_hash, names, checked_property, segment_values, now }
+        let written = table.set_of(names.iter());
+        Self {
+            outcome,
+            key_hash,
+            properties,
+            properties_hash,
+            names,
+            written,
+            checked_property,
+            segment_values,
+            now,
+        }
     }
 
-    /// The names last acknowledged for a user that this check no longer yields.
-    fn no_longer_true<'p>(&self, previous: &'p UserState) -> Vec<&'p String> {
-        previous.written_properties.iter().filter(|name| self.names.binary_search(name).is_err()).collect()
+    /// The names last acknowledged for a user that this check no longer yields (from the table, or
+    /// from a record that still holds the names themselves).
+    fn no_longer_true<'t>(&self, previous: &'t UserState, table: &'t NameTable) -> Vec<&'t String> {
+        let dropped = previous.written.positions().filter(|position| !self.written.contains(*position));
+        let mut names: Vec<&String> = dropped.filter_map(|position| table.names.get(position)).collect();
+        names.extend(
+            previous.written_properties.iter().filter(|name| self.names.binary_search(name).is_err()),
+        );
+        names
     }
 
     /// What to write for one user: everything (with what is no longer true emptied), or only the check
     /// date when nothing changed since the last acknowledged write.
-    fn pending_write(&self, user: DueUser) -> PreparedWrite {
+    fn pending_write(&self, user: DueUser, table: &NameTable) -> PreparedWrite {
         let properties_hash = self.properties_hash;
         let previous = user.previous.unwrap_or_else(|| fresh_state(self.key_hash, self.now));
-        let cleared = self.no_longer_true(&previous);
+        let cleared = self.no_longer_true(&previous, table);
         let unchanged = previous.written_at.is_some()
             && previous.outcome == self.outcome
             && previous.properties_hash == Some(properties_hash)
@@ -237,7 +305,8 @@ impl<'a> Check<'a> {
             written_at: Some(self.now),
             properties_hash: Some(properties_hash),
             properties_written: self.names.len(),
-            written_properties: self.names.clone(),
+            written: self.written.clone(),
+            written_properties: Vec::new(),
             segments: self.segment_values.clone(),
         };
         let cleared = cleared.len() as u64;

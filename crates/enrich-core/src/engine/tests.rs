@@ -235,6 +235,17 @@ fn harness_with(
 }
 
 impl Harness {
+    /// The names of the properties a user's state says were last written, sorted.
+    fn written_names(&self, identity: &str) -> Vec<String> {
+        let table = self.store.connection().unwrap().property_names;
+        let state = &self.store.user_states()[identity];
+        assert!(state.written_properties.is_empty(), "names are kept once per connection, not per user");
+        let mut names: Vec<String> =
+            state.written.positions().map(|position| table[position].clone()).collect();
+        names.sort();
+        names
+    }
+
     async fn run(&self) -> SyncReport {
         let request = SyncRequest::over_window(RunKind::Manual, &self.connection.schedule, Utc::now());
         sync(&self.connection, self.store.clone(), request).await.unwrap()
@@ -376,6 +387,38 @@ async fn users_refused_one_by_one_fail_alone_and_stay_pending() {
 }
 
 #[tokio::test]
+async fn a_record_holding_the_names_themselves_is_cleared_from_them_and_stored_compact() {
+    let h = harness_with(
+        FakeSource::with(&[("u0@x.com", found("Acme"))]),
+        FakeSink::new(10),
+        users(1),
+        always_refresh(),
+    );
+    let legacy = UserState {
+        key_hash: LookupKey::Email("u0@x.com".into()).digest(),
+        outcome: Outcome::Found,
+        checked_at: Some(Utc::now() - chrono::Duration::days(2)),
+        attempted_at: Utc::now() - chrono::Duration::days(2),
+        detail: None,
+        written_at: Some(Utc::now() - chrono::Duration::days(2)),
+        properties_hash: Some(1),
+        properties_written: 3,
+        written: Default::default(),
+        written_properties: vec![
+            "Company Name".into(),
+            "Company Tech".into(),
+            "Fake: Date Last Checked".into(),
+        ],
+        segments: Default::default(),
+    };
+    h.store.put_users(&[("u0".to_owned(), legacy)]).unwrap();
+    let report = h.run().await;
+    assert_eq!(report.run.summary.cleared, 1);
+    assert_eq!(h.sink.written()["u0"]["Company Tech"], PropertyValue::Text(String::new()));
+    assert_eq!(h.written_names("u0"), ["Company Name", "Fake: Date Last Checked"]);
+}
+
+#[tokio::test]
 async fn properties_no_longer_true_are_written_empty_and_counted() {
     let mut two = Properties::new();
     two.insert("Company Name".into(), PropertyValue::text("Acme").0);
@@ -384,10 +427,7 @@ async fn properties_no_longer_true_are_written_empty_and_counted() {
         FakeSource::with(&[("u0@x.com", Ok(Lookup::Found(Record { properties: two, ..Record::default() })))]);
     let h = harness_with(source, FakeSink::new(10), users(1), always_refresh());
     h.run().await;
-    assert_eq!(
-        h.store.user_states()["u0"].written_properties,
-        ["Company Name", "Company Tech", "Fake: Date Last Checked"]
-    );
+    assert_eq!(h.written_names("u0"), ["Company Name", "Company Tech", "Fake: Date Last Checked"]);
 
     // A new employer without tech: the old tech is cleared.
     h.source.answer("u0@x.com", found("Bolt"));
@@ -404,7 +444,7 @@ async fn properties_no_longer_true_are_written_empty_and_counted() {
     let third = h.run().await;
     assert_eq!(third.run.summary.cleared, 1);
     assert_eq!(h.sink.written()["u0"]["Company Name"], PropertyValue::Text(String::new()));
-    assert_eq!(h.store.user_states()["u0"].written_properties, ["Fake: Date Last Checked"]);
+    assert_eq!(h.written_names("u0"), ["Fake: Date Last Checked"]);
 
     // Nothing left to clear: only the check date goes.
     h.sink.batches.lock().unwrap().clear();
@@ -616,6 +656,7 @@ async fn an_uncapped_backlog_is_looked_up_once_per_key_pending_lookups_first() {
         written_at: None,
         properties_hash: None,
         properties_written: 0,
+        written: Default::default(),
         written_properties: Vec::new(),
         segments: Default::default(),
     };
