@@ -36,7 +36,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some("test") => test::test(),
         Some("docs") => docs(),
-        Some("bench") => tokio::runtime::Runtime::new()?.block_on(bench::bench()),
+        Some("bench") => tokio::runtime::Runtime::new()?.block_on(bench::bench(bench_options()?)),
         Some("postgres") => match std::env::args().nth(2).as_deref() {
             Some("start") => {
                 let url = postgres::start()?;
@@ -51,7 +51,8 @@ fn main() -> anyhow::Result<()> {
                 "usage: cargo xtask TASK\n\n  demo [--warehouse] [--people-data-labs]   run the main job end to end against the emulator\n  \
                  test   every test, with PostgreSQL, Chromium and zsh set up first\n  \
                  docs   rewrite docs/properties.md, the property reference\n  \
-                 bench  measure the release binary against the emulator; writes BENCHMARKS.md\n  \
+                 bench [--only GROUP] [--shrink N]   measure the release binary against the emulator; writes\n         \
+                 BENCHMARKS.md (not with --only or --shrink, which check benchmarks at a smaller size)\n  \
                  postgres start|stop   a PostgreSQL server on loopback for the warehouse tests"
             );
             std::process::exit(2)
@@ -247,6 +248,26 @@ const REFERENCE_END: &str = "<!-- properties:end -->";
 
 /// Rewrites docs/properties.md's table with what `enrich properties` lists for a connection with
 /// Clearbit's default selection.
+/// `cargo xtask bench`'s flags: `--only GROUP` and `--shrink N`.
+fn bench_options() -> anyhow::Result<bench::Options> {
+    let mut options = bench::Options { only: None, shrink: 1 };
+    let mut flags = std::env::args().skip(2);
+    while let Some(flag) = flags.next() {
+        let value = flags.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--only" => {
+                let group = bench::Group::named(&value).with_context(|| {
+                    format!("no benchmark group {value:?}; the groups: {}", bench::Group::NAMES)
+                })?;
+                options.only = Some(group);
+            }
+            "--shrink" => options.shrink = value.parse().with_context(|| format!("--shrink {value:?}"))?,
+            _ => bail!("unknown flag {flag}: cargo xtask bench [--only GROUP] [--shrink N]"),
+        }
+    }
+    Ok(options)
+}
+
 fn docs() -> anyhow::Result<()> {
     let root = workspace_root();
     let [enrich] = build(&root, Profile::Dev, [Target::ENRICH])?;

@@ -304,6 +304,7 @@ mod tests {
             written_at: None,
             properties_hash: None,
             properties_written: 0,
+            written: Default::default(),
             written_properties: Vec::new(),
             segments: segments
                 .iter()

@@ -52,6 +52,10 @@ pub fn user_state(key_hash: u64, outcome: Outcome) -> UserState {
         written_at: None,
         properties_hash: Some(7),
         properties_written: 12,
+        written: [0, 3, 70].into_iter().fold(crate::PropertySet::default(), |mut set, position| {
+            set.insert(position);
+            set
+        }),
         written_properties: vec!["Company Industry".to_owned()],
         segments: [("Company Industry".to_owned(), "Banks".to_owned())].into(),
     }

@@ -29,14 +29,14 @@ pub use cache::{CachedResult, ResultCache};
 pub use config::{FieldError, ensure_valid, is_loopback_host};
 pub use connector::{Billing, Secret, SinkSettings, SourceSettings, UsersSettings};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
-pub use engine::{Connection, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
+pub use engine::{Connection, EngineError, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;
 pub use property::{JoinedList, Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
 pub use sink::{Refused, Sink, UserUpdate, ValueRules};
 pub use source::{Lookup, Source};
 pub use state::{
-    ConnectionState, ConnectionStatus, DueRule, MemoryStateStore, Outcome, PendingWrite, RunKind, RunRecord,
-    RunSummary, StateError, StateStore, UserState, found_users,
+    ConnectionState, ConnectionStatus, DueRule, MemoryStateStore, Outcome, PendingWrite, PropertySet,
+    RunKind, RunRecord, RunSummary, StateError, StateStore, UserState, found_users,
 };
 pub use tokio_util::sync::CancellationToken;
 pub use user::{KeyKind, LookupHints, LookupKey, PersonName, SkipReason, UserRecord};

@@ -48,14 +48,48 @@ pub struct UserState {
     pub properties_hash: Option<u64>,
     /// How many properties the last acknowledged write carried.
     pub properties_written: usize,
-    /// The names of the properties the last acknowledged check left set, sorted: a later check that
-    /// yields fewer clears the rest. Names, not hashes, since a property dropped from the selection or
-    /// renamed must still be named to be cleared.
+    /// The properties the last acknowledged check left set, as positions in the connection's
+    /// [`ConnectionState::property_names`]: a later check that yields fewer clears the rest. Names
+    /// (kept once per connection), not hashes, since a property dropped from the selection or renamed
+    /// must still be named to be cleared.
+    #[serde(default, skip_serializing_if = "PropertySet::is_empty")]
+    pub written: PropertySet,
+    /// The names themselves, sorted, as records stored before the names moved to the connection held
+    /// them: read and honoured, never written again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub written_properties: Vec<String>,
     /// The values of the source's report segments (property name → value) as last written.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub segments: BTreeMap<String, String>,
+}
+
+/// A set of positions in a connection's [`ConnectionState::property_names`], one bit each: what a user
+/// carries in a few bytes, however many and however long the names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PropertySet(Vec<u64>);
+
+impl PropertySet {
+    pub fn insert(&mut self, position: usize) {
+        let (word, bit) = (position / 64, position % 64);
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
+    }
+
+    pub fn contains(&self, position: usize) -> bool {
+        self.0.get(position / 64).is_some_and(|word| word & (1 << (position % 64)) != 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|word| *word == 0)
+    }
+
+    /// The positions in the set, in order.
+    pub fn positions(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.0.len() * 64).filter(|position| self.contains(*position))
+    }
 }
 
 /// How long a completed check stays good: found and not-found answers for `refresh`, an invalid key
@@ -267,6 +301,11 @@ pub struct ConnectionState {
     pub derived_properties: BTreeMap<String, String>,
     /// Digests of lookup keys forgotten on request (`enrich forget`): never looked up again.
     pub suppressed: BTreeSet<u64>,
+    /// Every property name a check of this connection left set, once each, in the order first met:
+    /// user states name what they carry by position here ([`UserState::written`]). Stored before any
+    /// user state that refers to a new position.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub property_names: Vec<String>,
     /// The latest runs, oldest first, at most [`RUN_HISTORY`].
     pub runs: Vec<RunRecord>,
 }
@@ -478,6 +517,7 @@ mod tests {
             written_at: None,
             properties_hash: None,
             properties_written: 0,
+            written: PropertySet::default(),
             written_properties: Vec::new(),
             segments: Default::default(),
         }
@@ -510,6 +550,18 @@ mod tests {
         let rule = DueRule { refresh: day, invalid_retry_after: Some(day * 30) };
         assert!(state(Outcome::Found, Some(-1), now).is_due(7, now, rule), "a clock set forward, then fixed");
         assert!(!state(Outcome::Found, Some(0), now).is_due(7, now, rule), "checked just now");
+    }
+
+    #[test]
+    fn a_property_set_holds_positions_past_a_word() {
+        let mut set = PropertySet::default();
+        assert!(set.is_empty());
+        for position in [0, 5, 63, 64, 130] {
+            set.insert(position);
+        }
+        assert_eq!(set.positions().collect::<Vec<_>>(), [0, 5, 63, 64, 130]);
+        assert!(!set.contains(6) && !set.contains(1000));
+        assert_eq!(serde_json::to_string(&set).unwrap(), format!("[{},{},4]", 1_u64 | 1 << 5 | 1 << 63, 1));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// One user from a directory: who they are in the analytics tool and what a source can look up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// The analytics tool's identity (Heap's `identity`): how Heap addresses the user. `None` for an
     /// anonymous user, who is then addressed by `user_id` (a directory gives one or the other, or both).
@@ -24,7 +24,7 @@ pub struct UserRecord {
 }
 
 /// A person's name as a roster holds it, either part possibly missing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonName {
     pub given: Option<String>,
     pub family: Option<String>,
@@ -92,7 +92,7 @@ pub enum KeyKind {
 }
 
 /// A normalised lookup key: users with equal keys share one lookup.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum LookupKey {
     Email(String),
     Ip(IpAddr),

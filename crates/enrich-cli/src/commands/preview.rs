@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use enrich_core::{MemoryStateStore, RunPlan, SourceSettings, StateStore, SyncRequest};
+use enrich_core::{EngineError, MemoryStateStore, RunPlan, SourceSettings, StateStore, SyncRequest};
 
 use super::config_folder;
 use crate::config::{Config, ConnectionConfig};
@@ -28,7 +28,11 @@ pub async fn plan(
         Some(store) => store,
         None => Arc::new(MemoryStateStore::default()),
     };
-    Ok(enrich_core::plan(&built, store.as_ref(), request).await?)
+    match enrich_core::plan(&built, store.as_ref(), request).await {
+        Ok(plan) => Ok(Ok(plan)),
+        Err(EngineError::Connection(error)) => Ok(Err(error)),
+        Err(EngineError::State(error)) => Err(error.into()),
+    }
 }
 
 /// What a plan costs: lookups are what is billed, users are who they serve; the source says how it

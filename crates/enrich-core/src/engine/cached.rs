@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{DueUser, Plan};
+use super::read::{DueUser, PlannedLookup};
 use crate::cache::fresh_result;
 use crate::{
     CachedResult, ConnectorError, Lookup, LookupKey, ResultCache, RunSummary, Source, StateError, StateStore,
@@ -23,28 +23,30 @@ pub(super) enum Origin {
 /// A key with its users, its answer (`None`: it was not asked) and where the answer came from.
 pub(super) type Answered = (LookupKey, Vec<DueUser>, Option<Result<Lookup, ConnectorError>>, Origin);
 
-/// Takes the keys with a fresh kept result out of `plan` (before it is capped: they cost no lookup).
-pub(super) fn take_cached(
-    store: &dyn StateStore,
-    source: &dyn Source,
-    plan: &mut Plan,
-    refresh: Duration,
-    now: DateTime<Utc>,
-) -> Result<Vec<Answered>, StateError> {
-    let mut served = Vec::new();
-    let mut to_look_up = Vec::with_capacity(plan.len());
-    for (key, users) in plan.drain(..) {
-        let kept = if source.caches(&key) { fresh_result(store, &key, refresh, now)? } else { None };
-        match kept {
+/// The kept results a run's plan may serve users from.
+pub(super) struct Kept<'a> {
+    pub(super) store: &'a dyn StateStore,
+    pub(super) source: &'a dyn Source,
+    pub(super) refresh: Duration,
+    pub(super) now: DateTime<Utc>,
+}
+
+impl Kept<'_> {
+    /// The key's users served from its fresh kept result (they cost no lookup, nor a place under the
+    /// cap), or the lookup back when the source keeps none for it or it expired.
+    pub(super) fn serve(&self, lookup: PlannedLookup) -> Result<Result<Answered, PlannedLookup>, StateError> {
+        let (key, users) = lookup;
+        if !self.source.caches(&key) {
+            return Ok(Err((key, users)));
+        }
+        Ok(match fresh_result(self.store, &key, self.refresh, self.now)? {
             Some(result) => {
                 let origin = Origin::Cached(result.checked_at);
-                served.push((key, users, Some(Ok(result.into_lookup())), origin));
+                Ok((key, users, Some(Ok(result.into_lookup())), origin))
             }
-            None => to_look_up.push((key, users)),
-        }
+            None => Err((key, users)),
+        })
     }
-    *plan = to_look_up;
-    Ok(served)
 }
 
 /// Counts an answer for `users` users: a lookup shared by all of them, or none at all.

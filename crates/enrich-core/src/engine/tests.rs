@@ -4,9 +4,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 
 use super::*;
-use crate::{KeyKind, MemoryStateStore, PropertyInfo, PropertyKind, Record, Refused, UserStream};
+use crate::{
+    ConnectorError, DirectoryError, KeyKind, Lookup, LookupHints, MemoryStateStore, Outcome, Properties,
+    PropertyInfo, PropertyKind, PropertyValue, Record, Refused, UserRecord, UserState, UserStream,
+    UserUpdate,
+};
 
 #[derive(Debug, Default)]
 struct FakeSource {
@@ -248,6 +253,17 @@ fn harness_with(
 }
 
 impl Harness {
+    /// The names of the properties a user's state says were last written, sorted.
+    fn written_names(&self, identity: &str) -> Vec<String> {
+        let table = self.store.connection().unwrap().property_names;
+        let state = &self.store.user_states()[identity];
+        assert!(state.written_properties.is_empty(), "names are kept once per connection, not per user");
+        let mut names: Vec<String> =
+            state.written.positions().map(|position| table[position].clone()).collect();
+        names.sort();
+        names
+    }
+
     async fn run(&self) -> SyncReport {
         let request = SyncRequest::over_window(RunKind::Manual, &self.connection.schedule, Utc::now());
         sync(&self.connection, self.store.clone(), request).await.unwrap()
@@ -392,6 +408,39 @@ async fn users_refused_one_by_one_fail_alone_and_stay_pending() {
 }
 
 #[tokio::test]
+async fn a_record_holding_the_names_themselves_is_cleared_from_them_and_stored_compact() {
+    let h = harness_with(
+        FakeSource::with(&[("u0@x.com", found("Acme"))]),
+        FakeSink::new(10),
+        users(1),
+        always_refresh(),
+    );
+    let legacy = UserState {
+        key_hash: LookupKey::Email("u0@x.com".into()).digest(),
+        fallback_hash: None,
+        outcome: Outcome::Found,
+        checked_at: Some(Utc::now() - chrono::Duration::days(2)),
+        attempted_at: Utc::now() - chrono::Duration::days(2),
+        detail: None,
+        written_at: Some(Utc::now() - chrono::Duration::days(2)),
+        properties_hash: Some(1),
+        properties_written: 3,
+        written: Default::default(),
+        written_properties: vec![
+            "Company Name".into(),
+            "Company Tech".into(),
+            "Fake: Date Last Checked".into(),
+        ],
+        segments: Default::default(),
+    };
+    h.store.put_users(&[("u0".to_owned(), legacy)]).unwrap();
+    let report = h.run().await;
+    assert_eq!(report.run.summary.cleared, 1);
+    assert_eq!(h.sink.written()["u0"]["Company Tech"], PropertyValue::Text(String::new()));
+    assert_eq!(h.written_names("u0"), ["Company Name", "Fake: Date Last Checked"]);
+}
+
+#[tokio::test]
 async fn properties_no_longer_true_are_written_empty_and_counted() {
     let mut two = Properties::new();
     two.insert("Company Name".into(), PropertyValue::text("Acme").0);
@@ -400,10 +449,7 @@ async fn properties_no_longer_true_are_written_empty_and_counted() {
         FakeSource::with(&[("u0@x.com", Ok(Lookup::Found(Record { properties: two, ..Record::default() })))]);
     let h = harness_with(source, FakeSink::new(10), users(1), always_refresh());
     h.run().await;
-    assert_eq!(
-        h.store.user_states()["u0"].written_properties,
-        ["Company Name", "Company Tech", "Fake: Date Last Checked"]
-    );
+    assert_eq!(h.written_names("u0"), ["Company Name", "Company Tech", "Fake: Date Last Checked"]);
 
     // A new employer without tech: the old tech is cleared.
     h.source.answer("u0@x.com", found("Bolt"));
@@ -420,7 +466,7 @@ async fn properties_no_longer_true_are_written_empty_and_counted() {
     let third = h.run().await;
     assert_eq!(third.run.summary.cleared, 1);
     assert_eq!(h.sink.written()["u0"]["Company Name"], PropertyValue::Text(String::new()));
-    assert_eq!(h.store.user_states()["u0"].written_properties, ["Fake: Date Last Checked"]);
+    assert_eq!(h.written_names("u0"), ["Fake: Date Last Checked"]);
 
     // Nothing left to clear: only the check date goes.
     h.sink.batches.lock().unwrap().clear();
@@ -593,6 +639,59 @@ async fn max_lookups_per_run_defers_the_rest_and_takes_never_checked_users_first
     let second_round: Vec<&String> =
         asked_second.iter().filter(|email| !checked_first.contains(email)).collect();
     assert_eq!(second_round.len(), 2, "the second run asks users never checked before: {asked_second:?}");
+}
+
+#[tokio::test]
+async fn a_capped_backlog_is_taken_in_runs_of_exactly_the_cap_each_key_once() {
+    // Every identity also has an older row with another email, which must never be asked.
+    let mut rows = users(300);
+    rows.extend((0..300).map(|i| user(&format!("u{i}"), Some(&format!("old{i}@x.com")), 1)));
+    let schedule = Schedule { max_lookups_per_run: Some(40), ..Schedule::default() };
+    let h = harness_with(FakeSource::default(), FakeSink::new(25), rows, schedule);
+    for run in 0..8_u64 {
+        let report = h.run().await;
+        let s = &report.run.summary;
+        let expected = 40.min(300 - run * 40);
+        assert_eq!((s.lookups, s.written), (expected, expected), "run {run}");
+        let due = 300 - run * 40;
+        assert_eq!((s.due, s.deferred, s.duplicate_identities), (due, due - expected, 300), "run {run}");
+    }
+    assert_eq!(h.run().await.run.summary.lookups, 0, "everyone is checked");
+    let mut expected: Vec<String> = (0..300).map(|i| format!("u{i}@x.com")).collect();
+    expected.sort();
+    assert_eq!(h.source.asked(), expected, "each most recent email once, never an older row's");
+}
+
+#[tokio::test]
+async fn an_uncapped_backlog_is_looked_up_once_per_key_pending_lookups_first() {
+    // 200 users, two to an email, planned through runs on disk.
+    let rows: Vec<_> =
+        (0..200).map(|i| user(&format!("u{i}"), Some(&format!("shared{}@x.com", i / 2)), 0)).collect();
+    let h = harness(FakeSource::default(), FakeSink::new(50), rows);
+    let pending_key = LookupKey::Email("shared77@x.com".into());
+    let pending = UserState {
+        key_hash: pending_key.digest(),
+        fallback_hash: None,
+        outcome: Outcome::Pending,
+        checked_at: None,
+        attempted_at: Utc::now(),
+        detail: None,
+        written_at: None,
+        properties_hash: None,
+        properties_written: 0,
+        written: Default::default(),
+        written_properties: Vec::new(),
+        segments: Default::default(),
+    };
+    h.store.put_users(&[("u155".to_owned(), pending)]).unwrap();
+    let report = h.run().await;
+    let s = &report.run.summary;
+    assert_eq!((s.due, s.lookups, s.written), (200, 100, 200));
+    assert_eq!(h.source.asked.lock().unwrap()[0], "shared77@x.com", "the pending lookup first");
+    let asked = h.source.asked();
+    let mut distinct = asked.clone();
+    distinct.dedup();
+    assert_eq!((asked.len(), distinct.len()), (100, 100), "each email once");
 }
 
 #[tokio::test]
