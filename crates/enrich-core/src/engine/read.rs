@@ -19,7 +19,7 @@ use super::spill::Spill;
 use super::{Connection, EngineError, PROGRESS_EVERY, SyncRequest};
 use crate::events::{InternalEvent, RowSkipped, SeveralEmails};
 use crate::{
-    DirectoryError, DueRule, LookupKey, Outcome, RunSummary, Sink, SkipReason, Source, StateError,
+    DirectoryError, DueRule, KeyKind, LookupKey, Outcome, RunSummary, Sink, SkipReason, Source, StateError,
     StateStore, UserRecord, UserState,
 };
 
@@ -372,12 +372,21 @@ struct DueJudge<'a> {
 }
 
 impl DueJudge<'_> {
+    /// Whether a user looked up by their email's domain asked to be forgotten by their email.
+    fn email_forgotten(&self, user: &UserRecord, key: &LookupKey) -> bool {
+        matches!(key, LookupKey::Domain(_))
+            && !self.skip.suppressed.is_empty()
+            && user
+                .lookup_key(KeyKind::Email)
+                .is_ok_and(|email| self.skip.suppressed.contains(&email.digest()))
+    }
+
     /// What becomes of a user with this key (counted once the identity's row is chosen).
     fn fate(&self, user: UserRecord, key: LookupKey, digest: u64) -> Result<Fate, StateError> {
         if let Some(reason) = self.sink.cannot_address(&user) {
             return Ok(Fate::Unaddressable(format!("skipped by {}: {reason}", self.sink.kind())));
         }
-        let declined = if self.skip.suppressed.contains(&digest) {
+        let declined = if self.skip.suppressed.contains(&digest) || self.email_forgotten(&user, &key) {
             Some("forgotten on request")
         } else {
             self.source.declines(&key)

@@ -12,8 +12,9 @@ use super::read::DueUser;
 use crate::digest::stable_hash;
 use crate::events::{InternalEvent, LookupFailed, ValuesCut};
 use crate::{
-    ConnectorError, Lookup, LookupKey, Outcome, PendingWrite, Properties, PropertySet, PropertyValue, Record,
-    RunSummary, Segment, Source, StateError, StateStore, UserState, UserUpdate,
+    ConnectorError, KeyKind, Lookup, LookupKey, Outcome, PendingWrite, Properties, PropertySet,
+    PropertyValue, Record, RunSummary, Segment, Source, StateError, StateStore, UserRecord, UserState,
+    UserUpdate,
 };
 
 /// Records the lookups of one run as they complete.
@@ -91,7 +92,11 @@ impl Recorder<'_> {
         if let Ok(lookup @ (Lookup::Found(_) | Lookup::NotFound(_))) = &result {
             cached::keep(self.store, self.source, key, lookup, origin, now)?;
         }
-        let digests = (key.digest(), fallback_hash);
+        let digests = Digests {
+            key: key.digest(),
+            sent_address: fallback_hash,
+            by_domain: matches!(key, LookupKey::Domain(_)),
+        };
         let count = users.len() as u64;
         match result {
             Ok(Lookup::Found(record)) => {
@@ -141,7 +146,7 @@ impl Recorder<'_> {
     async fn record_check(
         &mut self,
         outcome: Outcome,
-        digests: (u64, Option<u64>),
+        digests: Digests,
         record: Record,
         users: Vec<DueUser>,
         summary: &mut RunSummary,
@@ -203,19 +208,38 @@ fn fresh_state(key_hash: u64, now: DateTime<Utc>) -> UserState {
 fn commit_without_write(
     store: &dyn StateStore,
     users: &[DueUser],
-    (key_hash, fallback_hash): (u64, Option<u64>),
+    digests: Digests,
     update: impl Fn(UserState) -> UserState,
 ) -> Result<(), StateError> {
     let now = Utc::now();
+    let key_hash = digests.key;
     let states: Vec<(String, UserState)> = users
         .iter()
         .map(|user| {
             let previous = user.previous.clone().unwrap_or_else(|| fresh_state(key_hash, now));
-            let state = UserState { key_hash, fallback_hash, ..previous };
+            let state = UserState { key_hash, fallback_hash: digests.fallback_of(&user.record), ..previous };
             (user.record.state_key().into_owned(), update(state))
         })
         .collect();
     store.put_users(&states)
+}
+
+/// What a user's state must answer to for `forget`: the key's digest, and a second one — the address
+/// sent along with an email's lookup, or, for users looked up by their email's domain, their email.
+#[derive(Clone, Copy)]
+struct Digests {
+    key: u64,
+    sent_address: Option<u64>,
+    by_domain: bool,
+}
+
+impl Digests {
+    fn fallback_of(&self, user: &UserRecord) -> Option<u64> {
+        if self.by_domain {
+            return user.lookup_key(KeyKind::Email).ok().map(|email| email.digest());
+        }
+        self.sent_address
+    }
 }
 
 /// One completed check of one key, shared by every user with that key: what depends only on the
@@ -223,8 +247,7 @@ fn commit_without_write(
 struct Check<'a> {
     outcome: Outcome,
     key_hash: u64,
-    /// The digest of the address sent along with the key, if one was.
-    fallback_hash: Option<u64>,
+    digests: Digests,
     properties: Properties,
     properties_hash: u64,
     /// The names this check leaves set, the check date included, sorted.
@@ -249,7 +272,7 @@ struct PreparedWrite {
 impl<'a> Check<'a> {
     fn new(
         outcome: Outcome,
-        (key_hash, fallback_hash): (u64, Option<u64>),
+        digests: Digests,
         properties: Properties,
         checked_property: &'a str,
         segments: &[Segment],
@@ -271,8 +294,8 @@ impl<'a> Check<'a> {
         let written = table.set_of(names.iter());
         Self {
             outcome,
-            key_hash,
-            fallback_hash,
+            key_hash: digests.key,
+            digests,
             properties,
             properties_hash,
             names,
@@ -311,9 +334,10 @@ impl<'a> Check<'a> {
             self.checked_property.to_owned(),
             PropertyValue::Text(self.now.to_rfc3339_opts(SecondsFormat::Secs, true)),
         );
+        let fallback_hash = self.digests.fallback_of(&user.record);
         let acknowledged = UserState {
             key_hash: self.key_hash,
-            fallback_hash: self.fallback_hash,
+            fallback_hash,
             outcome: self.outcome,
             checked_at: Some(self.now),
             attempted_at: self.now,
@@ -334,7 +358,7 @@ impl<'a> Check<'a> {
                 checked_at: self.now,
             },
             acknowledged,
-            previous: UserState { key_hash: self.key_hash, fallback_hash: self.fallback_hash, ..previous },
+            previous: UserState { key_hash: self.key_hash, fallback_hash, ..previous },
         };
         PreparedWrite { write, unchanged, cleared }
     }

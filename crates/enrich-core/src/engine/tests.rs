@@ -31,6 +31,8 @@ struct FakeSource {
     requests: Mutex<Vec<Vec<String>>>,
     /// Answers are kept in the state for later users of their key.
     keeps_results: bool,
+    /// Users are looked up by their email's domain.
+    by_domain: bool,
 }
 
 impl FakeSource {
@@ -60,7 +62,7 @@ impl Source for FakeSource {
         "fake"
     }
     fn key_kind(&self) -> KeyKind {
-        KeyKind::Email
+        if self.by_domain { KeyKind::Domain } else { KeyKind::Email }
     }
     fn checked_property(&self) -> &str {
         "Fake: Date Last Checked"
@@ -1003,4 +1005,18 @@ async fn an_expired_result_is_looked_up_again_and_a_source_that_keeps_none_reads
             "only a source that keeps results renews"
         );
     }
+}
+
+#[tokio::test]
+async fn forgetting_an_email_reaches_a_user_looked_up_by_its_domain() {
+    let source = FakeSource { by_domain: true, ..FakeSource::with(&[("acme.com", found("Acme"))]) };
+    let rows = vec![user("u1", Some("ann@acme.com"), 1), user("u2", Some("bob@acme.com"), 1)];
+    let h = harness(source, FakeSink::new(10), rows);
+    assert_eq!(h.run().await.run.summary.lookups, 1);
+    let ann = LookupKey::Email("ann@acme.com".into()).digest();
+    assert_eq!(h.store.forget(ann).unwrap(), ["u1"]);
+    let again = h.run().await.run.summary;
+    assert_eq!((again.lookups, again.skipped, again.up_to_date), (0, 1, 1), "{again:?}");
+    assert_eq!(again.top_reasons(5), vec![("skipped: forgotten on request", 1)]);
+    assert!(h.store.user("u1").unwrap().is_none(), "nothing of her is written back");
 }
