@@ -1033,20 +1033,29 @@ and log among them, are in `target/bench/`.
 - **Latency-bound**: with no rate limit, 20 lookups in flight each taking 100 ms allow 200 a second.
 - **Engine overhead** is the CPU time of the whole `enrich sync` process (start-up, reading the
   roster, the state, both HTTP clients, the mapping, the writes) divided by the users it enriched,
-  with the emulator answering at once. The 500 µs threshold: at Clearbit's limit of 10 lookups a
-  second per key, 500 µs a user is 0.5% of one core, so the engine is never what limits a sync, even
-  at ten times that limit.
+  with the emulator answering at once. The 150 µs threshold is the issue's (#17): a backlog of a
+  million users then costs two and a half minutes of one core.
 - **Roster scale** reads a million-row CSV roster where every hundredth user was seen within the
   7-day window and the others a month ago; rows per second count every row read. **Nothing due**
   reads it again right after, when the due users have just been checked. Memory must not grow with
-  the roster: only due users are held.
-- **State on disk** is what `du` counts for the state folder (sled) after both runs.
+  the roster: the plan is sorted through temporary files past a fixed budget.
+- **State per checked user** averages the user lines of `enrich state export` after both runs: the
+  stored records in JSON, once every pending write was acknowledged. **State folder on disk** is what
+  `du` counts for the sled folder, which also holds the pending writes' removed values until sled
+  reclaims its log.
+- **Due backlog** is a first sync where every one of a million users is due (a team's first run, or
+  `backfill --since 1y`): capped by `max_lookups_per_run`, then the next capped run, which must take
+  the next users, then uncapped. Memory must not grow with the backlog either way.
+- **Projection**: a line through the peak memory and time of three roster sizes (1% due), read at
+  10,000,000 rows.
 - **The sequential peer** is a plain client written for this comparison (`xtask/src/bench.rs`),
   doing what Clearbit's official client libraries do: one lookup at a time, each answer written to
   Heap before the next lookup, against the same emulator settings as the latency-bound run. It runs
   alongside the three benchmarks above it that wait on the network (each with its own emulator),
-  which keeps `cargo xtask bench` within ten minutes; the benchmarks of CPU time and memory run
-  alone.
+  which saves three minutes; the benchmarks of CPU time and memory run alone.
+- `cargo xtask bench --only GROUP --shrink N` runs one group (mapping, network, overhead, roster,
+  backlog, projection) at a size divided by N, to check it works; it prints the table and leaves this
+  file alone.
 ",
         date = machine.date,
         took = seconds(took),

@@ -19,6 +19,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, LogFormat};
 
+/// jemalloc rather than glibc's allocator, whose per-thread arenas kept what each thread freed: a
+/// long sync held over twice the memory it used (`cargo xtask bench --only backlog`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     // Whatever enrich creates (the state, a report) is its owner's only, including the files sled
     // creates on its own.

@@ -45,7 +45,7 @@ const FORMAT: &[u8] = b"2";
 
 /// How much of the state sled may cache in memory: enough for a run's working set, small enough that
 /// memory stays flat with a million users.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How often sled writes its buffers to disk: checks stored as pending writes survive a killed process
 /// unless they arrived within this window.
