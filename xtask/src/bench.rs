@@ -123,7 +123,7 @@ pub(crate) async fn bench(options: Options) -> anyhow::Result<()> {
         rows.extend(due_backlog(&bench, options.size(1_000_000)).await?);
     }
     if options.runs(Group::Projection) {
-        rows.push(projection(&bench, options.size(1)).await?);
+        rows.push(projection(&bench, options.shrink).await?);
     }
 
     let table = table(&rows);

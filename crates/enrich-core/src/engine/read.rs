@@ -27,7 +27,7 @@ use crate::{
 /// sorted run to disk. The engine's tests use a few hundred, so that every one of them plans through
 /// runs on disk.
 #[cfg(not(test))]
-const SPILL_BUDGET: usize = 8 << 20;
+const SPILL_BUDGET: usize = 4 << 20;
 #[cfg(test)]
 const SPILL_BUDGET: usize = 512;
 

@@ -54,7 +54,9 @@ pub(super) fn start(
     stop: CancellationToken,
     progress: &Arc<dyn Progress>,
 ) -> (mpsc::Sender<PendingWrite>, JoinHandle<Result<WriteReport, StateError>>) {
-    let (sender, receiver) = mpsc::channel(connection.sink.max_batch().max(1) * 2);
+    // One batch waits while another is written: enough to keep the sink busy, and each write holds a
+    // user's full properties.
+    let (sender, receiver) = mpsc::channel(connection.sink.max_batch().max(1));
     let writer = tokio::spawn(write_loop(WriteContext {
         connection: connection.name.clone(),
         sink: Arc::clone(&connection.sink),
