@@ -295,7 +295,8 @@ impl Measured {
     fn figure(&self, label: &str) -> anyhow::Result<u64> {
         self.summary
             .lines()
-            .find_map(|line| line.trim().strip_prefix(label)?.trim().parse().ok())
+            // `written  2000 users`: the value, then what it counts.
+            .find_map(|line| line.trim().strip_prefix(label)?.split_whitespace().next()?.parse().ok())
             .with_context(|| format!("no `{label}` figure in:\n{}", self.summary))
     }
 
@@ -303,7 +304,7 @@ impl Measured {
     /// measure something else.
     fn ensure_complete(&self, lookups: usize) -> anyhow::Result<()> {
         let (looked_up, written, failed) =
-            (self.figure("looked up")?, self.figure("written")?, self.figure("failed")?);
+            (self.figure("lookups")?, self.figure("written")?, self.figure("failed")?);
         ensure!(
             looked_up == lookups as u64 && written == looked_up && failed == 0,
             "the run should have looked up and written {lookups} users:\n{}",
