@@ -294,23 +294,9 @@ mod tests {
     }
 
     fn user(outcome: Outcome, segments: &[(&str, &str)]) -> UserState {
-        UserState {
-            key_hash: 1,
-            fallback_hash: None,
-            outcome,
-            checked_at: None,
-            attempted_at: Utc::now(),
-            detail: None,
-            written_at: None,
-            properties_hash: None,
-            properties_written: 0,
-            written: Default::default(),
-            written_properties: Vec::new(),
-            segments: segments
-                .iter()
-                .map(|(title, value)| (format!("P {title}"), (*value).to_owned()))
-                .collect(),
-        }
+        let segments =
+            segments.iter().map(|(title, value)| (format!("P {title}"), (*value).to_owned())).collect();
+        UserState { outcome, segments, ..UserState::fresh(1, Utc::now()) }
     }
 
     fn values(breakdown: &Breakdown) -> Vec<(&str, u64)> {

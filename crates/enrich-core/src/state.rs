@@ -101,6 +101,24 @@ pub struct DueRule {
 }
 
 impl UserState {
+    /// A blank state to build on for a user never checked: pending, nothing written.
+    pub fn fresh(key_hash: u64, now: DateTime<Utc>) -> Self {
+        Self {
+            key_hash,
+            fallback_hash: None,
+            outcome: Outcome::Pending,
+            checked_at: None,
+            attempted_at: now,
+            detail: None,
+            written_at: None,
+            properties_hash: None,
+            properties_written: 0,
+            written: PropertySet::default(),
+            written_properties: Vec::new(),
+            segments: BTreeMap::new(),
+        }
+    }
+
     /// Whether this state came from a lookup of the key with this digest, or of one sent along with it:
     /// what `forget` removes.
     pub fn concerns(&self, key_hash: u64) -> bool {
@@ -509,17 +527,9 @@ mod tests {
     fn state(outcome: Outcome, checked_hours_ago: Option<i64>, now: DateTime<Utc>) -> UserState {
         UserState {
             key_hash: 7,
-            fallback_hash: None,
             outcome,
             checked_at: checked_hours_ago.map(|hours| now - chrono::Duration::hours(hours)),
-            attempted_at: now,
-            detail: None,
-            written_at: None,
-            properties_hash: None,
-            properties_written: 0,
-            written: PropertySet::default(),
-            written_properties: Vec::new(),
-            segments: Default::default(),
+            ..UserState::fresh(7, now)
         }
     }
 

@@ -185,24 +185,6 @@ fn properties_hash(properties: &Properties) -> u64 {
     stable_hash([encoded.as_slice()])
 }
 
-/// A blank state to build on for a user never seen before.
-fn fresh_state(key_hash: u64, now: DateTime<Utc>) -> UserState {
-    UserState {
-        key_hash,
-        fallback_hash: None,
-        outcome: Outcome::Pending,
-        checked_at: None,
-        attempted_at: now,
-        detail: None,
-        written_at: None,
-        properties_hash: None,
-        properties_written: 0,
-        written: PropertySet::default(),
-        written_properties: Vec::new(),
-        segments: BTreeMap::new(),
-    }
-}
-
 /// Records an outcome that needs no write, building each user's new state from its previous one
 /// (with the current key and the address sent along with it).
 fn commit_without_write(
@@ -216,7 +198,7 @@ fn commit_without_write(
     let states: Vec<(String, UserState)> = users
         .iter()
         .map(|user| {
-            let previous = user.previous.clone().unwrap_or_else(|| fresh_state(key_hash, now));
+            let previous = user.previous.clone().unwrap_or_else(|| UserState::fresh(key_hash, now));
             let state = UserState { key_hash, fallback_hash: digests.fallback_of(&user.record), ..previous };
             (user.record.state_key().into_owned(), update(state))
         })
@@ -321,7 +303,7 @@ impl<'a> Check<'a> {
     /// date when nothing changed since the last acknowledged write.
     fn pending_write(&self, user: DueUser, table: &NameTable) -> PreparedWrite {
         let properties_hash = self.properties_hash;
-        let previous = user.previous.unwrap_or_else(|| fresh_state(self.key_hash, self.now));
+        let previous = user.previous.unwrap_or_else(|| UserState::fresh(self.key_hash, self.now));
         let cleared = self.no_longer_true(&previous, table);
         let unchanged = previous.written_at.is_some()
             && previous.outcome == self.outcome
