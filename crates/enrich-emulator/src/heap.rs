@@ -29,6 +29,7 @@ pub(crate) struct Heap {
     app_id: String,
     accepts_unknown_app_ids: bool,
     refused_identities: BTreeSet<String>,
+    keeps_writes: bool,
     book: Mutex<Book>,
 }
 
@@ -53,6 +54,7 @@ impl Heap {
             app_id: config.heap_app_id.clone(),
             accepts_unknown_app_ids: config.heap_accepts_unknown_app_ids,
             refused_identities: config.heap_refused_identities.clone(),
+            keeps_writes: config.heap_keeps_writes,
             book: Mutex::new(book),
         }
     }
@@ -92,7 +94,7 @@ impl Heap {
             return (StatusCode::BAD_REQUEST, format!("users[{at}]: identity is refused")).into_response();
         }
         // An empty bulk request (how `enrich check` proves the app_id) changes nothing: not recorded.
-        if request.users.is_empty() {
+        if request.users.is_empty() || !self.keeps_writes {
             return StatusCode::OK.into_response();
         }
         let mut book = lock(&self.book);

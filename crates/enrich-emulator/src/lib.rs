@@ -54,6 +54,10 @@ pub struct EmulatorConfig {
     /// Identities Heap refuses: a request carrying one is answered 400 and nothing of it is kept, as
     /// Heap does with a request holding any user it cannot take.
     pub heap_refused_identities: BTreeSet<String>,
+    /// Whether Heap keeps what it is sent (the request log, each user's merged properties): true, the
+    /// default; false acknowledges writes and keeps nothing of them, so that a benchmark of a million
+    /// users measures enrich, not the emulator's memory.
+    pub heap_keeps_writes: bool,
     /// The Clearbit API version answers take when a request sends no `API-Version` header: the one the
     /// account was pinned to at its first request.
     pub clearbit_account_api_version: String,
@@ -109,6 +113,7 @@ impl Default for EmulatorConfig {
             heap_app_id: "1234567890".to_owned(),
             heap_accepts_unknown_app_ids: false,
             heap_refused_identities: BTreeSet::new(),
+            heap_keeps_writes: true,
             clearbit_account_api_version: clearbit::LATEST_API_VERSION.to_owned(),
             latency: Duration::ZERO,
             latency_jitter: Duration::ZERO,

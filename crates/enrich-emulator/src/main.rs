@@ -66,6 +66,10 @@ struct Args {
     /// are not recorded, except slow ones.
     #[arg(long, value_name = "FAULTS")]
     heap_faults: Option<Faults>,
+    /// Acknowledge Heap writes without keeping them (no request log, no users' properties): for
+    /// benchmarks of millions of users, whose writes would otherwise fill the memory.
+    #[arg(long)]
+    heap_forgets_writes: bool,
     /// Seeds which requests get faults and how much jitter: a rerun with the same seed and the same
     /// requests in the same order meets the same faults.
     #[arg(long, default_value_t = EmulatorConfig::default().seed)]
@@ -97,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         clearbit_faults: args.clearbit_faults.unwrap_or_default(),
         heap_faults: args.heap_faults.unwrap_or_default(),
         seed: args.seed,
+        heap_keeps_writes: !args.heap_forgets_writes,
         ..EmulatorConfig::default()
     };
     let emulator = Emulator::start_on(config, args.clearbit_addr, args.heap_addr)

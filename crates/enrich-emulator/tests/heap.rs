@@ -172,6 +172,17 @@ async fn a_request_with_a_refused_identity_is_refused_whole() {
 }
 
 #[tokio::test]
+async fn a_heap_that_forgets_writes_acknowledges_them_and_keeps_nothing() {
+    let config = EmulatorConfig { heap_keeps_writes: false, ..EmulatorConfig::default() };
+    let emulator = Emulator::start(config).await.unwrap();
+    let bulk = json!({"app_id": APP_ID, "users": [{"identity": "ada", "properties": {"company": "Acme"}}]});
+    assert_eq!(post(&emulator, bulk).await.0, 200);
+    assert!(emulator.heap_users().is_empty() && emulator.heap_requests().is_empty());
+    let wrong_app = json!({"app_id": "999", "users": [{"identity": "ada", "properties": {}}]});
+    assert_eq!(post(&emulator, wrong_app).await.0, 400, "it still checks what it is sent");
+}
+
+#[tokio::test]
 async fn an_unknown_app_id_is_refused_or_silently_dropped() {
     let body = json!({"app_id": "999", "users": [{"identity": "ada", "properties": {"company": "Acme"}}]});
     let refusing = Emulator::start(EmulatorConfig::default()).await.unwrap();
