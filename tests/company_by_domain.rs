@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use enrich_emulator::EmulatorConfig;
 use serde_json::Value;
-use support::{Row, Workspace, row};
+use support::{CSV_USERS, Row, Workspace, row};
 
 const DOMAINS: usize = 30;
 
@@ -147,8 +147,7 @@ async fn people_data_labs_enriches_each_website_once() {
          retry_delay: 5ms\n      lookup: company_by_domain",
         workspace.emulator.pdl_url()
     );
-    let users = "    users:\n      type: csv\n      path: users.csv\n      email_property: email\n";
-    workspace.write_config_sections(&source, users, "");
+    workspace.write_config_sections(&source, CSV_USERS, "");
     let mut rows: Vec<Row> =
         (0..60).map(|n| row(&format!("user-{n}"), &format!("p{n}@firm{}.com", n % 6), 0)).collect();
     rows.extend((0..4).map(|n| row(&format!("free-{n}"), &format!("p{n}@yahoo.com"), 0)));

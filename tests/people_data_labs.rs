@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use enrich_emulator::EmulatorConfig;
 use serde_json::Value;
-use support::{APP_ID, Workspace, row};
+use support::{CSV_USERS, Workspace, row};
 
 const PDL_KEY: &str = "pdl_e2e_0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
 
@@ -26,29 +26,12 @@ fn roster(workspace: &Workspace) -> BTreeSet<String> {
 
 async fn start(config: EmulatorConfig) -> Workspace {
     let workspace = Workspace::start(EmulatorConfig { pdl_key: PDL_KEY.into(), ..config }).await;
-    let config = format!(
-        "connections:
-  main:
-    source:
-      type: people_data_labs
-      api_key: ${{PDL_API_KEY}}
-      base_url: {pdl}
-      retry_delay: 5ms
-    sink:
-      type: heap
-      app_id: \"{APP_ID}\"
-      base_url: {heap}
-      retry_delay: 5ms
-      requests_per_second: 1000
-    users:
-      type: csv
-      path: users.csv
-      email_property: email
-",
-        pdl = workspace.emulator.pdl_url(),
-        heap = workspace.emulator.heap_url(),
+    let source = format!(
+        "      type: people_data_labs\n      api_key: ${{PDL_API_KEY}}\n      base_url: {}\n      \
+         retry_delay: 5ms",
+        workspace.emulator.pdl_url()
     );
-    std::fs::write(workspace.path("enrich.yaml"), config).unwrap();
+    workspace.write_config_sections(&source, CSV_USERS, "");
     workspace
 }
 

@@ -13,6 +13,10 @@ use enrich_emulator::{Emulator, EmulatorConfig};
 pub const KEY: &str = "sk_e2e_5f1d2c3b4a5968778695a4b3c2d1e0f9";
 pub const APP_ID: &str = "1234567890";
 
+/// The `users:` section of a roster in `users.csv` with its emails in column `email`.
+pub const CSV_USERS: &str =
+    "    users:\n      type: csv\n      path: users.csv\n      email_property: email\n";
+
 /// One roster row.
 pub struct Row {
     pub identity: String,
@@ -59,8 +63,7 @@ impl Workspace {
 
     /// Writes the config of connection `main` with extra `source:` lines and extra connection sections.
     pub fn write_config_with(&self, extra_source: &str, extra_sections: &str) {
-        let users = "    users:\n      type: csv\n      path: users.csv\n      email_property: email\n";
-        self.write_config_of(extra_source, users, extra_sections);
+        self.write_config_of(extra_source, CSV_USERS, extra_sections);
     }
 
     /// Writes the config of connection `main` with the given `users:` section.

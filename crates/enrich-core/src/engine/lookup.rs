@@ -123,5 +123,7 @@ fn hints_of(users: &[DueUser], suppressed: &BTreeSet<u64>) -> LookupHints {
 /// the users' states keep so that forgetting the address reaches them.
 fn sent_address_hash(key: &LookupKey, users: &[DueUser], suppressed: &BTreeSet<u64>) -> Option<u64> {
     let LookupKey::Email(_) = key else { return None };
-    hints_of(users, suppressed).ip.map(|ip| LookupKey::Ip(ip).digest())
+    // The address [`hints_of`] sends: the first user's that has one, unless it was forgotten.
+    let ip = users.iter().find_map(|user| user.record.ip)?;
+    Some(LookupKey::Ip(ip).digest()).filter(|digest| !suppressed.contains(digest))
 }
