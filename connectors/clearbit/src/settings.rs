@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use enrich_core::{
-    Billing, ConnectorError, FieldError, LookupKey, PropertyInfo, Secret, SharedBudget, Source,
-    SourceSettings,
+    Billing, Choice, ConnectorError, FieldError, LookupKey, PropertyInfo, Secret, SharedBudget, Source,
+    SourceSettings, Starter,
 };
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -18,6 +18,27 @@ use crate::{ClearbitConfig, ClearbitSource, is_free_email};
 pub struct ClearbitRevealConfig(pub ClearbitConfig);
 
 impl SourceSettings for ClearbitConfig {
+    fn starter() -> Option<Starter> {
+        const SCOPE: Choice = Choice {
+            question: "Look up each person with their company, or companies alone by work domain (all or company)",
+            answers: &[
+                ("all", ""),
+                (
+                    "company",
+                    "lookup: company_by_domain   # one lookup per work domain, company properties only\n",
+                ),
+            ],
+        };
+        const FREE_MAIL: Choice = Choice {
+            question: "Skip emails at free-mail domains such as gmail.com (yes or no)",
+            answers: &[
+                ("yes", "skip_free_email_domains: true\n"),
+                ("no", "skip_free_email_domains: false\n"),
+            ],
+        };
+        Some(Starter { kind: "clearbit", key_variable: "CLEARBIT_API_KEY", choices: &[SCOPE, FREE_MAIL] })
+    }
+
     fn validate(&self) -> Vec<FieldError> {
         ClearbitConfig::validate(self)
     }
@@ -58,6 +79,11 @@ fn is_free_mail(key: &LookupKey) -> bool {
 }
 
 impl SourceSettings for ClearbitRevealConfig {
+    /// Reveal alone addresses anonymous users, whom the Heap sink `enrich init` writes cannot address.
+    fn starter() -> Option<Starter> {
+        None
+    }
+
     fn validate(&self) -> Vec<FieldError> {
         self.0.validate()
     }

@@ -3,13 +3,28 @@
 use std::sync::Arc;
 
 use enrich_core::{
-    Billing, ConnectorError, FieldError, PropertyInfo, Secret, SharedBudget, Source, SourceSettings,
+    Billing, Choice, ConnectorError, FieldError, PropertyInfo, Secret, SharedBudget, Source, SourceSettings,
+    Starter,
 };
 use secrecy::ExposeSecret;
 
 use crate::{PeopleDataLabsConfig, PeopleDataLabsSource};
 
 impl SourceSettings for PeopleDataLabsConfig {
+    fn starter() -> Option<Starter> {
+        const SCOPE: Choice = Choice {
+            question: "Look up each person, or companies alone by work domain (all or company)",
+            answers: &[
+                ("all", ""),
+                (
+                    "company",
+                    "lookup: company_by_domain   # one lookup per work domain, company properties only\n",
+                ),
+            ],
+        };
+        Some(Starter { kind: "people_data_labs", key_variable: "PDL_API_KEY", choices: &[SCOPE] })
+    }
+
     fn validate(&self) -> Vec<FieldError> {
         PeopleDataLabsConfig::validate(self)
     }

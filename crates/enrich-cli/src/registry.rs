@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use enrich_core::redact::{register_secret, register_url};
 use enrich_core::{
-    Connection, ConnectorError, Secret, SharedBudget, SinkSettings, SourceSettings, UsersSettings,
+    Connection, ConnectorError, Secret, SharedBudget, SinkSettings, SourceSettings, Starter, UsersSettings,
 };
 use serde::Deserialize;
 
@@ -44,9 +44,19 @@ macro_rules! registry {
             }
         }
     };
+    ($name:ident: $settings:ident with starters { $($variant:ident($config:ty),)* }) => {
+        registry!($name: $settings { $($variant($config),)* });
+
+        impl $name {
+            /// What `enrich init` offers, in the order of the list.
+            pub fn starters() -> Vec<Starter> {
+                [$(<$config as $settings>::starter(),)*].into_iter().flatten().collect()
+            }
+        }
+    };
 }
 
-registry!(SourceConfig: SourceSettings {
+registry!(SourceConfig: SourceSettings with starters {
     Clearbit(enrich_clearbit::ClearbitConfig),
     ClearbitReveal(enrich_clearbit::ClearbitRevealConfig),
     PeopleDataLabs(enrich_people_data_labs::PeopleDataLabsConfig),

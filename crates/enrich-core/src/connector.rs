@@ -33,8 +33,31 @@ pub struct Billing {
     pub flagged: Option<FlaggedKeys>,
 }
 
+/// What `enrich init` asks about a type of source beyond its key, and what each answer writes, so that
+/// the command holds no provider's name or options.
+#[derive(Debug, Clone, Copy)]
+pub struct Starter {
+    /// The `type:` the section is written with: `clearbit`.
+    pub kind: &'static str,
+    /// The environment variable the key usually lives in: `CLEARBIT_API_KEY`.
+    pub key_variable: &'static str,
+    pub choices: &'static [Choice],
+}
+
+/// One question of a [`Starter`]: its answers, the first being the default, each with the lines it adds
+/// to the source section (YAML indented as inside the section, each line ending in a newline).
+#[derive(Debug, Clone, Copy)]
+pub struct Choice {
+    pub question: &'static str,
+    pub answers: &'static [(&'static str, &'static str)],
+}
+
 /// A source's config section (`source: { type: … }`).
 pub trait SourceSettings: Debug + Send + Sync {
+    /// What `enrich init` asks to write a section of this type, or `None` when it does not offer it.
+    fn starter() -> Option<Starter>
+    where
+        Self: Sized;
     /// Every problem found without network, by field.
     fn validate(&self) -> Vec<FieldError>;
     /// The source, booking its requests in `budget` too when there is one (workers sharing a key).

@@ -27,7 +27,7 @@ pub mod user;
 pub use budget::SharedBudget;
 pub use cache::{CachedResult, ResultCache};
 pub use config::{FieldError, ensure_valid, is_loopback_host};
-pub use connector::{Billing, Secret, SinkSettings, SourceSettings, UsersSettings};
+pub use connector::{Billing, Choice, Secret, SinkSettings, SourceSettings, Starter, UsersSettings};
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, EngineError, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;

@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use enrich_core::Starter;
 use enrich_csv::DetectedColumns;
 
 use crate::config;
+use crate::registry::SourceConfig;
 
 /// Services at other addresses than the real ones: a proxy, or a stand-in such as the emulator.
 #[derive(Debug, Default)]
@@ -24,20 +26,14 @@ pub struct ServiceUrls {
 #[derive(Debug)]
 struct Answers {
     name: String,
-    provider: Provider,
+    source: Starter,
     key_variable: String,
     app_id: String,
     region: String,
     roster: PathBuf,
     columns: Columns,
-    company_only: bool,
-    skip_free_mail: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Provider {
-    Clearbit,
-    PeopleDataLabs,
+    /// What the source's own questions add to its section.
+    source_lines: String,
 }
 
 #[derive(Debug)]
@@ -81,18 +77,9 @@ fn ask_all(questions: &mut Questions<impl BufRead>, path: &Path) -> anyhow::Resu
         let fits = text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if fits { Ok(text.to_owned()) } else { Err("use letters, digits, - and _ only".to_owned()) }
     })?;
-    let provider =
-        questions.ask("Provider (clearbit or people_data_labs)", Some("clearbit"), |text| match text {
-            "clearbit" => Ok(Provider::Clearbit),
-            "people_data_labs" | "pdl" => Ok(Provider::PeopleDataLabs),
-            _ => Err("answer clearbit or people_data_labs".to_owned()),
-        })?;
-    let default_variable = match provider {
-        Provider::Clearbit => "CLEARBIT_API_KEY",
-        Provider::PeopleDataLabs => "PDL_API_KEY",
-    };
+    let source = ask_source(questions)?;
     let key_variable =
-        questions.ask("Environment variable holding the API key", Some(default_variable), |text| {
+        questions.ask("Environment variable holding the API key", Some(source.key_variable), |text| {
             let fits = text.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
                 && text.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
             if fits {
@@ -120,36 +107,26 @@ fn ask_all(questions: &mut Questions<impl BufRead>, path: &Path) -> anyhow::Resu
         })?;
     questions.say(&format!("  its columns: {}", detected.header.join(", ")));
     let columns = ask_columns(questions, &detected)?;
-    let (company_only, skip_free_mail) = match provider {
-        Provider::Clearbit => (
-            questions.ask(
-                "Write all attributes, or the company's only (all or company)",
-                Some("all"),
-                |text| match text {
-                    "all" => Ok(false),
-                    "company" => Ok(true),
-                    _ => Err("answer all or company".to_owned()),
-                },
-            )?,
-            questions.ask(
-                "Skip emails at free-mail domains such as gmail.com (yes or no)",
-                Some("yes"),
-                yes_or_no,
-            )?,
-        ),
-        // People Data Labs looks up people: its answers have no company-only selection or free-mail list.
-        Provider::PeopleDataLabs => (false, false),
-    };
-    Ok(Answers {
-        name,
-        provider,
-        key_variable,
-        app_id,
-        region,
-        roster,
-        columns,
-        company_only,
-        skip_free_mail,
+    let mut source_lines = String::new();
+    for choice in source.choices {
+        let names: Vec<&str> = choice.answers.iter().map(|(answer, _)| *answer).collect();
+        let lines = questions.ask(choice.question, names.first().copied(), |text| {
+            let chosen = choice.answers.iter().find(|(answer, _)| *answer == text);
+            chosen.map(|(_, lines)| *lines).ok_or_else(|| format!("answer {}", names.join(" or ")))
+        })?;
+        source_lines.push_str(lines);
+    }
+    Ok(Answers { name, source, key_variable, app_id, region, roster, columns, source_lines })
+}
+
+/// The source type, among those the registry offers.
+fn ask_source(questions: &mut Questions<impl BufRead>) -> anyhow::Result<Starter> {
+    let starters = SourceConfig::starters();
+    let kinds: Vec<&str> = starters.iter().map(|starter| starter.kind).collect();
+    let question = format!("Provider ({})", kinds.join(" or "));
+    questions.ask(&question, kinds.first().copied(), |text| {
+        let starter = starters.iter().find(|starter| starter.kind == text);
+        starter.copied().ok_or_else(|| format!("answer {}", kinds.join(" or ")))
     })
 }
 
@@ -175,14 +152,6 @@ fn ask_columns(
         |text| if text == "none" { Ok(None) } else { in_header(text).map(Some) },
     )?;
     Ok(Columns { email, identity, last_seen, ip })
-}
-
-fn yes_or_no(text: &str) -> Result<bool, String> {
-    match text {
-        "yes" | "y" => Ok(true),
-        "no" | "n" => Ok(false),
-        _ => Err("answer yes or no".to_owned()),
-    }
 }
 
 /// Questions on standard error, answers from a line reader.
@@ -249,22 +218,15 @@ fn quoted(text: &str) -> String {
 }
 
 fn source_section(answers: &Answers, url: Option<&str>) -> String {
-    let kind = match answers.provider {
-        Provider::Clearbit => "clearbit",
-        Provider::PeopleDataLabs => "people_data_labs",
-    };
     let mut out = format!(
-        "    source:\n      type: {kind}\n      api_key: ${{{}}}   # read from the environment: never write the key here\n",
-        answers.key_variable
+        "    source:\n      type: {}\n      api_key: ${{{}}}   # read from the environment: never write the key here\n",
+        answers.source.kind, answers.key_variable
     );
     if let Some(url) = url {
         let _ = writeln!(out, "      base_url: {}", quoted(url));
     }
-    if answers.provider == Provider::Clearbit {
-        let _ = writeln!(out, "      skip_free_email_domains: {}", answers.skip_free_mail);
-        if answers.company_only {
-            out.push_str("      properties:\n        include: [\"company.*\"]   # company data only: no personal data\n");
-        }
+    for line in answers.source_lines.lines() {
+        let _ = writeln!(out, "      {line}");
     }
     out
 }
@@ -310,20 +272,26 @@ mod tests {
         let answers =
             answered("\n\n\n1234567890\n\n\n\n\n\n\n\n\n", "Identity,Email Address,Last Seen").unwrap();
         assert_eq!(answers.name, "main");
-        assert_eq!(answers.provider, Provider::Clearbit);
+        assert_eq!(answers.source.kind, "clearbit");
         assert_eq!(answers.key_variable, "CLEARBIT_API_KEY");
         assert_eq!(answers.columns.email, "Email Address");
         assert_eq!(answers.columns.last_seen, "Last Seen");
         assert_eq!(answers.columns.ip, None);
-        assert!(!answers.company_only && answers.skip_free_mail);
+        assert_eq!(
+            answers.source_lines, "skip_free_email_domains: true\n",
+            "all attributes, free mail skipped"
+        );
     }
 
     #[test]
     fn a_wrong_answer_is_asked_again_and_an_ended_input_is_an_error() {
-        let answers =
-            answered("main\nhubspot\npdl\n\nabc\n42\nmars\neu\n\nwho\n\n\n\n\n", "identity,email,last_seen")
-                .unwrap();
-        assert_eq!((answers.provider, answers.app_id.as_str()), (Provider::PeopleDataLabs, "42"));
+        let answers = answered(
+            "main\nhubspot\npeople_data_labs\n\nabc\n42\nmars\neu\n\nwho\n\n\n\n\nsome\ncompany\n",
+            "identity,email,last_seen",
+        )
+        .unwrap();
+        assert_eq!((answers.source.kind, answers.app_id.as_str()), ("people_data_labs", "42"));
+        assert!(answers.source_lines.starts_with("lookup: company_by_domain"), "`some` is asked again");
         assert_eq!((answers.key_variable.as_str(), answers.region.as_str()), ("PDL_API_KEY", "eu"));
         assert_eq!(answers.columns.email, "email", "`who` is not a column: asked again");
 
@@ -345,8 +313,47 @@ mod tests {
         let read: serde_json::Value = serde_norway::from_str(&text).unwrap();
         let main = &read["connections"]["main"];
         assert_eq!(main["users"]["last_seen_property"], "Seen: at");
-        assert_eq!(main["source"]["properties"]["include"][0], "company.*");
+        assert_eq!(main["source"]["lookup"], "company_by_domain");
         assert_eq!(main["source"]["skip_free_email_domains"], false);
         assert_eq!(main["sink"]["app_id"], "1234567890");
+    }
+
+    #[test]
+    fn every_answer_of_every_offered_provider_writes_a_valid_connection() {
+        let starters = SourceConfig::starters();
+        let kinds: Vec<&str> = starters.iter().map(|starter| starter.kind).collect();
+        assert_eq!(kinds, ["clearbit", "people_data_labs"], "Reveal alone is not offered");
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::write(folder.path().join("users.csv"), "identity,email,last_seen\n").unwrap();
+        for starter in starters {
+            let choices = starter.choices.iter().map(|choice| choice.answers.len()).max().unwrap_or(1);
+            for pick in 0..choices {
+                let source_lines: String = starter
+                    .choices
+                    .iter()
+                    .map(|choice| choice.answers[pick.min(choice.answers.len() - 1)].1)
+                    .collect();
+                let answers = Answers {
+                    name: "main".into(),
+                    source: starter,
+                    key_variable: starter.key_variable.into(),
+                    app_id: "42".into(),
+                    region: "eu".into(),
+                    roster: "users.csv".into(),
+                    columns: Columns {
+                        email: "email".into(),
+                        identity: "identity".into(),
+                        last_seen: "last_seen".into(),
+                        ip: None,
+                    },
+                    source_lines,
+                };
+                let text = yaml(&answers, &ServiceUrls::default());
+                let key = |name: &str| (name == starter.key_variable).then(|| "sk_test".to_owned());
+                let parsed = config::parse(&folder.path().join("enrich.yaml"), &text, &key);
+                let config = parsed.unwrap_or_else(|errors| panic!("{text}\n{errors:?}"));
+                assert_eq!(config.connections[0].source.describe().split(' ').next(), Some(starter.kind));
+            }
+        }
     }
 }
