@@ -102,27 +102,40 @@ impl PropertyValue {
 #[derive(Debug, Default)]
 pub struct ListItems {
     items: Vec<String>,
-    /// Each item's hash and where the first item with that hash is: a repeat is found in constant
-    /// time however long the list.
+    /// Once the list is long, each item's hash and where the first item with that hash is: a repeat is
+    /// found in constant time however long the list. Short lists, the usual ones, need no index.
     first_with_hash: HashMap<u64, usize>,
 }
+
+/// Lists shorter than this are searched for a repeat item by item.
+const INDEXED_FROM: usize = 16;
 
 impl ListItems {
     /// Adds one item, unless it is blank or a repeat.
     pub fn add(&mut self, item: &str) {
-        if item.trim().is_empty() {
+        if item.trim().is_empty() || self.contains(item) {
             return;
         }
-        let hash = stable_hash([item.as_bytes()]);
-        if let Some(&first) = self.first_with_hash.get(&hash) {
-            // Another item with the same hash is told apart by comparing it with every item.
-            if self.items[first] == item || self.items.iter().any(|known| known == item) {
-                return;
-            }
-        } else {
-            self.first_with_hash.insert(hash, self.items.len());
-        }
         self.items.push(item.to_owned());
+        let count = self.items.len();
+        if count >= INDEXED_FROM {
+            // The whole list once it becomes long, then each new item.
+            let first_unindexed = if count == INDEXED_FROM { 0 } else { count - 1 };
+            for at in first_unindexed..count {
+                self.first_with_hash.entry(stable_hash([self.items[at].as_bytes()])).or_insert(at);
+            }
+        }
+    }
+
+    fn contains(&self, item: &str) -> bool {
+        let same = |known: &String| known == item;
+        if self.items.len() < INDEXED_FROM {
+            return self.items.iter().any(same);
+        }
+        // Another item with the same hash is told apart by comparing with every item.
+        self.first_with_hash
+            .get(&stable_hash([item.as_bytes()]))
+            .is_some_and(|&first| self.items[first] == item || self.items.iter().any(same))
     }
 
     /// The list; `None` when no item had text.
@@ -161,6 +174,13 @@ mod tests {
         let mut blank = ListItems::default();
         blank.add("  ");
         assert_eq!(blank.finish(), None);
+        // Long lists are indexed: repeats of items before and after the index was built are dropped.
+        let mut long = ListItems::default();
+        let items: Vec<String> = (0..40).map(|n| format!("item-{n}")).collect();
+        for item in items.iter().chain(items.iter().rev()) {
+            long.add(item);
+        }
+        assert_eq!(long.finish(), Some(PropertyValue::List(items)));
     }
 
     #[test]
