@@ -391,6 +391,7 @@ fn identity_problem(identity: Option<&str>) -> Option<&'static str> {
 /// Why Heap cannot take an anonymous user.
 const NO_IDENTITY: &str = "no identity (anonymous user)";
 
+/// Why Heap cannot take a user whose identity is longer than its rules allow.
 static IDENTITY_TOO_LONG: LazyLock<String> = LazyLock::new(|| {
     let max = VALUE_RULES.max_identity_chars.unwrap_or_default();
     format!("identity longer than {max} characters")
