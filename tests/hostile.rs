@@ -143,14 +143,15 @@ async fn a_binary_roster_is_refused_without_echoing_its_bytes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn map_cuts_a_list_of_100000_items_to_its_first_items() {
+async fn map_cuts_a_list_of_100000_items_to_its_first_items_for_heap_only() {
     let workspace = Workspace::start(EmulatorConfig::default()).await;
     let tech: Vec<String> = (0..100_000).map(|n| format!("tech-{n:06}")).collect();
     let response = serde_json::json!({ "person": null, "company": { "name": "Acme", "tech": tech } });
     std::fs::write(workspace.path("answer.json"), response.to_string()).unwrap();
+    workspace.write_roster(&[]);
 
     let started = std::time::Instant::now();
-    let map = workspace.enrich(&["map", "clearbit", "answer.json"]).await;
+    let map = workspace.enrich(&["map", "clearbit", "answer.json", "--connection", "main"]).await;
     let elapsed = started.elapsed();
     map.success();
     let properties: serde_json::Value = serde_json::from_str(&map.stdout).unwrap();
@@ -160,6 +161,13 @@ async fn map_cuts_a_list_of_100000_items_to_its_first_items() {
     assert!(joined.len() <= 1023 && joined.len() + ", tech-000000".len() > 1023, "{joined}");
     assert!(map.stderr.contains("`Company Tech` was longer than Heap accepts and was cut"), "{map}");
     println!("map: 100,000 tech items cut to the first {} in {elapsed:?} (debug build)", items.len());
+
+    // Without a connection, no destination's limit: every item, joined.
+    let whole = workspace.enrich(&["map", "clearbit", "answer.json"]).await;
+    whole.success();
+    let properties: serde_json::Value = serde_json::from_str(&whole.stdout).unwrap();
+    assert_eq!(properties["Company Tech"].as_str().unwrap().split(", ").count(), 100_000);
+    assert!(!whole.stderr.contains("was cut"), "{whole}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -48,7 +48,7 @@ fn with_match(mut record: Record, person: bool, company: bool) -> Record {
 
 #[cfg(test)]
 mod tests {
-    use enrich_core::property::MAX_TEXT_BYTES;
+    use enrich_core::ValueRules;
     use serde_json::json;
 
     use super::*;
@@ -66,6 +66,19 @@ mod tests {
 
     fn text(value: &str) -> PropertyValue {
         PropertyValue::Text(value.into())
+    }
+
+    fn list(items: &[&str]) -> PropertyValue {
+        PropertyValue::List(items.iter().map(|item| (*item).to_owned()).collect())
+    }
+
+    /// A destination's limit on text, whichever: the source gives its values whole, the sink's rules
+    /// cut them.
+    fn within_500_bytes(record: &Record) -> (enrich_core::Properties, Vec<String>) {
+        let rules = ValueRules { max_text_bytes: Some(500), ..ValueRules::default() };
+        let mut properties = record.properties.clone();
+        let cut = rules.fit(&mut properties);
+        (properties, cut)
     }
 
     /// The properties of a record but `Clearbit: Match` and `Clearbit: Company Source`.
@@ -148,9 +161,9 @@ mod tests {
             "category": { "sic4Codes": [4121, 7372] },
             "nested": [["a", "b"], ["c"], []],
         }}));
-        assert_eq!(record.properties["Company Tech"], text("mixpanel, nginx"));
-        assert_eq!(record.properties["Company SIC4 Codes"], text("4121, 7372"));
-        assert_eq!(record.properties["Company Nested"], text("a, b, c"));
+        assert_eq!(record.properties["Company Tech"], list(&["mixpanel", "nginx"]));
+        assert_eq!(record.properties["Company SIC4 Codes"], list(&["4121", "7372"]));
+        assert_eq!(record.properties["Company Nested"], list(&["a", "b", "c"]));
     }
 
     #[test]
@@ -159,43 +172,43 @@ mod tests {
             "avatars": [{ "url": "http://a/1", "type": "thumbnail" }, { "url": "http://a/2" }],
             "urls": [{ "value": "http://alexmaccaw.com", "title": "Personal Website" }],
         }, "accounts": [{ "service": "x", "followers": 3 }, { "url": null }] }));
-        assert_eq!(record.properties["Person Gravatar Avatars"], text("http://a/1, http://a/2"));
-        assert_eq!(record.properties["Person Gravatar URLs"], text("http://alexmaccaw.com"));
-        assert_eq!(record.properties["Person Accounts"], text(r#"{"followers":3,"service":"x"}"#));
+        assert_eq!(record.properties["Person Gravatar Avatars"], list(&["http://a/1", "http://a/2"]));
+        assert_eq!(record.properties["Person Gravatar URLs"], list(&["http://alexmaccaw.com"]));
+        assert_eq!(record.properties["Person Accounts"], list(&[r#"{"followers":3,"service":"x"}"#]));
     }
 
     #[test]
-    fn long_text_is_cut_at_a_character_boundary_and_reported() {
+    fn long_text_is_given_whole_and_cut_by_the_sinks_rule() {
         let bio = "é".repeat(600); // 1200 bytes
         let record = person(&json!({ "bio": bio }));
-        let cut = record.properties["Person Bio"].as_text().unwrap();
-        assert_eq!(cut, "é".repeat(511));
-        assert_eq!(record.cut, ["Person Bio"]);
+        assert_eq!(record.properties["Person Bio"], text(&bio), "the source's value, whole");
+        let (fitted, cut) = within_500_bytes(&record);
+        assert_eq!(fitted["Person Bio"], text(&"é".repeat(250)), "at a character boundary");
+        assert_eq!(cut, ["Person Bio"]);
     }
 
     #[test]
-    fn long_lists_lose_whole_items_not_half_of_one() {
+    fn long_lists_are_given_whole_and_lose_whole_items_to_the_sinks_rule() {
         let aliases: Vec<String> = (0..100).map(|n| format!("alias-{n:03}.example.com")).collect();
         let record = map(&json!({ "company": { "domainAliases": aliases } }));
-        let joined = record.properties["Company Domain Aliases"].as_text().unwrap();
-        assert!(joined.len() <= MAX_TEXT_BYTES);
-        assert!(joined.ends_with(".example.com"), "{joined}");
-        assert!(joined.split(", ").all(|alias| aliases.contains(&alias.to_owned())));
-        assert_eq!(record.cut, ["Company Domain Aliases"]);
+        assert_eq!(record.properties["Company Domain Aliases"], PropertyValue::List(aliases.clone()));
+        let (fitted, cut) = within_500_bytes(&record);
+        let joined = fitted["Company Domain Aliases"].as_text().unwrap();
+        assert!(joined.len() <= 500 && joined.len() + ", alias-000.example.com".len() > 500, "{joined}");
+        let kept: Vec<&str> = joined.split(", ").collect();
+        assert_eq!(kept, aliases[..kept.len()], "the first items, whole and in order");
+        assert_eq!(cut, ["Company Domain Aliases"]);
     }
 
     #[test]
-    fn a_list_of_any_length_is_read_only_as_far_as_the_limit() {
+    fn a_list_of_any_length_is_given_whole_without_repeats() {
         let tech: Vec<String> = (0..100_000).map(|n| format!("tech-{n}")).collect();
         let record = map(&json!({ "company": { "tech": tech } }));
-        let joined = record.properties["Company Tech"].as_text().unwrap();
-        let expected: Vec<&str> = joined.split(", ").collect();
-        assert_eq!(expected, tech[..expected.len()], "the first items, in order");
-        assert!(joined.len() <= MAX_TEXT_BYTES && joined.len() + ", tech-99999".len() > MAX_TEXT_BYTES);
-        assert_eq!(record.cut, ["Company Tech"]);
+        assert_eq!(record.properties["Company Tech"], PropertyValue::List(tech));
         let repeated = map(&json!({ "company": { "tech": vec!["nginx"; 100_000] } }));
-        assert_eq!(repeated.properties["Company Tech"], text("nginx"));
-        assert!(repeated.cut.is_empty());
+        assert_eq!(repeated.properties["Company Tech"], list(&["nginx"]));
+        let (fitted, cut) = within_500_bytes(&repeated);
+        assert_eq!((&fitted["Company Tech"], cut), (&text("nginx"), Vec::<String>::new()));
     }
 
     #[test]
@@ -209,10 +222,12 @@ mod tests {
     }
 
     #[test]
-    fn a_single_overlong_item_is_cut() {
+    fn a_single_overlong_item_is_given_whole_and_cut_by_the_sinks_rule() {
         let record = person(&json!({ "tags": ["ü".repeat(700)] }));
-        assert_eq!(record.properties["Person Tags"].as_text().unwrap().len(), 1022);
-        assert_eq!(record.cut, ["Person Tags"]);
+        assert_eq!(record.properties["Person Tags"], list(&[&"ü".repeat(700)]));
+        let (fitted, cut) = within_500_bytes(&record);
+        assert_eq!(fitted["Person Tags"], text(&"ü".repeat(250)));
+        assert_eq!(cut, ["Person Tags"]);
     }
 
     #[test]

@@ -338,7 +338,6 @@ fn found_if_any(record: Record) -> Lookup {
 fn merged(mut emailed: Record, company: Record) -> Record {
     emailed.properties.extend(company.properties);
     emailed.derived.extend(company.derived);
-    emailed.cut.extend(company.cut);
     emailed
 }
 

@@ -1,11 +1,11 @@
-//! Whatever JSON Clearbit sends under `person` and `company`, the mapping writes only what Heap accepts,
-//! under names Heap accepts, one property per attribute, and never panics.
+//! Whatever JSON Clearbit sends under `person` and `company`, the mapping gives numbers, texts and lists
+//! of texts, whole (a sink's rules fit them), under names Heap accepts, one property per attribute, and
+//! never panics.
 
 use std::collections::HashSet;
 
 use enrich_clearbit::{every_attribute, map_combined};
-use enrich_core::PropertyValue;
-use enrich_core::property::MAX_TEXT_BYTES;
+use enrich_core::{Properties, PropertyValue, ValueRules};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -116,14 +116,16 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn writes_only_what_heap_accepts_one_property_per_attribute(response in record()) {
+    fn writes_plain_values_one_property_per_attribute(response in record()) {
         let record = map_combined(&response, &every_attribute());
         for (name, value) in &record.properties {
             prop_assert!(!name.trim().eq_ignore_ascii_case("id"), "{name:?}");
             prop_assert!(!name.contains('.'), "{name:?}");
             prop_assert!(!name.split(' ').any(is_camel_case), "{name:?}");
-            if let PropertyValue::Text(text) = value {
-                prop_assert!(text.len() <= MAX_TEXT_BYTES && text.chars().count() < 1024, "{name}");
+            if let PropertyValue::List(items) = value {
+                let distinct: HashSet<&String> = items.iter().collect();
+                prop_assert!(!items.is_empty() && distinct.len() == items.len(), "{name}: {items:?}");
+                prop_assert!(items.iter().all(|item| !item.trim().is_empty()), "{name}: {items:?}");
             }
         }
         let lower_case: HashSet<String> = record.properties.keys().map(|name| name.to_lowercase()).collect();
@@ -133,13 +135,13 @@ proptest! {
         let attributes = written_attributes(&response["person"]) + written_attributes(&response["company"]);
         let about_the_check = 1 + usize::from(response["company"].is_object());
         prop_assert_eq!(record.properties.len(), attributes + about_the_check);
-        for name in record.cut.iter().chain(record.derived.iter().map(|(_, name)| name)) {
+        for (_, name) in &record.derived {
             prop_assert!(record.properties.contains_key(name), "{name} is reported but not written");
         }
     }
 
     #[test]
-    fn a_list_keeps_its_first_distinct_items_in_order_within_the_limit(
+    fn a_list_is_given_whole_and_a_sinks_limit_keeps_its_first_items_that_fit(
         items in prop::collection::vec(prop_oneof![
             4 => "[a-c]{1,3}",
             // At most 900 bytes: an item too long on its own is a unit test of its own.
@@ -147,6 +149,8 @@ proptest! {
         ], 0..400),
     ) {
         let record = map_combined(&json!({ "company": { "tech": items } }), &every_attribute());
+        // Any destination's limit on text, above the longest item.
+        let limit = 1000;
         // The rule, written plainly: distinct non-blank items, joined until the next would not fit.
         let mut distinct: Vec<&str> = Vec::new();
         for item in &items {
@@ -158,7 +162,7 @@ proptest! {
         let mut cut = false;
         for item in &distinct {
             let separator = if expected.is_empty() { "" } else { ", " };
-            if expected.len() + separator.len() + item.len() > MAX_TEXT_BYTES {
+            if expected.len() + separator.len() + item.len() > limit {
                 cut = true;
                 break;
             }
@@ -167,8 +171,12 @@ proptest! {
         match record.properties.get("Company Tech") {
             None => prop_assert!(distinct.is_empty()),
             Some(value) => {
-                prop_assert_eq!(value.as_text(), Some(expected.as_str()));
-                prop_assert_eq!(record.cut.is_empty(), !cut);
+                let whole: Vec<String> = distinct.iter().map(|item| (*item).to_owned()).collect();
+                prop_assert_eq!(value, &PropertyValue::List(whole));
+                let mut fitted = Properties::from([("Company Tech".to_owned(), value.clone())]);
+                let was_cut = ValueRules { max_text_bytes: Some(limit), ..ValueRules::default() }.fit(&mut fitted);
+                prop_assert_eq!(fitted["Company Tech"].as_text(), Some(expected.as_str()));
+                prop_assert_eq!(was_cut.is_empty(), !cut);
             }
         }
     }

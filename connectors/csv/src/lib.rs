@@ -457,7 +457,7 @@ fn user_from_row(row: &ByteRecord, columns: &Columns) -> Result<UserRecord, Stri
     };
     let identity = text(columns.identity, "identity")?;
     if let Some(problem) = enrich_core::user::identity_problem(identity) {
-        return Err(problem);
+        return Err(problem.to_owned());
     }
     let last_seen = parse_last_seen(text(columns.last_seen, "last_seen")?)?;
     let email = match columns.email {

@@ -35,10 +35,15 @@ const BUILT_IN_NAMES: &[&str] = &[
     "Initial Search Keyword",
 ];
 
-/// Heap's rules for property names: `id` is refused in any casing, and its own properties are not to
-/// be overwritten.
-pub(crate) const VALUE_RULES: ValueRules =
-    ValueRules { destination: "Heap", forbidden_names: &["id"], built_in_names: BUILT_IN_NAMES };
+/// Heap's rules: `id` is refused in any casing, its own properties are not to be overwritten, text
+/// values stay below 1024 bytes, and identities are at most 255 characters long.
+pub(crate) const VALUE_RULES: ValueRules = ValueRules {
+    destination: "Heap",
+    forbidden_names: &["id"],
+    built_in_names: BUILT_IN_NAMES,
+    max_text_bytes: Some(1023),
+    max_identity_chars: Some(255),
+};
 
 impl SinkSettings for HeapSinkConfig {
     fn validate(&self) -> Vec<FieldError> {

@@ -2,19 +2,22 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{ConnectorError, FieldError, PropertyValue, Refused, Sink, UserRecord, UserUpdate};
+use enrich_core::{
+    ConnectorError, FieldError, PropertyValue, Refused, Sink, UserRecord, UserUpdate, ValueRules,
+};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::header::LOCATION;
 use reqwest::{StatusCode, Url, redirect};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use enrich_core::user::identity_problem;
-
 use enrich_core::error::shorten;
+
+use crate::settings::VALUE_RULES;
 
 /// Heap's API host for accounts hosted in the US (the default) and in the EU.
 const US_BASE_URL: &str = "https://heapanalytics.com";
@@ -304,9 +307,14 @@ impl Sink for HeapSink {
         MAX_USERS_PER_REQUEST
     }
 
-    /// Heap's API addresses users by identity alone: anonymous users are not its to enrich.
+    /// Heap's API addresses users by identity alone: anonymous users are not its to enrich, nor
+    /// users whose identity is longer than Heap takes.
     fn cannot_address(&self, user: &UserRecord) -> Option<&'static str> {
-        user.identity.is_none().then_some(NO_IDENTITY)
+        identity_problem(user.identity.as_deref())
+    }
+
+    fn value_rules(&self) -> ValueRules {
+        VALUE_RULES
     }
 
     /// Users Heap refuses one by one are refused alone: a request Heap refuses (400) is split in
@@ -317,12 +325,8 @@ impl Sink for HeapSink {
         let mut refused = Refused::new();
         let mut sendable = Vec::with_capacity(batch.len());
         for (at, user) in batch.iter().enumerate() {
-            let problem = match &user.identity {
-                None => Some(NO_IDENTITY.to_owned()),
-                Some(identity) => identity_problem(identity),
-            };
-            match problem {
-                Some(problem) => refused.push((at, problem)),
+            match identity_problem(user.identity.as_deref()) {
+                Some(problem) => refused.push((at, problem.to_owned())),
                 None => sendable.push(at),
             }
         }
@@ -375,8 +379,23 @@ impl Sink for HeapSink {
     }
 }
 
+/// Why Heap cannot address a user with this identity, if it cannot. The reason quotes no identity.
+fn identity_problem(identity: Option<&str>) -> Option<&'static str> {
+    match identity {
+        None => Some(NO_IDENTITY),
+        Some(identity) if !VALUE_RULES.identity_fits(identity) => Some(&IDENTITY_TOO_LONG),
+        Some(_) => None,
+    }
+}
+
 /// Why Heap cannot take an anonymous user.
 const NO_IDENTITY: &str = "no identity (anonymous user)";
+
+/// Why Heap cannot take a user whose identity is longer than its rules allow.
+static IDENTITY_TOO_LONG: LazyLock<String> = LazyLock::new(|| {
+    let max = VALUE_RULES.max_identity_chars.unwrap_or_default();
+    format!("identity longer than {max} characters")
+});
 
 /// The bulk form of Add User Properties.
 #[derive(Debug, Serialize)]

@@ -1,5 +1,5 @@
-//! From one person PDL found to properties an analytics tool accepts, through the shared
-//! [`PropertySelection`].
+//! From one person PDL found to properties, through the shared [`PropertySelection`]: values whole, as
+//! the sink's rules fit them to the destination.
 //!
 //! Each field the selection includes with a value becomes one property; fields the catalogue does not
 //! name (the `experience`, `education` and `emails` objects, …) are not written. On a free plan PDL
@@ -23,7 +23,7 @@ pub fn map_person(
         .get("job_company_name")
         .is_some_and(|name| name.as_str().is_some_and(|name| !name.trim().is_empty()));
     let matched = if company { "person and company" } else { "person only" };
-    record.properties.insert(MATCH.to_owned(), PropertyValue::text(matched).0);
+    record.properties.insert(MATCH.to_owned(), PropertyValue::text(matched));
     if let Some(likelihood) = likelihood {
         record.properties.insert(LIKELIHOOD.to_owned(), PropertyValue::Number(likelihood.into()));
     }
@@ -59,7 +59,7 @@ pub fn map_company(
 /// What a check writes when PDL has no such person.
 pub(crate) fn not_found() -> Record {
     let mut record = Record::default();
-    record.properties.insert(MATCH.to_owned(), PropertyValue::text("not found").0);
+    record.properties.insert(MATCH.to_owned(), PropertyValue::text("not found"));
     record
 }
 
@@ -98,7 +98,7 @@ mod tests {
         }));
         let names: Vec<&str> = record.properties.keys().map(String::as_str).collect();
         assert_eq!(names, ["People Data Labs: Likelihood", "People Data Labs: Match", "Person Full Name"]);
-        assert_eq!(record.properties[MATCH], PropertyValue::text("person only").0);
+        assert_eq!(record.properties[MATCH], PropertyValue::text("person only"));
     }
 
     #[test]
@@ -121,12 +121,16 @@ mod tests {
                 "People Data Labs: Likelihood"
             ]
         );
-        assert_eq!(record.properties["Company City"], PropertyValue::text("San Francisco").0);
+        assert_eq!(record.properties["Company City"], PropertyValue::text("San Francisco"));
     }
 
     #[test]
-    fn long_text_is_cut_and_reported() {
+    fn long_text_is_given_whole() {
         let record = map(&json!({ "summary": "x".repeat(5000) }));
-        assert_eq!(record.cut, ["Person Bio"]);
+        assert_eq!(
+            record.properties["Person Bio"],
+            PropertyValue::text("x".repeat(5000)),
+            "the sink's rules cut it"
+        );
     }
 }

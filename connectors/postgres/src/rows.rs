@@ -180,7 +180,7 @@ fn user_from_row(row: &Row, columns: &UserColumns) -> Result<UserRecord, String>
         return Err("identity is NULL".to_owned());
     }
     if let Some(problem) = identity.as_deref().and_then(enrich_core::user::identity_problem) {
-        return Err(problem);
+        return Err(problem.to_owned());
     }
     let UtcTime(last_seen) = value(row, columns.last_seen)?.ok_or("last_seen is NULL")?;
     let email = match columns.email {

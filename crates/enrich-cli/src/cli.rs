@@ -319,11 +319,16 @@ pub enum StateAction {
 
 #[derive(Debug, Subcommand)]
 pub enum MapSource {
-    /// Map one Clearbit combined response (`{"person": …, "company": …}`) to the Heap properties it
+    /// Map one Clearbit combined response (`{"person": …, "company": …}`) to the properties it
     /// becomes, printed as JSON. `Clearbit: Date Last Checked` is left out: it is the time of the check.
     Clearbit {
         /// The response file; standard input when absent or `-`.
         file: Option<PathBuf>,
+        /// Show the values as this connection's sink receives them (Heap: text cut below 1024 bytes,
+        /// lists at whole items), read from the config file; without it, lists are joined with `, `
+        /// and nothing is cut.
+        #[arg(long, value_name = "NAME", add = ArgValueCandidates::new(connection_names))]
+        connection: Option<String>,
     },
 }
 

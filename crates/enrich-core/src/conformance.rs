@@ -241,7 +241,13 @@ pub fn a_failure_is_recorded_as_the_status(open: Open) {
 }
 
 pub fn cached_result(company: &str) -> CachedResult {
-    let properties = [("Company Name".to_owned(), crate::PropertyValue::Text(company.to_owned()))].into();
+    // A kept result holds the source's values, lists included.
+    let tech = crate::PropertyValue::List(vec!["nginx".to_owned(), "rust".to_owned()]);
+    let properties = [
+        ("Company Name".to_owned(), crate::PropertyValue::Text(company.to_owned())),
+        ("Company Tech".to_owned(), tech),
+    ]
+    .into();
     CachedResult { outcome: Outcome::Found, checked_at: Utc::now(), properties }
 }
 

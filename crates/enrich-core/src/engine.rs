@@ -191,6 +191,7 @@ pub async fn sync(
         connection: &connection.name,
         store: store.as_ref(),
         source: connection.source.as_ref(),
+        rules: connection.sink.value_rules(),
         segments: connection.source.segments(),
         sender: &sender,
         derived: Default::default(),

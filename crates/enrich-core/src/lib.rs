@@ -31,7 +31,7 @@ pub use connector::{Billing, Choice, Secret, SinkSettings, SourceSettings, Start
 pub use directory::{DirectoryError, UserDirectory, UserStream};
 pub use engine::{Connection, EngineError, Progress, RunPlan, Schedule, SyncReport, SyncRequest, plan, sync};
 pub use error::ConnectorError;
-pub use property::{JoinedList, Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
+pub use property::{ListItems, Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Segment};
 pub use sink::{Refused, Sink, UserUpdate, ValueRules};
 pub use source::{Lookup, Source};
 pub use state::{

@@ -1,6 +1,7 @@
-//! Property values as analytics tools accept them: numbers, and strings below a length limit.
+//! Property values as sources produce them: numbers, text and lists, with no destination's limits (a
+//! sink's [`crate::ValueRules`] fit them to what it takes).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -10,15 +11,10 @@ use crate::digest::stable_hash;
 /// The properties written for one user, ordered by name so output and hashes are deterministic.
 pub type Properties = BTreeMap<String, PropertyValue>;
 
-/// Strings are cut so that they stay below this many bytes (and so below as many characters).
-pub const MAX_TEXT_BYTES: usize = 1023;
-
-/// What a completed check produced for one key: the properties to write, and the names of the values
-/// that had to be cut to fit, so a run can report cuts instead of losing data silently.
+/// What a completed check produced for one key: the properties to write, whole, as the source gave them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
     pub properties: Properties,
-    pub cut: Vec<String>,
     /// Properties named by derivation from an attribute the source's catalogue does not know yet, as
     /// (attribute path, property name).
     pub derived: Vec<(String, String)>,
@@ -78,91 +74,73 @@ pub struct Segment {
     pub list: bool,
 }
 
-/// One property value: a number or a string, nothing else.
+/// One property value: a number, a text or a list of texts, nothing else. A sink receives numbers and
+/// text only: the engine joins lists by the sink's [`crate::ValueRules`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum PropertyValue {
     Number(serde_json::Number),
     Text(String),
+    /// A list's items in order, without blanks or repeats (a JSON array).
+    List(Vec<String>),
 }
 
 impl PropertyValue {
-    /// A text value, cut at a character boundary below [`MAX_TEXT_BYTES`]. The flag says whether
-    /// it was cut, so that callers can report it rather than lose data silently.
-    pub fn text(value: impl Into<String>) -> (Self, bool) {
-        let mut value = value.into();
-        let cut = value.len() > MAX_TEXT_BYTES;
-        if cut {
-            let mut end = MAX_TEXT_BYTES;
-            while !value.is_char_boundary(end) {
-                end -= 1;
-            }
-            value.truncate(end);
-        }
-        (Self::Text(value), cut)
+    pub fn text(value: impl Into<String>) -> Self {
+        Self::Text(value.into())
     }
 
     pub fn as_text(&self) -> Option<&str> {
         match self {
             Self::Text(text) => Some(text),
-            Self::Number(_) => None,
+            Self::Number(_) | Self::List(_) => None,
         }
     }
 }
 
-/// The text of a list's items without blanks or repeats, joined with `, ` within the length limit, for
-/// any source that flattens lists. Whole items beyond the limit are left out rather than one cut in the
-/// middle, which would make a wrong domain or URL out of a right one.
+/// A list's items without blanks or repeats, in order, for any source that flattens lists.
 #[derive(Debug, Default)]
-pub struct JoinedList {
-    joined: String,
-    /// Where each item joined so far is in `joined` (at most the few that fit in the limit), and their
-    /// hashes: a repeat is found without a copy of each item, and in constant time however long the list.
-    items: Vec<(usize, usize)>,
-    hashes: HashSet<u64>,
-    /// An item did not fit: the rest of the list is left out.
-    cut: bool,
+pub struct ListItems {
+    items: Vec<String>,
+    /// Once the list is long, each item's hash and where the first item with that hash is: a repeat is
+    /// found in constant time however long the list. Short lists, the usual ones, need no index.
+    first_with_hash: HashMap<u64, usize>,
 }
 
-impl JoinedList {
-    /// Adds one item, unless it is blank, a repeat, or the list is full.
-    pub fn add(&mut self, part: &str) {
-        if self.cut || part.trim().is_empty() || self.is_repeat(part) {
+/// Lists shorter than this are searched for a repeat item by item.
+const INDEXED_FROM: usize = 16;
+
+impl ListItems {
+    /// Adds one item, unless it is blank or a repeat.
+    pub fn add(&mut self, item: &str) {
+        if item.trim().is_empty() || self.contains(item) {
             return;
         }
-        let separator = if self.joined.is_empty() { "" } else { ", " };
-        if self.joined.len() + separator.len() + part.len() > MAX_TEXT_BYTES {
-            self.cut = true;
-            // Only a single part too long for the limit on its own is cut.
-            if self.joined.is_empty() {
-                self.joined = part.to_owned();
+        self.items.push(item.to_owned());
+        let count = self.items.len();
+        if count >= INDEXED_FROM {
+            // The whole list once it becomes long, then each new item.
+            let first_unindexed = if count == INDEXED_FROM { 0 } else { count - 1 };
+            for at in first_unindexed..count {
+                self.first_with_hash.entry(stable_hash([self.items[at].as_bytes()])).or_insert(at);
             }
-            return;
         }
-        self.joined.push_str(separator);
-        let start = self.joined.len();
-        self.joined.push_str(part);
-        self.items.push((start, self.joined.len()));
-        self.hashes.insert(stable_hash([part.as_bytes()]));
     }
 
-    fn is_repeat(&self, part: &str) -> bool {
-        self.hashes.contains(&stable_hash([part.as_bytes()]))
-            && self.items.iter().any(|&(start, end)| self.joined[start..end] == *part)
-    }
-
-    /// Whether an item did not fit: nothing more is added.
-    pub fn is_full(&self) -> bool {
-        self.cut
-    }
-
-    /// The value and whether it was cut; `None` when no item had text.
-    pub fn finish(self) -> Option<(PropertyValue, bool)> {
-        if self.joined.is_empty() {
-            return None;
+    fn contains(&self, item: &str) -> bool {
+        let same = |known: &String| known == item;
+        if self.items.len() < INDEXED_FROM {
+            return self.items.iter().any(same);
         }
-        let (value, cut_text) = PropertyValue::text(self.joined);
-        Some((value, self.cut || cut_text))
+        // Another item with the same hash is told apart by comparing with every item.
+        self.first_with_hash
+            .get(&stable_hash([item.as_bytes()]))
+            .is_some_and(|&first| self.items[first] == item || self.items.iter().any(same))
+    }
+
+    /// The list; `None` when no item had text.
+    pub fn finish(self) -> Option<PropertyValue> {
+        (!self.items.is_empty()).then_some(PropertyValue::List(self.items))
     }
 }
 
@@ -177,6 +155,7 @@ impl fmt::Display for PropertyValue {
         match self {
             Self::Number(number) => number.fmt(f),
             Self::Text(text) => f.write_str(text),
+            Self::List(items) => f.write_str(&items.join(", ")),
         }
     }
 }
@@ -186,26 +165,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn long_text_is_cut_at_a_character_boundary() {
-        let long = "é".repeat(600); // 1200 bytes
-        let (value, cut) = PropertyValue::text(long);
-        assert!(cut);
-        let text = value.as_text().unwrap();
-        assert!(text.len() <= MAX_TEXT_BYTES);
-        assert_eq!(text.len(), 1022, "511 two-byte characters fit");
-        let (short, cut) = PropertyValue::text("short");
-        assert!(!cut);
-        assert_eq!(short, PropertyValue::Text("short".into()));
+    fn a_list_keeps_its_first_distinct_items_in_order() {
+        let mut list = ListItems::default();
+        for item in ["b", " ", "a", "b", "", "c", "a"] {
+            list.add(item);
+        }
+        assert_eq!(list.finish(), Some(PropertyValue::List(vec!["b".into(), "a".into(), "c".into()])));
+        let mut blank = ListItems::default();
+        blank.add("  ");
+        assert_eq!(blank.finish(), None);
+        // Long lists are indexed: repeats of items before and after the index was built are dropped.
+        let mut long = ListItems::default();
+        let items: Vec<String> = (0..40).map(|n| format!("item-{n}")).collect();
+        for item in items.iter().chain(items.iter().rev()) {
+            long.add(item);
+        }
+        assert_eq!(long.finish(), Some(PropertyValue::List(items)));
     }
 
     #[test]
-    fn serializes_as_bare_number_or_string() {
+    fn serializes_as_bare_number_string_or_array() {
         let mut properties = Properties::new();
         properties.insert("Company Employees".into(), PropertyValue::from(1001));
-        properties.insert("Company Name".into(), PropertyValue::text("Calvin Klein").0);
+        properties.insert("Company Name".into(), PropertyValue::text("Calvin Klein"));
+        properties.insert("Company Tech".into(), PropertyValue::List(vec!["nginx".into(), "rust".into()]));
+        let json = serde_json::to_string(&properties).unwrap();
         assert_eq!(
-            serde_json::to_string(&properties).unwrap(),
-            r#"{"Company Employees":1001,"Company Name":"Calvin Klein"}"#
+            json,
+            r#"{"Company Employees":1001,"Company Name":"Calvin Klein","Company Tech":["nginx","rust"]}"#
         );
+        assert_eq!(serde_json::from_str::<Properties>(&json).unwrap(), properties);
     }
 }

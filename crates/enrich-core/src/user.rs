@@ -55,18 +55,10 @@ impl LookupHints {
     }
 }
 
-/// The longest identity analytics tools take (Heap's limit).
-pub const MAX_IDENTITY_CHARS: usize = 255;
-
-/// Why an identity cannot address a user, if it cannot; directories report such rows instead of
-/// passing them on. The message does not quote the identity (it may be an email).
-pub fn identity_problem(identity: &str) -> Option<String> {
-    if identity.trim().is_empty() {
-        return Some("identity is empty".to_owned());
-    }
-    let length = identity.chars().count();
-    (length > MAX_IDENTITY_CHARS)
-        .then(|| format!("identity is {length} characters long, Heap takes at most {MAX_IDENTITY_CHARS}"))
+/// Why a directory's identity is none, if it is blank: directories report such rows instead of passing
+/// them on. How long an identity may be is the sink's rule ([`crate::ValueRules::max_identity_chars`]).
+pub fn identity_problem(identity: &str) -> Option<&'static str> {
+    identity.trim().is_empty().then_some("identity is empty")
 }
 
 /// What the state keeps a user under: the identity, or for an anonymous user (no identity) its `user_id`

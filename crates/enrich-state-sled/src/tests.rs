@@ -93,7 +93,7 @@ fn forget_leaves_no_trace_in_any_file_and_its_suppression_outlives_connection_js
     {
         let store = SledStateStore::open(state_dir.path(), "a").unwrap();
         let mut write = pending("forgotten-identity");
-        write.update.properties.insert("Person Name".into(), PropertyValue::text("Zebulon Quirk").0);
+        write.update.properties.insert("Person Name".into(), PropertyValue::text("Zebulon Quirk"));
         store.put_pending(&[write]).unwrap();
         store.put_users(&[("forgotten-identity".into(), user_state(Outcome::Found))]).unwrap();
         store.put_users(&[("kept".into(), UserState { key_hash: 7, ..user_state(Outcome::Found) })]).unwrap();

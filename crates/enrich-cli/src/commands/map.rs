@@ -1,12 +1,15 @@
-//! `enrich map`: how a source response maps to properties, without network or config.
+//! `enrich map`: how a source response maps to properties, without network; with `--connection`, as
+//! that connection's sink receives them.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use enrich_core::ValueRules;
 
-pub fn clearbit(file: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// Prints the properties of one Clearbit combined response, fitted to `rules`.
+pub fn clearbit(file: Option<&Path>, rules: ValueRules) -> anyhow::Result<ExitCode> {
     let (name, text) = match file {
         Some(path) if path != Path::new("-") => {
             let text =
@@ -24,10 +27,11 @@ pub fn clearbit(file: Option<&Path>) -> anyhow::Result<ExitCode> {
     if !response.is_object() || (response.get("person").is_none() && response.get("company").is_none()) {
         bail!("{name} is not a Clearbit combined response: expected an object with `person` and `company`");
     }
-    let record = enrich_clearbit::map_combined(&response, &enrich_clearbit::every_attribute());
-    for property in &record.cut {
-        eprintln!("warning: `{property}` was longer than Heap accepts and was cut");
+    let mut properties =
+        enrich_clearbit::map_combined(&response, &enrich_clearbit::every_attribute()).properties;
+    for property in rules.fit(&mut properties) {
+        eprintln!("warning: `{property}` was longer than {} accepts and was cut", rules.destination);
     }
-    println!("{}", serde_json::to_string_pretty(&record.properties)?);
+    println!("{}", serde_json::to_string_pretty(&properties)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,7 @@ use crate::events::{InternalEvent, LookupFailed, ValuesCut};
 use crate::{
     ConnectorError, KeyKind, Lookup, LookupKey, Outcome, PendingWrite, Properties, PropertySet,
     PropertyValue, Record, RunSummary, Segment, Source, StateError, StateStore, UserRecord, UserState,
-    UserUpdate,
+    UserUpdate, ValueRules,
 };
 
 /// Records the lookups of one run as they complete.
@@ -22,6 +22,8 @@ pub(super) struct Recorder<'a> {
     pub(super) connection: &'a str,
     pub(super) store: &'a dyn StateStore,
     pub(super) source: &'a dyn Source,
+    /// The sink's rules, which every check's values are fitted to before anything else.
+    pub(super) rules: ValueRules,
     pub(super) segments: Vec<Segment>,
     pub(super) sender: &'a mpsc::Sender<PendingWrite>,
     /// Names derived for attributes the source's catalogue does not know (property → attribute path).
@@ -152,11 +154,13 @@ impl Recorder<'_> {
         summary: &mut RunSummary,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        if !record.cut.is_empty() {
-            summary.values_cut += record.cut.len() as u64;
-            ValuesCut { connection: self.connection, properties: &record.cut }.emit();
+        // Fitted first: the hash, the segments and the writes are of what the sink takes.
+        let Record { mut properties, derived } = record;
+        let cut = self.rules.fit(&mut properties);
+        if !cut.is_empty() {
+            summary.values_cut += cut.len() as u64;
+            ValuesCut { connection: self.connection, properties: &cut }.emit();
         }
-        let Record { properties, derived, .. } = record;
         self.derived.extend(derived.into_iter().map(|(path, property)| (property, path)));
         let checked_property = self.source.checked_property();
         let check =

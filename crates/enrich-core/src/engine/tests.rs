@@ -10,7 +10,7 @@ use super::*;
 use crate::{
     ConnectorError, DirectoryError, KeyKind, Lookup, LookupHints, MemoryStateStore, Outcome, Properties,
     PropertyInfo, PropertyKind, PropertyValue, Record, Refused, UserRecord, UserState, UserStream,
-    UserUpdate,
+    UserUpdate, ValueRules,
 };
 
 #[derive(Debug, Default)]
@@ -132,6 +132,8 @@ struct FakeSink {
     refuse: Vec<String>,
     /// Users without identity cannot be addressed, as with Heap.
     needs_identity: bool,
+    /// What the sink takes of values.
+    rules: ValueRules,
     batches: Mutex<Vec<Vec<UserUpdate>>>,
 }
 
@@ -142,6 +144,7 @@ impl FakeSink {
             answers: Mutex::default(),
             refuse: Vec::new(),
             needs_identity: false,
+            rules: ValueRules::default(),
             batches: Mutex::default(),
         }
     }
@@ -172,6 +175,9 @@ impl Sink for FakeSink {
     }
     fn cannot_address(&self, user: &UserRecord) -> Option<&'static str> {
         (self.needs_identity && user.identity.is_none()).then_some("no identity")
+    }
+    fn value_rules(&self) -> ValueRules {
+        self.rules
     }
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError> {
         assert!(batch.len() <= self.max_batch, "batch of {} over the limit", batch.len());
@@ -221,7 +227,7 @@ fn user(identity: &str, email: Option<&str>, seen_days_ago: i64) -> Result<UserR
 
 fn found(company: &str) -> Result<Lookup, ConnectorError> {
     let mut properties = Properties::new();
-    properties.insert("Company Name".into(), PropertyValue::text(company).0);
+    properties.insert("Company Name".into(), PropertyValue::text(company));
     Ok(Lookup::Found(Record { properties, ..Record::default() }))
 }
 
@@ -445,8 +451,8 @@ async fn a_record_holding_the_names_themselves_is_cleared_from_them_and_stored_c
 #[tokio::test]
 async fn properties_no_longer_true_are_written_empty_and_counted() {
     let mut two = Properties::new();
-    two.insert("Company Name".into(), PropertyValue::text("Acme").0);
-    two.insert("Company Tech".into(), PropertyValue::text("rust").0);
+    two.insert("Company Name".into(), PropertyValue::text("Acme"));
+    two.insert("Company Tech".into(), PropertyValue::text("rust"));
     let source =
         FakeSource::with(&[("u0@x.com", Ok(Lookup::Found(Record { properties: two, ..Record::default() })))]);
     let h = harness_with(source, FakeSink::new(10), users(1), always_refresh());
@@ -709,11 +715,10 @@ async fn declined_keys_are_counted_and_never_looked_up() {
 #[tokio::test]
 async fn cuts_and_derived_names_are_reported() {
     let mut record = Record::default();
-    record.properties.insert("Company Bio".into(), PropertyValue::text("x").0);
-    record.cut.push("Company Bio".into());
+    record.properties.insert("Company Bio".into(), PropertyValue::text("x".repeat(2000)));
     record.derived.push(("company.newThing".into(), "Company New Thing".into()));
-    let h =
-        harness(FakeSource::with(&[("u0@x.com", Ok(Lookup::Found(record)))]), FakeSink::new(10), users(1));
+    let sink = FakeSink { rules: HEAP_LIKE, ..FakeSink::new(10) };
+    let h = harness(FakeSource::with(&[("u0@x.com", Ok(Lookup::Found(record)))]), sink, users(1));
     let report = h.run().await;
     assert_eq!(report.run.summary.values_cut, 1);
     let state = h.store.connection().unwrap();
@@ -813,7 +818,7 @@ async fn users_without_a_usable_email_are_looked_up_by_the_sources_fallback_key(
     let s = h.run().await.run.summary;
     assert_eq!((s.no_email, s.malformed_email, s.due, s.lookups, s.found), (1, 0, 3, 2, 2));
     assert_eq!(h.source.asked(), vec!["81.2.69.160", "c@acme.com"]);
-    assert_eq!(h.sink.written()["u2"]["Company Name"], PropertyValue::text("Acme").0);
+    assert_eq!(h.sink.written()["u2"]["Company Name"], PropertyValue::text("Acme"));
     let ip_digest = LookupKey::Ip("81.2.69.160".parse().unwrap()).digest();
     assert_eq!(h.store.user("u1").unwrap().unwrap().key_hash, ip_digest);
     assert_eq!(h.run().await.run.summary.lookups, 0, "a second run looks nothing up");
@@ -896,7 +901,7 @@ async fn anonymous_users_are_remembered_by_user_id_apart_from_an_equal_identity(
     let s = h.run().await.run.summary;
     assert_eq!((s.due, s.lookups, s.found, s.written, s.duplicate_identities), (3, 2, 2, 3, 0));
     let written = h.sink.written();
-    assert_eq!(written[" user_id 42"]["Company Name"], PropertyValue::text("Acme").0);
+    assert_eq!(written[" user_id 42"]["Company Name"], PropertyValue::text("Acme"));
     assert!(!written["42"].contains_key("Company Name"), "the identity 42 is another user");
     let states = h.store.user_states();
     assert_eq!(states.len(), 3, "{:?}", states.keys());
@@ -1019,4 +1024,81 @@ async fn forgetting_an_email_reaches_a_user_looked_up_by_its_domain() {
     assert_eq!((again.lookups, again.skipped, again.up_to_date), (0, 1, 1), "{again:?}");
     assert_eq!(again.top_reasons(5), vec![("skipped: forgotten on request", 1)]);
     assert!(h.store.user("u1").unwrap().is_none(), "nothing of her is written back");
+}
+
+/// Rules like Heap's: text below 1024 bytes.
+const HEAP_LIKE: ValueRules = ValueRules {
+    destination: "Heap",
+    forbidden_names: &[],
+    built_in_names: &[],
+    max_text_bytes: Some(1023),
+    max_identity_chars: Some(255),
+};
+
+/// A found answer with a 2,000-byte bio and 100 domain aliases of 21 bytes each, as a source gives it.
+fn long_values() -> Properties {
+    let aliases = (0..100).map(|n| format!("alias-{n:03}.example.com")).collect();
+    Properties::from([
+        ("Company Bio".to_owned(), PropertyValue::text("é".repeat(1000))),
+        ("Company Domain Aliases".to_owned(), PropertyValue::List(aliases)),
+    ])
+}
+
+fn found_properties(properties: Properties) -> Result<Lookup, ConnectorError> {
+    Ok(Lookup::Found(Record { properties, ..Record::default() }))
+}
+
+#[tokio::test]
+async fn the_sinks_rules_fit_values_before_they_are_hashed_and_written() {
+    let source = FakeSource::with(&[("u0@x.com", found_properties(long_values()))]);
+    let sink = FakeSink { rules: HEAP_LIKE, ..FakeSink::new(10) };
+    let h = harness_with(source, sink, users(1), always_refresh());
+    let first = h.run().await.run.summary;
+    assert_eq!(first.values_cut, 2);
+    let written = h.sink.written().remove("u0").unwrap();
+    assert_eq!(written["Company Bio"], PropertyValue::text("é".repeat(511)), "1022 bytes, whole characters");
+    let aliases = written["Company Domain Aliases"].as_text().unwrap();
+    let kept: Vec<&str> = aliases.split(", ").collect();
+    assert_eq!(kept.len(), 44, "23 bytes an item with its separator: 44 fit in 1023");
+    assert!(kept.iter().enumerate().all(|(n, alias)| *alias == format!("alias-{n:03}.example.com")));
+
+    // A source that gave these values already fitted (as sources did before sinks owned the rules)
+    // leaves the user unchanged: the hash is of what the sink takes, as it always was.
+    let mut fitted = written;
+    fitted.remove("Fake: Date Last Checked");
+    h.source.answer("u0@x.com", found_properties(fitted));
+    let second = h.run().await.run.summary;
+    assert_eq!((second.unchanged, second.values_cut), (1, 0));
+}
+
+#[tokio::test]
+async fn a_sink_without_limits_takes_every_value_whole_and_lists_joined() {
+    let source = FakeSource::with(&[("u0@x.com", found_properties(long_values()))]);
+    let h = harness(source, FakeSink::new(10), users(1));
+    assert_eq!(h.run().await.run.summary.values_cut, 0);
+    let written = h.sink.written().remove("u0").unwrap();
+    assert_eq!(written["Company Bio"].as_text().unwrap().len(), 2000);
+    let aliases = written["Company Domain Aliases"].as_text().unwrap();
+    assert_eq!(aliases.split(", ").count(), 100);
+    assert_eq!(aliases.len(), 100 * 23 - 2);
+}
+
+#[tokio::test]
+async fn a_kept_result_keeps_the_sources_values_and_is_fitted_when_served() {
+    let source = FakeSource {
+        keeps_results: true,
+        ..FakeSource::with(&[("a@acme.com", found_properties(long_values()))])
+    };
+    let sink = FakeSink { rules: HEAP_LIKE, ..FakeSink::new(10) };
+    let h = harness(source, sink, vec![user("u1", Some("a@acme.com"), 0)]);
+    assert_eq!(h.run().await.run.summary.values_cut, 2);
+    let kept = h.store.cached(LookupKey::Email("a@acme.com".into()).digest()).unwrap().unwrap();
+    assert_eq!(kept.properties, long_values(), "the source's values, whole");
+
+    let rows = vec![user("v1", Some("a@acme.com"), 0)];
+    let connection = Connection { users: Arc::new(FakeDirectory { rows }), ..h.connection.clone() };
+    let request = SyncRequest::over_window(RunKind::Manual, &connection.schedule, Utc::now());
+    let served = sync(&connection, h.store.clone(), request).await.unwrap().run.summary;
+    assert_eq!((served.lookups, served.lookups_saved, served.values_cut), (0, 1, 2));
+    assert_eq!(h.sink.written()["v1"], h.sink.written()["u1"], "cut at whole items as at the lookup");
 }

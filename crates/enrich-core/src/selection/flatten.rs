@@ -2,8 +2,8 @@
 //!
 //! Every non-null attribute the selection includes becomes one property: nested objects are walked,
 //! so an attribute the provider adds tomorrow still comes through under a name derived from its path
-//! (when the catalogue derives names), reported as derived. Values become numbers or strings, lists
-//! are joined, nothing else.
+//! (when the catalogue derives names), reported as derived. Values become numbers, strings or lists of
+//! strings, whole: the sink's rules fit them to the destination.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::{Naming, PropertySelection};
-use crate::{JoinedList, PropertyKind, PropertyValue, Record};
+use crate::{ListItems, PropertyKind, PropertyValue, Record};
 
 /// Fields that say what an object in an array is, in order of preference: a Gravatar avatar is its
 /// `url`, a Gravatar link its `value`.
@@ -97,7 +97,7 @@ impl<'a> Mapper<'a> {
             Some(kind) => kind == PropertyKind::Number,
             None => !key.eq_ignore_ascii_case("id"),
         };
-        let Some((value, cut)) = self.convert(keeps_numbers, value) else { return };
+        let Some(value) = self.convert(keeps_numbers, value) else { return };
         let fixed = entry.filter(|entry| !self.written[entry.index]);
         let name = match (fixed, selection.catalogue.naming) {
             (Some(entry), _) => {
@@ -115,9 +115,6 @@ impl<'a> Mapper<'a> {
         // listings can show attributes the catalogue does not know yet.
         if fixed.is_none_or(|entry| entry.known.is_none()) {
             self.record.derived.push((self.dotted.clone(), name.clone()));
-        }
-        if cut {
-            self.record.cut.push(name.clone());
         }
         self.record.properties.insert(name, value);
     }
@@ -152,18 +149,18 @@ impl<'a> Mapper<'a> {
         candidate
     }
 
-    /// The property value of one non-object, non-null attribute, and whether its text was cut; `None`
-    /// when there is nothing to write (blank, empty list, a boolean placeholder).
-    fn convert(&self, keeps_numbers: bool, value: &Value) -> Option<(PropertyValue, bool)> {
+    /// The property value of one non-object, non-null attribute; `None` when there is nothing to write
+    /// (blank, empty list, a boolean placeholder).
+    fn convert(&self, keeps_numbers: bool, value: &Value) -> Option<PropertyValue> {
         match value {
             Value::Null | Value::Object(_) => None,
             Value::Bool(flag) => self.booleans_are_values().then(|| PropertyValue::text(flag.to_string())),
-            Value::Number(number) if keeps_numbers => Some((PropertyValue::Number(number.clone()), false)),
+            Value::Number(number) if keeps_numbers => Some(PropertyValue::Number(number.clone())),
             Value::Number(number) => Some(PropertyValue::text(number.to_string())),
             Value::String(text) if text.trim().is_empty() => None,
             Value::String(text) => Some(PropertyValue::text(text.as_str())),
             Value::Array(items) => {
-                let mut list = JoinedList::default();
+                let mut list = ListItems::default();
                 self.add_items(&mut list, items);
                 list.finish()
             }
@@ -174,13 +171,9 @@ impl<'a> Mapper<'a> {
         self.selection.catalogue.booleans_are_values
     }
 
-    /// Adds the text of a list's items, nested lists included, to `list`; reading stops once an item
-    /// did not fit, so a list of any length costs no more than its first kilobyte.
-    fn add_items(&self, list: &mut JoinedList, items: &[Value]) {
+    /// Adds the text of a list's items, nested lists included, to `list`.
+    fn add_items(&self, list: &mut ListItems, items: &[Value]) {
         for item in items {
-            if list.is_full() {
-                return;
-            }
             match item {
                 Value::Null => {}
                 Value::Bool(flag) if self.booleans_are_values() => {
