@@ -78,16 +78,26 @@ async fn map_prints_the_heap_properties_of_a_response() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../connectors/clearbit/fixtures/combined-real-calvinklein-2016.json"
     );
-    let run = workspace.enrich(&["map", "clearbit", fixture]).await;
+    workspace.write_roster(&[]);
+    let run = workspace.enrich(&["map", fixture]).await;
     run.success();
     let properties: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(properties["Company Website URL"], "http://calvinklein.us");
     assert!(properties.get("Clearbit: Date Last Checked").is_none());
 
     std::fs::write(workspace.path("bad.json"), "{\"person\": ").unwrap();
-    let bad = workspace.enrich(&["map", "clearbit", "bad.json"]).await;
+    let bad = workspace.enrich(&["map", "bad.json"]).await;
     bad.failure();
     assert!(bad.stderr.contains("bad.json is not a JSON document"), "{bad}");
+
+    // An answer of another lookup than the connection's says what was expected.
+    std::fs::write(workspace.path("reveal.json"), r#"{"ip": "203.0.113.7", "domain": "acme.io"}"#).unwrap();
+    let other = workspace.enrich(&["map", "reveal.json"]).await;
+    other.failure();
+    assert!(
+        other.stderr.contains("reveal.json: expected an answer of Clearbit's combined lookup"),
+        "{other}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

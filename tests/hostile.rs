@@ -6,7 +6,7 @@ mod support;
 use std::fmt::Write as _;
 
 use enrich_emulator::{EmulatorConfig, Scripted};
-use support::{KEY, Run, Workspace};
+use support::{CSV_USERS, KEY, Run, Workspace};
 
 /// A roster of `identity,last_seen,email,plan` rows, all seen today.
 fn roster(rows: &[(&str, &str)]) -> String {
@@ -149,9 +149,16 @@ async fn map_cuts_a_list_of_100000_items_to_its_first_items_for_heap_only() {
     let response = serde_json::json!({ "person": null, "company": { "name": "Acme", "tech": tech } });
     std::fs::write(workspace.path("answer.json"), response.to_string()).unwrap();
     workspace.write_roster(&[]);
+    // A warehouse table too, which map reads the sink's rules of and never connects to.
+    let warehouse = format!(
+        "  warehouse:\n    source:\n      type: clearbit\n      api_key: ${{CLEARBIT_API_KEY}}\n    sink:\n      \
+         type: postgres_table\n      url: postgres://enrich@127.0.0.1:9/warehouse\n      table: enrich.users\n      \
+         tls: disable\n{CSV_USERS}"
+    );
+    workspace.write_config_with("", &warehouse);
 
     let started = std::time::Instant::now();
-    let map = workspace.enrich(&["map", "clearbit", "answer.json", "--connection", "main"]).await;
+    let map = workspace.enrich(&["map", "answer.json", "--connection", "main"]).await;
     let elapsed = started.elapsed();
     map.success();
     let properties: serde_json::Value = serde_json::from_str(&map.stdout).unwrap();
@@ -162,8 +169,8 @@ async fn map_cuts_a_list_of_100000_items_to_its_first_items_for_heap_only() {
     assert!(map.stderr.contains("`Company Tech` was longer than Heap accepts and was cut"), "{map}");
     println!("map: 100,000 tech items cut to the first {} in {elapsed:?} (debug build)", items.len());
 
-    // Without a connection, no destination's limit: every item, joined.
-    let whole = workspace.enrich(&["map", "clearbit", "answer.json"]).await;
+    // The table's sink has no limit: every item, joined.
+    let whole = workspace.enrich(&["map", "answer.json", "--connection", "warehouse"]).await;
     whole.success();
     let properties: serde_json::Value = serde_json::from_str(&whole.stdout).unwrap();
     assert_eq!(properties["Company Tech"].as_str().unwrap().split(", ").count(), 100_000);

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use enrich_core::{
-    Billing, Choice, ConnectorError, FieldError, PropertyInfo, Secret, SharedBudget, Source, SourceSettings,
-    Starter,
+    Billing, Choice, ConnectorError, FieldError, PropertyInfo, Record, Secret, SharedBudget, Source,
+    SourceSettings, Starter,
 };
 use secrecy::ExposeSecret;
+use serde_json::Value;
 
-use crate::{PeopleDataLabsConfig, PeopleDataLabsSource};
+use crate::{LookupMode, PeopleDataLabsConfig, PeopleDataLabsSource, map_company, map_person};
 
 impl SourceSettings for PeopleDataLabsConfig {
     fn starter() -> Option<Starter> {
@@ -51,6 +52,26 @@ impl SourceSettings for PeopleDataLabsConfig {
         u64::from(self.requests_per_minute) * self.max_keys_per_request as u64
     }
 
+    /// A person's answer (single or one bulk item: `data` with `likelihood`), or a company's.
+    fn map_answer(&self, answer: &Value) -> Result<Record, String> {
+        let selection = self
+            .selection()
+            .map_err(|_| "the section is not valid: `enrich validate` says why".to_owned())?;
+        let likelihood = answer.get("likelihood").and_then(Value::as_u64);
+        match (self.lookup, answer.get("data").and_then(Value::as_object), answer.as_object()) {
+            (LookupMode::Person, Some(data), _) => Ok(map_person(data, likelihood, &selection)),
+            (LookupMode::Person, None, _) => {
+                Err("expected an answer of PDL's person enrichment: an object with `data`".into())
+            }
+            (LookupMode::CompanyByDomain, _, Some(company)) if company.contains_key("name") => {
+                Ok(map_company(company, likelihood, &selection))
+            }
+            (LookupMode::CompanyByDomain, ..) => {
+                Err("expected an answer of PDL's company enrichment: a company, an object with `name`".into())
+            }
+        }
+    }
+
     fn properties(&self) -> Vec<PropertyInfo> {
         self.selection().map(|selection| selection.properties()).unwrap_or_default()
     }
@@ -76,5 +97,24 @@ mod tests {
         assert_eq!(config.billing().flagged.map(|(label, _)| label), None);
         assert_eq!(config.describe(), "people_data_labs (50 a request)");
         assert_eq!(config.secrets(), [Secret::Text("k")]);
+    }
+
+    #[test]
+    fn an_answer_is_mapped_as_the_lookup_mode_maps_it_or_says_what_was_expected() {
+        let config = |lookup: &str| -> PeopleDataLabsConfig {
+            serde_json::from_value(serde_json::json!({ "api_key": "k", "lookup": lookup })).unwrap()
+        };
+        let person = serde_json::json!({ "likelihood": 8, "data": { "job_title": "Founder" } });
+        let record = config("person").map_answer(&person).unwrap();
+        assert_eq!(record.properties["Person Job Title"].as_text(), Some("Founder"));
+        assert_eq!(record.properties["People Data Labs: Likelihood"], 8.into());
+        let company = serde_json::json!({ "name": "Acme", "website": "acme.io", "likelihood": 6 });
+        let record = config("company_by_domain").map_answer(&company).unwrap();
+        assert_eq!(record.properties["Company Name"].as_text(), Some("Acme"));
+
+        let expected = config("person").map_answer(&company).unwrap_err();
+        assert!(expected.contains("person enrichment: an object with `data`"), "{expected}");
+        let expected = config("company_by_domain").map_answer(&person).unwrap_err();
+        assert!(expected.contains("company enrichment"), "{expected}");
     }
 }

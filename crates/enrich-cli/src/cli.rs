@@ -271,10 +271,19 @@ pub enum Command {
     /// Print the manual page (roff): `enrich man > enrich.1 && man ./enrich.1`.
     Man,
 
-    /// Show how a source response maps to properties, without any network or config.
+    /// Show how one answer of a connection's provider maps to properties, without network.
+    ///
+    /// Reads one answer as the provider's API gives it for one lookup (a Clearbit combined response, a
+    /// Clearbit company, a Reveal answer, a People Data Labs person or company: whatever the
+    /// connection's source looks up) and prints the properties it becomes, as JSON: named by the
+    /// connection's `properties:` selection and fitted to its sink's rules (Heap: text cut below 1024
+    /// bytes, lists at whole items). The date of the check is left out: it is the time of a check.
     Map {
-        #[command(subcommand)]
-        source: MapSource,
+        /// The answer's file; standard input when absent or `-`.
+        file: Option<PathBuf>,
+        /// The connection's name in the config file; may be left out when it defines only one.
+        #[arg(long, value_name = "NAME", add = ArgValueCandidates::new(connection_names))]
+        connection: Option<String>,
     },
 }
 
@@ -314,21 +323,6 @@ pub enum StateAction {
         name: String,
         /// The file to read.
         file: PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum MapSource {
-    /// Map one Clearbit combined response (`{"person": …, "company": …}`) to the properties it
-    /// becomes, printed as JSON. `Clearbit: Date Last Checked` is left out: it is the time of the check.
-    Clearbit {
-        /// The response file; standard input when absent or `-`.
-        file: Option<PathBuf>,
-        /// Show the values as this connection's sink receives them (Heap: text cut below 1024 bytes,
-        /// lists at whole items), read from the config file; without it, lists are joined with `, `
-        /// and nothing is cut.
-        #[arg(long, value_name = "NAME", add = ArgValueCandidates::new(connection_names))]
-        connection: Option<String>,
     },
 }
 

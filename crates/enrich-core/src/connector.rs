@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::{
-    ConnectorError, FieldError, LookupKey, PropertyInfo, SharedBudget, Sink, Source, UserDirectory,
+    ConnectorError, FieldError, LookupKey, PropertyInfo, Record, SharedBudget, Sink, Source, UserDirectory,
     ValueRules,
 };
 
@@ -73,6 +73,10 @@ pub trait SourceSettings: Debug + Send + Sync {
     /// Every property the section, as configured, can write (a valid section's), for the sink's
     /// [`ValueRules`].
     fn properties(&self) -> Vec<PropertyInfo>;
+    /// One answer of the provider, as a file holds it, mapped as this (valid) section's lookups map
+    /// theirs: its lookup mode, its selection and names; whole values, before any sink's rules. For
+    /// `enrich map`: the problem says what answer was expected instead.
+    fn map_answer(&self, answer: &serde_json::Value) -> Result<Record, String>;
 }
 
 /// A sink's config section (`sink: { type: … }`).

@@ -1,16 +1,19 @@
-//! `enrich map`: how a source response maps to properties, without network; with `--connection`, as
-//! that connection's sink receives them.
+//! `enrich map`: how one answer of a connection's provider maps to properties, as its sink receives
+//! them, without network.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use enrich_core::ValueRules;
+use anyhow::{Context, anyhow};
 
-/// Prints the properties of one Clearbit combined response, fitted to `rules`.
-pub fn clearbit(file: Option<&Path>, rules: ValueRules) -> anyhow::Result<ExitCode> {
-    let (name, text) = match file {
+use crate::config::Config;
+
+/// Prints the properties one answer in `file` (standard input without one) maps to for connection
+/// `name`, fitted to its sink's rules.
+pub fn show(config: &Config, name: &str, file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let connection = config.connection(name).map_err(anyhow::Error::msg)?;
+    let (input, text) = match file {
         Some(path) if path != Path::new("-") => {
             let text =
                 std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -22,13 +25,11 @@ pub fn clearbit(file: Option<&Path>, rules: ValueRules) -> anyhow::Result<ExitCo
             ("standard input".to_owned(), text)
         }
     };
-    let response: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{name} is not a JSON document"))?;
-    if !response.is_object() || (response.get("person").is_none() && response.get("company").is_none()) {
-        bail!("{name} is not a Clearbit combined response: expected an object with `person` and `company`");
-    }
-    let mut properties =
-        enrich_clearbit::map_combined(&response, &enrich_clearbit::every_attribute()).properties;
+    let answer: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{input} is not a JSON document"))?;
+    let record = connection.source.map_answer(&answer).map_err(|problem| anyhow!("{input}: {problem}"))?;
+    let mut properties = record.properties;
+    let rules = connection.sink.value_rules();
     for property in rules.fit(&mut properties) {
         eprintln!("warning: `{property}` was longer than {} accepts and was cut", rules.destination);
     }

@@ -14,17 +14,12 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use enrich_core::ValueRules;
-
-use crate::cli::{Cli, Command, MapSource, StateAction};
+use crate::cli::{Cli, Command, StateAction};
 use crate::config::{self, Config};
 use crate::render;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Map { source: MapSource::Clearbit { file, connection: None } } => {
-            return map::clearbit(file.as_deref(), ValueRules::default());
-        }
         Command::Completions { shell } => {
             std::io::stdout().write_all(&crate::complete::registration(*shell)?)?;
             return Ok(ExitCode::SUCCESS);
@@ -64,11 +59,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::State { action: StateAction::Export { name, file } } => state::export(&config, &name, &file),
         Command::State { action: StateAction::Import { name, file } } => state::import(&config, &name, &file),
-        Command::Map { source: MapSource::Clearbit { file, connection: Some(name) } } => {
-            let connection = config.connection(&name).map_err(anyhow::Error::msg)?;
-            map::clearbit(file.as_deref(), connection.sink.value_rules())
-        }
-        Command::Map { .. } | Command::Completions { .. } | Command::Man | Command::Init { .. } => {
+        Command::Map { file, connection } => map::show(&config, config.chosen(connection)?, file.as_deref()),
+        Command::Completions { .. } | Command::Man | Command::Init { .. } => {
             unreachable!("handled before loading the config")
         }
     }
