@@ -216,16 +216,17 @@ pub struct RunPlan {
     /// the checks an interrupted run fetched, and `lookups_saved` the users of keys with a kept result,
     /// both written without a lookup.
     pub summary: RunSummary,
-    /// Each lookup the run would make, in its order, with how many users it serves.
-    pub lookups: Vec<(LookupKey, u64)>,
 }
 
 /// Plans a run of `connection` as [`sync`] would (same due rules, grouping, order and cap), for a
-/// dry run or a cost preview.
+/// dry run or a cost preview. Each lookup the run would make is handed to `each_lookup` in its order,
+/// with how many users it serves, as the plan is read from disk: a plan keeps none of them, however
+/// many users are due.
 pub async fn plan(
     connection: &Connection,
     store: &dyn StateStore,
     request: &SyncRequest,
+    mut each_lookup: impl FnMut(&LookupKey, u64),
 ) -> Result<RunPlan, EngineError> {
     let resumed = resume::resumed_identities(store)?;
     let suppressed = store.connection()?.suppressed;
@@ -233,8 +234,11 @@ pub async fn plan(
     let skip = read::Skip { resumed: &resumed, suppressed: &suppressed };
     let plan = read::read_due_users(connection, store, request, &skip, Utc::now(), &mut summary).await?;
     summary.lookups_saved = plan.served.iter().map(|(_, users, ..)| users.len() as u64).sum();
-    let lookups = plan.order.map(|lookup| lookup.map(|(key, users)| (key, users.len() as u64)));
-    Ok(RunPlan { summary, lookups: lookups.collect::<Result<_, _>>()? })
+    for lookup in plan.order {
+        let (key, users) = lookup?;
+        each_lookup(&key, users.len() as u64);
+    }
+    Ok(RunPlan { summary })
 }
 
 #[cfg(test)]

@@ -67,12 +67,12 @@ async fn users_lines(config: &Config, connection: &crate::config::ConnectionConf
         Err(error) => return vec![Line { ok: false, text: format!("users: {error}") }],
     };
     let request = SyncRequest::over_window(RunKind::Manual, &connection.schedule, Utc::now());
-    let plan = match preview::plan(config, connection, &request).await {
-        Ok(Ok(plan)) => plan,
+    let preview = match preview::plan(config, connection, &request).await {
+        Ok(Ok(preview)) => preview,
         Ok(Err(error)) => return vec![Line { ok: false, text: error }],
         Err(error) => return vec![Line { ok: false, text: format!("{error:#}") }],
     };
-    let summary = &plan.summary;
+    let summary = &preview.plan.summary;
     let in_window = summary.read - summary.outside_window;
     let usable = in_window - summary.no_email - summary.malformed_email;
     let bad = if summary.bad_rows > 0 {
@@ -90,15 +90,15 @@ async fn users_lines(config: &Config, connection: &crate::config::ConnectionConf
             text: format!("{counts}: no user to enrich; {}", no_usable_hint(summary)),
         }];
     }
-    let cost = preview::Cost::of(&plan, &*connection.source);
+    let cost = &preview.cost;
     let mut cost_text = format!(
         "a sync now: ≈ {} billed lookups for {} users, ≈ {} at {}/min",
         render::thousands(cost.lookups),
         render::thousands(cost.due_users),
-        render::rough_duration(cost.time),
+        render::rough_duration(cost.time()),
         cost.lookups_per_minute
     );
-    for line in preview::lines(&plan, &cost) {
+    for line in preview::lines(&preview) {
         cost_text.push_str(&format!("\n    {line}"));
     }
     vec![Line { ok: true, text: counts }, Line { ok: true, text: cost_text }]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use enrich_core::{EngineError, MemoryStateStore, RunPlan, SourceSettings, StateStore, SyncRequest};
+use enrich_core::{
+    EngineError, LookupKey, MemoryStateStore, RunPlan, SourceSettings, StateStore, SyncRequest,
+};
 
 use super::config_folder;
 use crate::config::{Config, ConnectionConfig};
@@ -14,13 +16,21 @@ use crate::registry::build_connection;
 use crate::render::{rough_duration, thousands};
 use crate::store::State;
 
+/// A planned run and what it costs.
+#[derive(Debug)]
+pub struct Preview {
+    pub plan: RunPlan,
+    pub cost: Cost,
+}
+
 /// Plans the run `request` describes without a lookup or a write; a connection that never ran is
-/// planned against an empty state, created nowhere. The inner `Err` is a fatal roster error.
+/// planned against an empty state, created nowhere. The inner `Err` is a fatal roster error. The
+/// lookups are counted as the plan hands them over: none is kept, however many users are due.
 pub async fn plan(
     config: &Config,
     connection: &ConnectionConfig,
     request: &SyncRequest,
-) -> anyhow::Result<Result<RunPlan, String>> {
+) -> anyhow::Result<Result<Preview, String>> {
     // No budget: a plan books no request.
     let built = build_connection(connection, config_folder(config), None)
         .with_context(|| format!("cannot build connection `{}`", connection.name))?;
@@ -28,8 +38,9 @@ pub async fn plan(
         Some(store) => store,
         None => Arc::new(MemoryStateStore::default()),
     };
-    match enrich_core::plan(&built, store.as_ref(), request).await {
-        Ok(plan) => Ok(Ok(plan)),
+    let mut cost = Cost::new(&*connection.source);
+    match enrich_core::plan(&built, store.as_ref(), request, |key, users| cost.add(key, users)).await {
+        Ok(plan) => Ok(Ok(Preview { plan, cost })),
         Err(EngineError::Connection(error)) => Ok(Err(error)),
         Err(EngineError::State(error)) => Err(error.into()),
     }
@@ -37,7 +48,7 @@ pub async fn plan(
 
 /// What a plan costs: lookups are what is billed, users are who they serve; the source says how it
 /// bills and which keys are worth counting apart.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Cost {
     pub due_users: u64,
     /// Distinct lookup keys this run looks up: each one a possibly billed lookup.
@@ -49,35 +60,51 @@ pub struct Cost {
     pub shared_users: u64,
     /// The source's billing rule, in its provider's words.
     pub billing: &'static str,
-    /// The source's configured pace, and the time the lookups take at it.
+    /// The source's configured pace.
     pub lookups_per_minute: u64,
-    pub time: Duration,
+    /// Which keys `flagged_keys` counts.
+    flagged: Option<fn(&LookupKey) -> bool>,
 }
 
 impl Cost {
-    pub fn of(plan: &RunPlan, source: &dyn SourceSettings) -> Self {
-        let lookups = plan.lookups.len() as u64;
+    /// Nothing looked up yet, at the source's pace and billing.
+    pub fn new(source: &dyn SourceSettings) -> Self {
         let billing = source.billing();
-        let flagged_keys = billing.flagged.map(|(label, flagged)| {
-            (label, plan.lookups.iter().filter(|(key, _)| flagged(key)).count() as u64)
-        });
-        let shared = plan.lookups.iter().filter(|(_, users)| *users > 1);
-        let lookups_per_minute = source.lookups_per_minute().max(1);
         Self {
-            due_users: plan.lookups.iter().map(|(_, users)| users).sum(),
-            lookups,
-            flagged_keys,
-            shared_keys: shared.clone().count() as u64,
-            shared_users: shared.map(|(_, users)| users).sum(),
+            due_users: 0,
+            lookups: 0,
+            flagged_keys: billing.flagged.map(|(label, _)| (label, 0)),
+            shared_keys: 0,
+            shared_users: 0,
             billing: billing.rule,
-            lookups_per_minute,
-            time: Duration::from_secs(lookups * 60 / lookups_per_minute),
+            lookups_per_minute: source.lookups_per_minute().max(1),
+            flagged: billing.flagged.map(|(_, flagged)| flagged),
         }
+    }
+
+    /// Counts one lookup of the plan, serving `users` users.
+    pub fn add(&mut self, key: &LookupKey, users: u64) {
+        self.lookups += 1;
+        self.due_users += users;
+        if users > 1 {
+            self.shared_keys += 1;
+            self.shared_users += users;
+        }
+        if let (Some((_, keys)), Some(flagged)) = (&mut self.flagged_keys, self.flagged)
+            && flagged(key)
+        {
+            *keys += 1;
+        }
+    }
+
+    /// The time the lookups take at the source's pace.
+    pub fn time(&self) -> Duration {
+        Duration::from_secs(self.lookups * 60 / self.lookups_per_minute)
     }
 }
 
 /// The preview, one labelled line each, indented under a heading the caller writes.
-pub fn lines(plan: &RunPlan, cost: &Cost) -> Vec<String> {
+pub fn lines(Preview { plan, cost }: &Preview) -> Vec<String> {
     let summary = &plan.summary;
     let not_due: Vec<String> = [
         (summary.outside_window, "outside the window"),
@@ -105,7 +132,11 @@ pub fn lines(plan: &RunPlan, cost: &Cost) -> Vec<String> {
             thousands(cost.shared_users)
         ),
         format!("billed lookups  ≈ {} ({})", thousands(cost.lookups), cost.billing),
-        format!("time            ≈ {} at {} lookups/min", rough_duration(cost.time), cost.lookups_per_minute),
+        format!(
+            "time            ≈ {} at {} lookups/min",
+            rough_duration(cost.time()),
+            cost.lookups_per_minute
+        ),
     ];
     if summary.resumed > 0 {
         lines.push(format!("resumed         {} fetched results written without a lookup", summary.resumed));
@@ -125,46 +156,45 @@ mod tests {
 
     use super::*;
 
+    /// The cost of these lookups, counted as a plan hands them over.
+    fn cost_of(lookups: &[(LookupKey, u64)], source: &dyn SourceSettings) -> Cost {
+        let mut cost = Cost::new(source);
+        for (key, users) in lookups {
+            cost.add(key, *users);
+        }
+        cost
+    }
+
     #[test]
     fn lookups_are_keys_and_users_are_who_they_serve() {
         let key = |email: &str| LookupKey::Email(email.to_owned());
-        let plan = RunPlan {
-            summary: enrich_core::RunSummary::default(),
-            lookups: vec![(key("a@gmail.com"), 1), (key("team@acme.com"), 3), (key("b@acme.com"), 1)],
-        };
+        let lookups = [(key("a@gmail.com"), 1), (key("team@acme.com"), 3), (key("b@acme.com"), 1)];
         let clearbit = |requests_per_minute: u32| {
             let config =
                 serde_json::json!({ "api_key": "sk_test", "requests_per_minute": requests_per_minute });
             serde_json::from_value::<enrich_clearbit::ClearbitConfig>(config).unwrap()
         };
-        let cost = Cost::of(&plan, &clearbit(600));
+        let cost = cost_of(&lookups, &clearbit(600));
         assert_eq!(
-            cost,
-            Cost {
-                due_users: 5,
-                lookups: 3,
-                flagged_keys: Some(("at free-mail domains", 1)),
-                shared_keys: 1,
-                shared_users: 3,
-                billing: "each email Clearbit answers, found or not, is billed once a billing period",
-                lookups_per_minute: 600,
-                time: Duration::ZERO
-            }
+            (cost.due_users, cost.lookups, cost.flagged_keys, cost.shared_keys, cost.shared_users),
+            (5, 3, Some(("at free-mail domains", 1)), 1, 3)
         );
-        assert_eq!(Cost::of(&plan, &clearbit(1)).time, Duration::from_secs(180));
+        assert_eq!(
+            cost.billing,
+            "each email Clearbit answers, found or not, is billed once a billing period"
+        );
+        assert_eq!((cost.lookups_per_minute, cost.time()), (600, Duration::ZERO));
+        assert_eq!(cost_of(&lookups, &clearbit(1)).time(), Duration::from_secs(180));
     }
 
     #[test]
     fn the_source_says_its_billing_and_which_keys_it_flags() {
-        let plan = RunPlan {
-            summary: enrich_core::RunSummary::default(),
-            lookups: vec![(LookupKey::Ip("8.8.8.8".parse().unwrap()), 1)],
-        };
         let config = serde_json::json!({ "api_key": "sk_test" });
         let reveal: enrich_clearbit::ClearbitRevealConfig = serde_json::from_value(config).unwrap();
-        let cost = Cost::of(&plan, &reveal);
+        let cost = cost_of(&[(LookupKey::Ip("8.8.8.8".parse().unwrap()), 1)], &reveal);
         assert_eq!(cost.flagged_keys, None);
-        let lines = lines(&plan, &cost).join("\n");
+        let preview = Preview { plan: RunPlan { summary: enrich_core::RunSummary::default() }, cost };
+        let lines = lines(&preview).join("\n");
         assert!(lines.contains("1 distinct: 0 shared by 0 users"), "{lines}");
         assert!(lines.contains("(each IP address looked up counts against the Reveal plan)"), "{lines}");
     }

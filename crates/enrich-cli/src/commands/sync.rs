@@ -60,8 +60,8 @@ async fn dry(
     request: &SyncRequest,
 ) -> anyhow::Result<ExitCode> {
     let name = &connection.name;
-    let plan = match preview::plan(config, connection, request).await? {
-        Ok(plan) => plan,
+    let preview = match preview::plan(config, connection, request).await? {
+        Ok(preview) => preview,
         Err(error) => {
             eprintln!("error: {name}: {}", redact::text(&error));
             return Ok(ExitCode::FAILURE);
@@ -74,7 +74,7 @@ async fn dry(
         if matches!(request.kind, RunKind::Backfill { .. }) { "backfill" } else { "sync" },
         render::time(request.seen_since)
     )?;
-    for line in preview::lines(&plan, &preview::Cost::of(&plan, &*connection.source)) {
+    for line in preview::lines(&preview) {
         writeln!(out, "  {line}")?;
     }
     Ok(ExitCode::SUCCESS)
@@ -88,13 +88,12 @@ async fn confirm_cost(
     limit: u64,
 ) -> anyhow::Result<bool> {
     // A roster error is the run's to report.
-    let Ok(plan) = preview::plan(config, connection, request).await? else { return Ok(true) };
-    let cost = preview::Cost::of(&plan, &*connection.source);
-    if cost.lookups <= limit {
+    let Ok(preview) = preview::plan(config, connection, request).await? else { return Ok(true) };
+    if preview.cost.lookups <= limit {
         return Ok(true);
     }
     let mut question = format!("{}: this backfill costs more than {limit} lookups:\n", connection.name);
-    for line in preview::lines(&plan, &cost) {
+    for line in preview::lines(&preview) {
         question.push_str(&format!("  {line}\n"));
     }
     question.push_str("Type yes to start it: ");

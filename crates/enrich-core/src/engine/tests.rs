@@ -1102,3 +1102,36 @@ async fn a_kept_result_keeps_the_sources_values_and_is_fitted_when_served() {
     assert_eq!((served.lookups, served.lookups_saved, served.values_cut), (0, 1, 2));
     assert_eq!(h.sink.written()["v1"], h.sink.written()["u1"], "cut at whole items as at the lookup");
 }
+
+#[tokio::test]
+async fn a_plan_hands_each_lookup_over_in_the_runs_order_read_from_disk() {
+    // 3,000 users, three to an email, planned through runs on disk; one key's lookup is pending.
+    let rows: Vec<_> =
+        (0..3000).map(|i| user(&format!("u{i}"), Some(&format!("shared{}@x.com", i / 3)), 0)).collect();
+    let pending_key = LookupKey::Email("shared777@x.com".into());
+    let pending =
+        UserState { outcome: Outcome::Pending, ..UserState::fresh(pending_key.digest(), Utc::now()) };
+    for (schedule, lookups) in
+        [(Schedule::default(), 1000), (Schedule { max_lookups_per_run: Some(10), ..Schedule::default() }, 10)]
+    {
+        let h = harness_with(FakeSource::default(), FakeSink::new(50), rows.clone(), schedule);
+        h.store.put_users(&[("u2333".to_owned(), pending.clone())]).unwrap();
+        let request = SyncRequest::over_window(RunKind::Manual, &schedule, Utc::now());
+        let mut handed = Vec::new();
+        let planned = plan(&h.connection, h.store.as_ref(), &request, |key, users| {
+            handed.push((key.to_string(), users))
+        })
+        .await
+        .unwrap();
+        assert_eq!(handed.len(), lookups, "{schedule:?}");
+        assert_eq!(handed[0], ("shared777@x.com".to_owned(), 3), "the pending lookup first");
+        assert!(handed.iter().all(|(_, users)| *users == 3), "each key with its three users");
+        let mut distinct: Vec<&String> = handed.iter().map(|(key, _)| key).collect();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), lookups, "each key once");
+        let s = &planned.summary;
+        assert_eq!((s.due, s.deferred, s.lookups), (3000, 3000 - 3 * lookups as u64, 0), "{schedule:?}");
+        assert!(h.source.asked().is_empty() && h.sink.written().is_empty(), "no lookup, no write");
+    }
+}
