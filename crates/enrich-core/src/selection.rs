@@ -107,9 +107,9 @@ pub struct PropertySelection {
     /// names, so that a record's properties come out of its entries already sorted.
     entries: Vec<Entry>,
     /// The place in `entries` of each attribute path. Looked up for every attribute of every answer,
-    /// so with a hasher quicker than std's; its keys are the catalogue's and the config's, not the
-    /// provider's.
-    places: foldhash::HashMap<String, usize>,
+    /// so with a hasher quicker than std's: its keys are the catalogue's and the config's, which no
+    /// answer can add to.
+    places: rustc_hash::FxHashMap<String, usize>,
     /// In lower case, the names a derived name must not take: every catalogue name, renamed or not, and
     /// every rename, so that one property never stands for two attributes, whichever a record holds.
     reserved: HashSet<String>,
