@@ -11,6 +11,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use enrich_clearbit::{every_attribute, map_combined};
 use serde_json::Value;
 
+/// The allocator of the `enrich` binary (`crates/enrich-cli/src/main.rs`): mapping allocates a name and
+/// a value for every property, so the allocator is part of what is measured.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Benchmark name → fixture file; `cargo xtask bench` reads the estimates under these names.
 const RESPONSES: [(&str, &str); 2] = [
     ("calvinklein-2016", "combined-real-calvinklein-2016.json"),

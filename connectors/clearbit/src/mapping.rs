@@ -325,6 +325,52 @@ mod tests {
     }
 
     #[test]
+    fn renames_that_reorder_names_keep_each_value_with_its_attribute() {
+        // Renames move names to either end of the order the selection keeps its names in, among
+        // catalogued and derived ones; each value must still land under its own attribute's name.
+        let config: PropertiesConfig = serde_json::from_value(json!({
+            "rename": {
+                "company.name": "zz Name Last",
+                "person.name.fullName": "AA Name First",
+                "company.metrics.newThing": "Company Metrics Novelty",
+            },
+        }))
+        .unwrap();
+        let selection = crate::property_selection(&config).unwrap();
+        let record = map_combined(
+            &json!({
+                "person": { "name": { "fullName": "Jane Doe" }, "bio": "Writes", "zebra": "z" },
+                "company": {
+                    "name": "Acme", "legalName": "Acme Inc.", "aardvark": 1,
+                    "metrics": { "newThing": 2, "employees": 10 },
+                },
+            }),
+            &selection,
+        );
+        assert_eq!(
+            attributes(&record),
+            [
+                ("AA Name First", "Jane Doe".into()),
+                ("Company Aardvark", "1".into()),
+                ("Company Employees", "10".into()),
+                ("Company Legal Name", "Acme Inc.".into()),
+                ("Company Metrics Novelty", "2".into()),
+                ("Person Bio", "Writes".into()),
+                ("Person Zebra", "z".into()),
+                ("zz Name Last", "Acme".into()),
+            ]
+        );
+        assert_eq!(
+            record.derived,
+            [
+                ("person.zebra".to_owned(), "Person Zebra".to_owned()),
+                ("company.aardvark".to_owned(), "Company Aardvark".to_owned()),
+                ("company.metrics.newThing".to_owned(), "Company Metrics Novelty".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
     fn anything_but_an_object_for_person_or_company_is_ignored() {
         for response in [json!({ "person": "x", "company": [1] }), json!(null)] {
             assert_eq!(map(&response), not_found());

@@ -103,8 +103,13 @@ pub struct PropertySelection {
     /// Deprecated attributes `include` names by their exact path: only these are written.
     chosen_deprecated: HashSet<String>,
     exclude: GlobSet,
-    /// Every catalogued or renamed attribute, by path, with all that mapping it needs.
-    entries: HashMap<String, Entry>,
+    /// Every catalogued or renamed attribute with all that mapping it needs, in the order of their
+    /// names, so that a record's properties come out of its entries already sorted.
+    entries: Vec<Entry>,
+    /// The place in `entries` of each attribute path. Looked up for every attribute of every answer,
+    /// so with a hasher quicker than std's: its keys are the catalogue's and the config's, which no
+    /// answer can add to.
+    places: rustc_hash::FxHashMap<String, usize>,
     /// In lower case, the names a derived name must not take: every catalogue name, renamed or not, and
     /// every rename, so that one property never stands for two attributes, whichever a record holds.
     reserved: HashSet<String>,
@@ -114,8 +119,6 @@ pub struct PropertySelection {
 /// once per attribute of every answer.
 #[derive(Debug, Clone)]
 struct Entry {
-    /// Its place among the selection's entries, for a record to note it as written.
-    index: usize,
     name: String,
     /// The catalogue's kind, for a catalogued attribute.
     known: Option<PropertyKind>,
@@ -188,22 +191,29 @@ impl PropertySelection {
             reserved.insert(name.to_lowercase());
             names.insert(path.clone(), name.to_owned());
         }
+        let mut named: Vec<(String, String)> = names.into_iter().collect();
+        named.sort_by(|(path_a, name_a), (path_b, name_b)| name_a.cmp(name_b).then(path_a.cmp(path_b)));
+        let places = named.iter().enumerate().map(|(place, (path, _))| (path.clone(), place)).collect();
         let mut selection =
-            Self { catalogue, include, chosen_deprecated, exclude, entries: HashMap::new(), reserved };
-        selection.entries = names
+            Self { catalogue, include, chosen_deprecated, exclude, entries: Vec::new(), places, reserved };
+        selection.entries = named
             .into_iter()
-            .enumerate()
-            .map(|(index, (path, name))| {
-                let entry = Entry {
-                    index,
-                    name,
-                    known: catalogue.known(&path).map(|attribute| attribute.kind),
-                    included: selection.matches(&path),
-                };
-                (path, entry)
+            .map(|(path, name)| Entry {
+                known: catalogue.known(&path).map(|attribute| attribute.kind),
+                included: selection.matches(&path),
+                name,
             })
             .collect();
         selection
+    }
+
+    /// The place in `entries` of a catalogued or renamed attribute.
+    fn place(&self, path: &str) -> Option<usize> {
+        self.places.get(path).copied()
+    }
+
+    fn entry(&self, path: &str) -> Option<&Entry> {
+        self.place(path).map(|place| &self.entries[place])
     }
 
     pub fn catalogue(&self) -> &'static Catalogue {
@@ -214,7 +224,7 @@ impl PropertySelection {
     /// is written only when `include` names it exactly: a glob such as `company.*` does not bring back
     /// what the provider no longer maintains.
     pub fn includes(&self, path: &str) -> bool {
-        self.entries.get(path).map_or_else(|| self.matches(path), |entry| entry.included)
+        self.entry(path).map_or_else(|| self.matches(path), |entry| entry.included)
     }
 
     /// What [`Self::includes`] says, worked out from the globs.
@@ -236,7 +246,7 @@ impl PropertySelection {
             .iter()
             .filter(|attribute| self.includes(path_of(attribute)))
             .map(|attribute| PropertyInfo {
-                name: self.entries[path_of(attribute)].name.clone(),
+                name: self.entries[self.places[path_of(attribute)]].name.clone(),
                 ..attribute.clone()
             })
             .collect();
@@ -246,7 +256,7 @@ impl PropertySelection {
 
     /// The catalogue's or the config's name for an attribute; `None` when it is to be derived.
     pub fn name_of(&self, path: &str) -> Option<&str> {
-        self.entries.get(path).map(|entry| entry.name.as_str())
+        self.entry(path).map(|entry| entry.name.as_str())
     }
 
     /// Whether a derived name must stay clear of `lower_case_name`.
@@ -261,7 +271,7 @@ impl PropertySelection {
         let mut holders: HashMap<String, &str> = catalogue
             .paths()
             .filter(|path| self.includes(path) && !renames.contains_key(*path))
-            .map(|path| (self.entries[path].name.to_lowercase(), path))
+            .map(|path| (self.entries[self.places[path]].name.to_lowercase(), path))
             .collect();
         let mut problems = Vec::new();
         for (path, name) in renames {

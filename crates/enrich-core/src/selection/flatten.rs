@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::{Naming, PropertySelection};
-use crate::{ListItems, PropertyKind, PropertyValue, Record};
+use crate::{ListItems, Properties, PropertyKind, PropertyValue, Record};
 
 /// Fields that say what an object in an array is, in order of preference: a Gravatar avatar is its
 /// `url`, a Gravatar link its `value`.
@@ -28,7 +28,8 @@ impl PropertySelection {
             selection: self,
             record: Record::default(),
             dotted: String::with_capacity(64),
-            written: vec![false; self.entries.len()],
+            entry_values: self.entries.iter().map(|_| None).collect(),
+            derived_values: Vec::new(),
             taken: HashSet::new(),
             numbered: HashMap::new(),
         };
@@ -40,7 +41,7 @@ impl PropertySelection {
                 mapper.add_object(&mut path, attributes);
             }
         }
-        mapper.record
+        mapper.finish()
     }
 }
 
@@ -48,12 +49,15 @@ impl PropertySelection {
 /// kept in one buffer, and a catalogued attribute's names come precomputed from the selection.
 struct Mapper<'a> {
     selection: &'a PropertySelection,
+    /// What the answer derived; its properties are put together at the end, by [`Self::finish`].
     record: Record,
     /// The dotted path of the attribute at hand (`company.site.url`).
     dotted: String,
-    /// Which entries of the selection were written: only a key with a dot in it spelling the same
-    /// path comes to one twice.
-    written: Vec<bool>,
+    /// The value of each entry of the selection, in the selection's order of names; `None` until
+    /// written. Only a key with a dot in it spelling the same path comes to an entry twice.
+    entry_values: Vec<Option<PropertyValue>>,
+    /// The properties under derived names.
+    derived_values: Vec<(String, PropertyValue)>,
     /// The derived names written so far, in lower case: names differing only in case would read as
     /// one. Catalogued and renamed names are unique among the included attributes, and a derived name
     /// never takes one of those.
@@ -86,7 +90,8 @@ impl<'a> Mapper<'a> {
 
     fn add_attribute(&mut self, path: &[&str], key: &str, value: &Value) {
         let selection: &'a PropertySelection = self.selection;
-        let entry = selection.entries.get(self.dotted.as_str());
+        let place = selection.place(&self.dotted);
+        let entry = place.map(|place| &selection.entries[place]);
         let included = entry.map_or_else(|| selection.matches(&self.dotted), |entry| entry.included);
         if !included {
             return;
@@ -98,25 +103,40 @@ impl<'a> Mapper<'a> {
             None => !key.eq_ignore_ascii_case("id"),
         };
         let Some(value) = self.convert(keeps_numbers, value) else { return };
-        let fixed = entry.filter(|entry| !self.written[entry.index]);
-        let name = match (fixed, selection.catalogue.naming) {
-            (Some(entry), _) => {
-                self.written[entry.index] = true;
-                entry.name.clone()
+        let unwritten = place.filter(|&place| self.entry_values[place].is_none());
+        let (name, catalogued) = match (unwritten, selection.catalogue.naming) {
+            (Some(place), _) => {
+                self.entry_values[place] = Some(value);
+                let entry = &selection.entries[place];
+                (entry.name.as_str(), entry.known.is_some())
             }
             (None, Some(naming)) => {
                 let name = self.derived_name(&naming, path);
                 self.taken.insert(name.to_lowercase());
-                name
+                self.derived_values.push((name, value));
+                (self.derived_values[self.derived_values.len() - 1].0.as_str(), false)
             }
             (None, None) => return,
         };
         // Whatever is not written under its catalogue name is reported, renamed or not, so that
         // listings can show attributes the catalogue does not know yet.
-        if fixed.is_none_or(|entry| entry.known.is_none()) {
-            self.record.derived.push((self.dotted.clone(), name.clone()));
+        if !catalogued {
+            self.record.derived.push((self.dotted.clone(), name.to_owned()));
         }
-        self.record.properties.insert(name, value);
+    }
+
+    /// The record, its properties collected at once: the entries' come in the order of their names,
+    /// so sorting them costs one comparison each, and the tree is built in bulk rather than searched
+    /// at every insertion.
+    fn finish(self) -> Record {
+        let Self { selection, mut record, entry_values, derived_values, .. } = self;
+        let mut properties = Vec::with_capacity(entry_values.len() + derived_values.len());
+        let written = selection.entries.iter().zip(entry_values);
+        properties
+            .extend(written.filter_map(|(entry, value)| value.map(|value| (entry.name.clone(), value))));
+        properties.extend(derived_values);
+        record.properties = Properties::from_iter(properties);
+        record
     }
 
     /// The preferred name, else the name of the whole path, else that name numbered: clear of every
@@ -157,7 +177,7 @@ impl<'a> Mapper<'a> {
             Value::Bool(flag) => self.booleans_are_values().then(|| PropertyValue::text(flag.to_string())),
             Value::Number(number) if keeps_numbers => Some(PropertyValue::Number(number.clone())),
             Value::Number(number) => Some(PropertyValue::text(number.to_string())),
-            Value::String(text) if text.trim().is_empty() => None,
+            Value::String(text) if is_blank(text) => None,
             Value::String(text) => Some(PropertyValue::text(text.as_str())),
             Value::Array(items) => {
                 let mut list = ListItems::default();
@@ -191,6 +211,12 @@ impl<'a> Mapper<'a> {
             }
         }
     }
+}
+
+/// Whether a text has nothing but white space: `trim().is_empty()`, stopping at the first character
+/// that is not.
+fn is_blank(text: &str) -> bool {
+    text.chars().all(char::is_whitespace)
 }
 
 /// An object in an array, as its meaningful field, else as compact JSON; `None` when all is null.
