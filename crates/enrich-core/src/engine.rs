@@ -153,6 +153,20 @@ pub async fn sync(
     store: Arc<dyn StateStore>,
     request: SyncRequest,
 ) -> Result<SyncReport, StateError> {
+    // The run is a task of the runtime, not the caller's future: polled by `block_on`'s thread, each
+    // request it made and each answer it got crossed threads, a futex wake-up every time.
+    let connection = connection.clone();
+    let run = tokio::spawn(async move { run(&connection, store, request).await });
+    tokio_util::task::AbortOnDropHandle::new(run)
+        .await
+        .map_err(|panic| StateError(format!("the run failed: {panic}")))?
+}
+
+async fn run(
+    connection: &Connection,
+    store: Arc<dyn StateStore>,
+    request: SyncRequest,
+) -> Result<SyncReport, StateError> {
     let started_at = Utc::now();
     RunStarted {
         connection: &connection.name,

@@ -2,6 +2,7 @@
 //! pending writes, stored and then handed to the writer; pending, invalid and failed lookups are
 //! committed at once, since nothing needs writing.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -9,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::cached::{self, Origin};
 use super::read::DueUser;
+use super::write::Writes;
 use crate::digest::stable_hash;
 use crate::events::{InternalEvent, LookupFailed, ValuesCut};
 use crate::{
@@ -25,7 +27,7 @@ pub(super) struct Recorder<'a> {
     /// The sink's rules, which every check's values are fitted to before anything else.
     pub(super) rules: ValueRules,
     pub(super) segments: Vec<Segment>,
-    pub(super) sender: &'a mpsc::Sender<PendingWrite>,
+    pub(super) sender: &'a mpsc::Sender<Writes>,
     /// Names derived for attributes the source's catalogue does not know (property → attribute path).
     pub(super) derived: BTreeMap<String, String>,
     pub(super) names: NameTable,
@@ -163,23 +165,29 @@ impl Recorder<'_> {
         }
         self.derived.extend(derived.into_iter().map(|(path, property)| (property, path)));
         let checked_property = self.source.checked_property();
-        let check =
+        let mut check =
             Check::new(outcome, digests, properties, checked_property, &self.segments, now, &mut self.names);
         self.names.store_if_grown(self.store)?;
         let mut pending = Vec::with_capacity(users.len());
+        let mut users = users.into_iter();
+        // The last user takes the check's properties rather than a copy: most keys have one user.
+        let last = users.next_back();
         for user in users {
-            let prepared = check.pending_write(user, &self.names);
+            pending.push(check.pending_write(user, &self.names, Cow::Borrowed(&check.properties)));
+        }
+        if let Some(user) = last {
+            let properties = std::mem::take(&mut check.properties);
+            pending.push(check.pending_write(user, &self.names, Cow::Owned(properties)));
+        }
+        for prepared in &pending {
             summary.unchanged += u64::from(prepared.unchanged);
             summary.cleared += prepared.cleared;
-            pending.push(prepared.write);
         }
+        let pending: Vec<PendingWrite> = pending.into_iter().map(|prepared| prepared.write).collect();
         // Stored before it is sent: a run killed now writes it next time without a new lookup.
         self.store.put_pending(&pending)?;
-        for write in pending {
-            if self.sender.send(write).await.is_err() {
-                break;
-            }
-        }
+        // A closed channel means the writer stopped; what it did not take stays pending.
+        let _ = self.sender.send(pending).await;
         Ok(())
     }
 }
@@ -304,8 +312,14 @@ impl<'a> Check<'a> {
     }
 
     /// What to write for one user: everything (with what is no longer true emptied), or only the check
-    /// date when nothing changed since the last acknowledged write.
-    fn pending_write(&self, user: DueUser, table: &NameTable) -> PreparedWrite {
+    /// date when nothing changed since the last acknowledged write. `properties` are the check's, lent
+    /// or given.
+    fn pending_write(
+        &self,
+        user: DueUser,
+        table: &NameTable,
+        properties: Cow<'_, Properties>,
+    ) -> PreparedWrite {
         let properties_hash = self.properties_hash;
         let previous = user.previous.unwrap_or_else(|| UserState::fresh(self.key_hash, self.now));
         let cleared = self.no_longer_true(&previous, table);
@@ -313,7 +327,7 @@ impl<'a> Check<'a> {
             && previous.outcome == self.outcome
             && previous.properties_hash == Some(properties_hash)
             && cleared.is_empty();
-        let mut properties = if unchanged { Properties::new() } else { self.properties.clone() };
+        let mut properties = if unchanged { Properties::new() } else { properties.into_owned() };
         // Heap has no null: an empty value is how a property is cleared.
         properties.extend(cleared.iter().map(|name| ((*name).clone(), PropertyValue::Text(String::new()))));
         properties.insert(

@@ -5,18 +5,23 @@ use std::collections::HashSet;
 
 use tokio::sync::mpsc;
 
-use crate::{PendingWrite, StateError, StateStore};
+use super::write::Writes;
+use crate::{StateError, StateStore};
+
+/// How many pending writes go to the writer in one message.
+const CHUNK: usize = 1000;
 
 /// Hands every pending write to the writer; returns their users' state keys, which the reading phase passes
 /// over.
 pub(super) async fn resume(
     store: &dyn StateStore,
-    writer: &mpsc::Sender<PendingWrite>,
+    writer: &mpsc::Sender<Writes>,
 ) -> Result<HashSet<String>, StateError> {
     let pending = store.pending()?;
     let identities = pending.iter().map(|write| write.update.state_key().into_owned()).collect();
-    for write in pending {
-        if writer.send(write).await.is_err() {
+    let mut pending = pending.into_iter().peekable();
+    while pending.peek().is_some() {
+        if writer.send(pending.by_ref().take(CHUNK).collect()).await.is_err() {
             break;
         }
     }

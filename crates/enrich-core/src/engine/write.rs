@@ -24,13 +24,17 @@ struct StatesOfWrite {
     previous: UserState,
 }
 
+/// What travels to the writer: the pending writes of one key's users (or a chunk of resumed ones),
+/// one message for all of them, since each message may wake the writer's thread.
+pub(super) type Writes = Vec<PendingWrite>;
+
 struct WriteContext {
     connection: String,
     sink: Arc<dyn Sink>,
     store: Arc<dyn StateStore>,
     stop: CancellationToken,
     progress: Arc<dyn Progress>,
-    receiver: mpsc::Receiver<PendingWrite>,
+    receiver: mpsc::Receiver<Writes>,
 }
 
 #[derive(Debug, Default)]
@@ -53,9 +57,9 @@ pub(super) fn start(
     store: &Arc<dyn StateStore>,
     stop: CancellationToken,
     progress: &Arc<dyn Progress>,
-) -> (mpsc::Sender<PendingWrite>, JoinHandle<Result<WriteReport, StateError>>) {
-    // One batch waits while another is written: enough to keep the sink busy, and each write holds a
-    // user's full properties.
+) -> (mpsc::Sender<Writes>, JoinHandle<Result<WriteReport, StateError>>) {
+    // One batch of single-user keys waits while another is written: enough to keep the sink busy, and
+    // each write holds a user's full properties.
     let (sender, receiver) = mpsc::channel(connection.sink.max_batch().max(1));
     let writer = tokio::spawn(write_loop(WriteContext {
         connection: connection.name.clone(),
@@ -68,31 +72,41 @@ pub(super) fn start(
     (sender, writer)
 }
 
+/// How many messages the writer takes at once when several wait.
+const RECEIVE_AT_ONCE: usize = 64;
+
 /// Batches pending writes for the sink and commits each user's state once its batch is acknowledged.
 async fn write_loop(mut context: WriteContext) -> Result<WriteReport, StateError> {
     let max_batch = context.sink.max_batch().max(1);
     let mut report = WriteReport::default();
     let mut batch: Vec<PendingWrite> = Vec::with_capacity(max_batch);
+    let mut received: Vec<Writes> = Vec::with_capacity(RECEIVE_AT_ONCE);
     let mut deadline = tokio::time::Instant::now();
     loop {
-        let next = if batch.is_empty() {
-            context.receiver.recv().await
+        let receive = context.receiver.recv_many(&mut received, RECEIVE_AT_ONCE);
+        let count = if batch.is_empty() {
+            receive.await
         } else {
-            match tokio::time::timeout_at(deadline, context.receiver.recv()).await {
-                Ok(next) => next,
+            match tokio::time::timeout_at(deadline, receive).await {
+                Ok(count) => count,
                 Err(_elapsed) => {
                     write_batch(&context, std::mem::take(&mut batch), &mut report).await?;
                     continue;
                 }
             }
         };
-        let Some(pending) = next else { break };
-        if batch.is_empty() {
-            deadline = tokio::time::Instant::now() + WRITE_LINGER;
+        // Nothing received: the channel is closed and empty.
+        if count == 0 {
+            break;
         }
-        batch.push(pending);
-        if batch.len() >= max_batch {
-            write_batch(&context, std::mem::take(&mut batch), &mut report).await?;
+        for pending in received.drain(..).flatten() {
+            if batch.is_empty() {
+                deadline = tokio::time::Instant::now() + WRITE_LINGER;
+            }
+            batch.push(pending);
+            if batch.len() >= max_batch {
+                write_batch(&context, std::mem::take(&mut batch), &mut report).await?;
+            }
         }
     }
     write_batch(&context, batch, &mut report).await?;
