@@ -91,7 +91,8 @@ async fn map_prints_the_heap_properties_of_a_response() {
     assert!(bad.stderr.contains("bad.json is not a JSON document"), "{bad}");
 
     // An answer of another lookup than the connection's says what was expected.
-    std::fs::write(workspace.path("reveal.json"), r#"{"ip": "203.0.113.7", "domain": "acme.io"}"#).unwrap();
+    std::fs::write(workspace.path("reveal.json"), r#"{"ip": "203.0.113.7", "company": {"name": "Acme"}}"#)
+        .unwrap();
     let other = workspace.enrich(&["map", "reveal.json"]).await;
     other.failure();
     assert!(

@@ -32,15 +32,23 @@ impl SourceSettings for ClearbitConfig {
                     "lookup: company_by_domain   # one lookup per work domain, company properties only\n",
                 ),
             ],
+            not_after: &[],
         };
+        // Companies by domain never look a free-mail domain up.
         const FREE_MAIL: Choice = Choice {
             question: "Skip emails at free-mail domains such as gmail.com (yes or no)",
             answers: &[
                 ("yes", "skip_free_email_domains: true\n"),
                 ("no", "skip_free_email_domains: false\n"),
             ],
+            not_after: &["company"],
         };
-        Some(Starter { kind: "clearbit", key_variable: "CLEARBIT_API_KEY", choices: &[SCOPE, FREE_MAIL] })
+        Some(Starter {
+            kind: "clearbit",
+            key_variable: "CLEARBIT_API_KEY",
+            url_fields: &["base_url", "company_base_url"],
+            choices: &[SCOPE, FREE_MAIL],
+        })
     }
 
     fn validate(&self) -> Vec<FieldError> {
@@ -73,14 +81,14 @@ impl SourceSettings for ClearbitConfig {
     fn map_answer(&self, answer: &Value) -> Result<Record, String> {
         let selection = valid_selection(self)?;
         match self.lookup {
-            LookupMode::Combined if has_any(answer, &["person", "company"]) => {
+            LookupMode::Combined if has_all(answer, &["person", "company"]) => {
                 Ok(map_combined(answer, &selection))
             }
             LookupMode::Combined => {
                 Err("expected an answer of Clearbit's combined lookup: an object with `person` and `company`"
                     .into())
             }
-            LookupMode::CompanyByDomain if has_any(answer, &["domain", "name"]) => {
+            LookupMode::CompanyByDomain if has_all(answer, &["domain"]) => {
                 Ok(map_company(answer, &selection))
             }
             LookupMode::CompanyByDomain => {
@@ -132,7 +140,7 @@ impl SourceSettings for ClearbitRevealConfig {
     }
 
     fn map_answer(&self, answer: &Value) -> Result<Record, String> {
-        if !has_any(answer, &["ip", "company"]) {
+        if !has_all(answer, &["ip", "company"]) {
             return Err("expected an answer of Clearbit Reveal: an object with `ip` and `company`".into());
         }
         Ok(map_reveal(answer, &valid_selection(&self.0)?))
@@ -148,9 +156,9 @@ fn valid_selection(config: &ClearbitConfig) -> Result<PropertySelection, String>
     config.selection().map_err(|_| "the section is not valid: `enrich validate` says why".to_owned())
 }
 
-/// Whether `answer` is an object with one of these fields.
-fn has_any(answer: &Value, fields: &[&str]) -> bool {
-    answer.as_object().is_some_and(|object| fields.iter().any(|field| object.contains_key(*field)))
+/// Whether `answer` is an object with each of these fields (Clearbit sends them `null` when empty).
+fn has_all(answer: &Value, fields: &[&str]) -> bool {
+    answer.as_object().is_some_and(|object| fields.iter().all(|field| object.contains_key(*field)))
 }
 
 /// The source, booking its requests in `budget` too when there is one.

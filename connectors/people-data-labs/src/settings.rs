@@ -22,8 +22,14 @@ impl SourceSettings for PeopleDataLabsConfig {
                     "lookup: company_by_domain   # one lookup per work domain, company properties only\n",
                 ),
             ],
+            not_after: &[],
         };
-        Some(Starter { kind: "people_data_labs", key_variable: "PDL_API_KEY", choices: &[SCOPE] })
+        Some(Starter {
+            kind: "people_data_labs",
+            key_variable: "PDL_API_KEY",
+            url_fields: &["base_url"],
+            choices: &[SCOPE],
+        })
     }
 
     fn validate(&self) -> Vec<FieldError> {

@@ -59,17 +59,20 @@ pub enum Command {
     /// Write a connection file from a few questions, then validate and check it.
     ///
     /// Asks for the provider and the environment variable holding its key, the Heap app id and
-    /// region, the roster file (its columns guessed from its header), all attributes or the company's
-    /// only, and whether to skip free-mail domains. Answers are read from standard input a line at a
-    /// time, so they may be piped; an empty answer takes the default in brackets. Writes the file
+    /// region, the roster file (its columns guessed from its header), then the provider's own
+    /// questions (each person or companies alone by work domain; for Clearbit, whether to skip
+    /// free-mail domains). Answers are read from standard input a line at a time, so they may be
+    /// piped; an empty answer takes the default in brackets, and so do the first letters of an
+    /// answer. Writes the file
     /// `--config` names (enrich.yaml), never over an existing one without `--force`.
     #[command(after_help = "Examples:\n  enrich init\n  enrich -c prod.yaml init --force < answers.txt")]
     Init {
         /// Replace an existing file.
         #[arg(long)]
         force: bool,
-        /// The provider's API at another address than its own: a proxy, or a stand-in such as the
-        /// emulator (written as the source's `base_url`).
+        /// The provider's APIs at another address than their own: a proxy, or a stand-in such as the
+        /// emulator (written as every address of the source: `base_url`, and Clearbit's
+        /// `company_base_url`).
         #[arg(long, value_name = "URL")]
         source_url: Option<String>,
         /// Heap's API at another address (written as the sink's `base_url`, in place of the region).

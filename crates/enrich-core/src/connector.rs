@@ -41,15 +41,20 @@ pub struct Starter {
     pub kind: &'static str,
     /// The environment variable the key usually lives in: `CLEARBIT_API_KEY`.
     pub key_variable: &'static str,
+    /// The fields `enrich init --source-url` writes its address to: every API the section may call.
+    pub url_fields: &'static [&'static str],
     pub choices: &'static [Choice],
 }
 
 /// One question of a [`Starter`]: its answers, the first being the default, each with the lines it adds
-/// to the source section (YAML indented as inside the section, each line ending in a newline).
+/// to the source section (YAML indented as inside the section, each line ending in a newline). An
+/// answer is taken whole or by its first letters, when they are no other answer's (`y`, `comp`).
 #[derive(Debug, Clone, Copy)]
 pub struct Choice {
     pub question: &'static str,
     pub answers: &'static [(&'static str, &'static str)],
+    /// Not asked after an earlier choice was answered with one of these: its answer would not matter.
+    pub not_after: &'static [&'static str],
 }
 
 /// A source's config section (`source: { type: … }`).

@@ -157,9 +157,12 @@ pub async fn sync(
     // request it made and each answer it got crossed threads, a futex wake-up every time.
     let connection = connection.clone();
     let run = tokio::spawn(async move { run(&connection, store, request).await });
-    tokio_util::task::AbortOnDropHandle::new(run)
-        .await
-        .map_err(|panic| StateError(format!("the run failed: {panic}")))?
+    match tokio_util::task::AbortOnDropHandle::new(run).await {
+        Ok(report) => report,
+        // A bug, not the state's fault: it stops the process as it would have without the task.
+        Err(failed) if failed.is_panic() => std::panic::resume_unwind(failed.into_panic()),
+        Err(cancelled) => Err(StateError(format!("the run was cancelled: {cancelled}"))),
+    }
 }
 
 async fn run(
@@ -180,7 +183,7 @@ async fn run(
     let mut summary = RunSummary::default();
     let (sender, writer) = write::start(connection, &store, stop.clone(), &request.progress);
 
-    let resumed = resume::resume(store.as_ref(), &sender).await?;
+    let resumed = resume::resume(store.as_ref(), connection.sink.value_rules(), &sender).await?;
     summary.resumed = resumed.len() as u64;
     let ConnectionState { suppressed, property_names, .. } = store.connection()?;
     let _lent = cached::Lent::to(&connection.source, &store, connection.schedule.refresh);

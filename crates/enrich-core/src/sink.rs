@@ -212,9 +212,11 @@ mod tests {
         let tech: Vec<String> = (0..10_000).map(|n| format!("tech-{n}")).collect();
         let (value, cut) = fitted(rules, list(tech.clone()));
         assert_eq!(value, PropertyValue::Text(tech.join(", ")));
-        let (value, _) = fitted(rules, PropertyValue::text("é".repeat(1000)));
+        assert!(cut.is_empty());
+        let (value, cut) = fitted(rules, PropertyValue::text("é".repeat(1000)));
         assert_eq!(value.as_text().unwrap().len(), 2000);
-        let (value, _) = fitted(rules, PropertyValue::from(7));
+        assert!(cut.is_empty());
+        let (value, cut) = fitted(rules, PropertyValue::from(7));
         assert_eq!(value, PropertyValue::from(7));
         assert!(cut.is_empty());
         assert!(rules.identity_fits(&"x".repeat(10_000)));

@@ -107,15 +107,7 @@ fn ask_all(questions: &mut Questions<impl BufRead>, path: &Path) -> anyhow::Resu
         })?;
     questions.say(&format!("  its columns: {}", detected.header.join(", ")));
     let columns = ask_columns(questions, &detected)?;
-    let mut source_lines = String::new();
-    for choice in source.choices {
-        let names: Vec<&str> = choice.answers.iter().map(|(answer, _)| *answer).collect();
-        let lines = questions.ask(choice.question, names.first().copied(), |text| {
-            let chosen = choice.answers.iter().find(|(answer, _)| *answer == text);
-            chosen.map(|(_, lines)| *lines).ok_or_else(|| format!("answer {}", names.join(" or ")))
-        })?;
-        source_lines.push_str(lines);
-    }
+    let source_lines = ask_choices(questions, &source)?;
     Ok(Answers { name, source, key_variable, app_id, region, roster, columns, source_lines })
 }
 
@@ -125,9 +117,40 @@ fn ask_source(questions: &mut Questions<impl BufRead>) -> anyhow::Result<Starter
     let kinds: Vec<&str> = starters.iter().map(|starter| starter.kind).collect();
     let question = format!("Provider ({})", kinds.join(" or "));
     questions.ask(&question, kinds.first().copied(), |text| {
-        let starter = starters.iter().find(|starter| starter.kind == text);
-        starter.copied().ok_or_else(|| format!("answer {}", kinds.join(" or ")))
+        let at = one_of(&kinds, text)?;
+        Ok(starters[at])
     })
+}
+
+/// The source's own questions, each skipped when an earlier answer makes it moot; the lines the
+/// answers add to its section.
+fn ask_choices(questions: &mut Questions<impl BufRead>, source: &Starter) -> anyhow::Result<String> {
+    let mut chosen: Vec<&str> = Vec::new();
+    let mut lines = String::new();
+    for choice in source.choices {
+        if choice.not_after.iter().any(|answer| chosen.contains(answer)) {
+            continue;
+        }
+        let names: Vec<&str> = choice.answers.iter().map(|(answer, _)| *answer).collect();
+        let at = questions.ask(choice.question, names.first().copied(), |text| one_of(&names, text))?;
+        let (answer, added) = choice.answers[at];
+        chosen.push(answer);
+        lines.push_str(added);
+    }
+    Ok(lines)
+}
+
+/// Which of `answers` the text is: one whole, or the first letters of only one.
+fn one_of(answers: &[&str], text: &str) -> Result<usize, String> {
+    if let Some(at) = answers.iter().position(|answer| *answer == text) {
+        return Ok(at);
+    }
+    let starting: Vec<usize> =
+        (0..answers.len()).filter(|&at| !text.is_empty() && answers[at].starts_with(text)).collect();
+    match starting.as_slice() {
+        [at] => Ok(*at),
+        _ => Err(format!("answer {}", answers.join(" or "))),
+    }
 }
 
 /// The roster's columns, each asked with what the header suggests as the default.
@@ -223,7 +246,9 @@ fn source_section(answers: &Answers, url: Option<&str>) -> String {
         answers.source.kind, answers.key_variable
     );
     if let Some(url) = url {
-        let _ = writeln!(out, "      base_url: {}", quoted(url));
+        for field in answers.source.url_fields {
+            let _ = writeln!(out, "      {field}: {}", quoted(url));
+        }
     }
     for line in answers.source_lines.lines() {
         let _ = writeln!(out, "      {line}");
@@ -304,18 +329,32 @@ mod tests {
 
     #[test]
     fn the_file_reads_back_as_the_answers() {
-        let answers = answered(
-            "\n\n\n1234567890\n\n\n\n\nSeen: at\n\ncompany\nno\n",
-            "Identity,Email Address,Seen: at",
-        )
-        .unwrap();
-        let text = yaml(&answers, &ServiceUrls::default());
+        // `company` makes the free-mail question moot: it is not asked, and the next line is no answer.
+        let answers =
+            answered("\n\n\n1234567890\n\n\n\n\nSeen: at\n\ncomp\n", "Identity,Email Address,Seen: at")
+                .unwrap();
+        let urls = ServiceUrls { source: Some("http://127.0.0.1:9/clearbit/".into()), sink: None };
+        let text = yaml(&answers, &urls);
         let read: serde_json::Value = serde_norway::from_str(&text).unwrap();
         let main = &read["connections"]["main"];
         assert_eq!(main["users"]["last_seen_property"], "Seen: at");
         assert_eq!(main["source"]["lookup"], "company_by_domain");
-        assert_eq!(main["source"]["skip_free_email_domains"], false);
+        assert_eq!(main["source"]["skip_free_email_domains"], serde_json::Value::Null);
+        for field in ["base_url", "company_base_url"] {
+            assert_eq!(
+                main["source"][field], "http://127.0.0.1:9/clearbit/",
+                "every API at the given address"
+            );
+        }
         assert_eq!(main["sink"]["app_id"], "1234567890");
+    }
+
+    #[test]
+    fn an_answer_is_taken_by_its_first_letters_when_they_are_no_other_answers() {
+        assert_eq!(one_of(&["yes", "no"], "y"), Ok(0));
+        assert_eq!(one_of(&["clearbit", "clearbit_reveal"], "clearbit"), Ok(0), "whole beats a prefix");
+        assert!(one_of(&["all", "allow"], "al").is_err(), "ambiguous");
+        assert!(one_of(&["yes", "no"], "").is_err());
     }
 
     #[test]
@@ -326,13 +365,19 @@ mod tests {
         let folder = tempfile::tempdir().unwrap();
         std::fs::write(folder.path().join("users.csv"), "identity,email,last_seen\n").unwrap();
         for starter in starters {
-            let choices = starter.choices.iter().map(|choice| choice.answers.len()).max().unwrap_or(1);
-            for pick in 0..choices {
-                let source_lines: String = starter
-                    .choices
+            // Every combination of answers, as lines on standard input (a skipped question's is left over).
+            let mut combinations = vec![String::new()];
+            for choice in starter.choices {
+                combinations = combinations
                     .iter()
-                    .map(|choice| choice.answers[pick.min(choice.answers.len() - 1)].1)
+                    .flat_map(|before| {
+                        choice.answers.iter().map(move |(answer, _)| format!("{before}{answer}\n"))
+                    })
                     .collect();
+            }
+            for input in combinations {
+                let mut questions = Questions { input: input.as_bytes(), echo: false };
+                let source_lines = ask_choices(&mut questions, &starter).unwrap();
                 let answers = Answers {
                     name: "main".into(),
                     source: starter,
@@ -348,7 +393,8 @@ mod tests {
                     },
                     source_lines,
                 };
-                let text = yaml(&answers, &ServiceUrls::default());
+                let urls = ServiceUrls { source: Some("http://127.0.0.1:9/".into()), sink: None };
+                let text = yaml(&answers, &urls);
                 let key = |name: &str| (name == starter.key_variable).then(|| "sk_test".to_owned());
                 let parsed = config::parse(&folder.path().join("enrich.yaml"), &text, &key);
                 let config = parsed.unwrap_or_else(|errors| panic!("{text}\n{errors:?}"));

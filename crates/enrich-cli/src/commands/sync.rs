@@ -184,7 +184,10 @@ fn stop_on_signals() -> CancellationToken {
             }
         };
         again.await;
-        eprintln!("error: stopped at once; lookups in flight are not recorded and will be made again");
+        eprintln!(
+            "error: stopped at once; lookups in flight, and checks fetched in the last moment, are not \
+             recorded and will be made again"
+        );
         std::process::exit(130);
     });
     stop

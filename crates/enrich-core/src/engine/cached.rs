@@ -69,11 +69,13 @@ pub(super) fn keep(
     origin: Origin,
     now: DateTime<Utc>,
 ) -> Result<(), StateError> {
+    // Asked first: most keys are emails, which no source keeps, and a found record is worth no copy.
+    if origin != Origin::LookedUp || !source.caches(key) {
+        return Ok(());
+    }
     match CachedResult::of(lookup, now) {
-        Some(result) if origin == Origin::LookedUp && source.caches(key) => {
-            store.put_cached(&[(key.digest(), result)])
-        }
-        _ => Ok(()),
+        Some(result) => store.put_cached(&[(key.digest(), result)]),
+        None => Ok(()),
     }
 }
 

@@ -156,8 +156,9 @@ impl Recorder<'_> {
         summary: &mut RunSummary,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        // Fitted first: the hash, the segments and the writes are of what the sink takes.
+        // Fitted first: the hash and the writes are of what the sink takes.
         let Record { mut properties, derived } = record;
+        let segment_values = segment_values(&self.segments, &properties);
         let cut = self.rules.fit(&mut properties);
         if !cut.is_empty() {
             summary.values_cut += cut.len() as u64;
@@ -166,7 +167,7 @@ impl Recorder<'_> {
         self.derived.extend(derived.into_iter().map(|(path, property)| (property, path)));
         let checked_property = self.source.checked_property();
         let mut check =
-            Check::new(outcome, digests, properties, checked_property, &self.segments, now, &mut self.names);
+            Check::new(outcome, digests, properties, checked_property, segment_values, now, &mut self.names);
         self.names.store_if_grown(self.store)?;
         let mut pending = Vec::with_capacity(users.len());
         let mut users = users.into_iter();
@@ -184,12 +185,31 @@ impl Recorder<'_> {
             summary.cleared += prepared.cleared;
         }
         let pending: Vec<PendingWrite> = pending.into_iter().map(|prepared| prepared.write).collect();
-        // Stored before it is sent: a run killed now writes it next time without a new lookup.
+        // Stored before it is sent: once the store has it on disk (sled: within its 100 ms flush), a run
+        // killed writes it next time without a new lookup.
         self.store.put_pending(&pending)?;
         // A closed channel means the writer stopped; what it did not take stays pending.
         let _ = self.sender.send(pending).await;
         Ok(())
     }
+}
+
+/// The values of the source's report segments, which each user's state keeps: bounded whatever the sink
+/// takes (a warehouse table takes a whole list of technologies), lists at whole items.
+fn segment_values(segments: &[Segment], properties: &Properties) -> BTreeMap<String, String> {
+    const KEPT: ValueRules = ValueRules {
+        destination: "the state",
+        forbidden_names: &[],
+        built_in_names: &[],
+        max_text_bytes: Some(1023),
+        max_identity_chars: None,
+    };
+    let mut kept: Properties = segments
+        .iter()
+        .filter_map(|segment| Some((segment.property.clone(), properties.get(&segment.property)?.clone())))
+        .collect();
+    KEPT.fit(&mut kept);
+    kept.into_iter().map(|(name, value)| (name, value.to_string())).collect()
 }
 
 fn properties_hash(properties: &Properties) -> u64 {
@@ -269,17 +289,10 @@ impl<'a> Check<'a> {
         digests: Digests,
         properties: Properties,
         checked_property: &'a str,
-        segments: &[Segment],
+        segment_values: BTreeMap<String, String>,
         now: DateTime<Utc>,
         table: &mut NameTable,
     ) -> Self {
-        let segment_values = segments
-            .iter()
-            .filter_map(|segment| {
-                let value = properties.get(&segment.property)?;
-                Some((segment.property.clone(), value.to_string()))
-            })
-            .collect();
         let properties_hash = properties_hash(&properties);
         let mut names: Vec<String> = properties.keys().cloned().collect();
         if let Err(at) = names.binary_search_by(|name| name.as_str().cmp(checked_property)) {

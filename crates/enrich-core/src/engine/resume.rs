@@ -6,18 +6,22 @@ use std::collections::HashSet;
 use tokio::sync::mpsc;
 
 use super::write::Writes;
-use crate::{StateError, StateStore};
+use crate::{StateError, StateStore, ValueRules};
 
 /// How many pending writes go to the writer in one message.
 const CHUNK: usize = 1000;
 
-/// Hands every pending write to the writer; returns their users' state keys, which the reading phase passes
-/// over.
+/// Hands every pending write to the writer, fitted to the sink's `rules` (they may have been stored for
+/// another sink of the connection); returns their users' state keys, which the reading phase passes over.
 pub(super) async fn resume(
     store: &dyn StateStore,
+    rules: ValueRules,
     writer: &mpsc::Sender<Writes>,
 ) -> Result<HashSet<String>, StateError> {
-    let pending = store.pending()?;
+    let mut pending = store.pending()?;
+    for write in &mut pending {
+        rules.fit(&mut write.update.properties);
+    }
     let identities = pending.iter().map(|write| write.update.state_key().into_owned()).collect();
     let mut pending = pending.into_iter().peekable();
     while pending.peek().is_some() {

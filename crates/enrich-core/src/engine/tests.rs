@@ -8,9 +8,9 @@ use futures::StreamExt;
 
 use super::*;
 use crate::{
-    ConnectorError, DirectoryError, KeyKind, Lookup, LookupHints, MemoryStateStore, Outcome, Properties,
-    PropertyInfo, PropertyKind, PropertyValue, Record, Refused, UserRecord, UserState, UserStream,
-    UserUpdate, ValueRules,
+    ConnectorError, DirectoryError, KeyKind, Lookup, LookupHints, MemoryStateStore, Outcome, PendingWrite,
+    Properties, PropertyInfo, PropertyKind, PropertyValue, Record, Refused, UserRecord, UserState,
+    UserStream, UserUpdate, ValueRules,
 };
 
 #[derive(Debug, Default)]
@@ -1101,6 +1101,23 @@ async fn a_kept_result_keeps_the_sources_values_and_is_fitted_when_served() {
     let served = sync(&connection, h.store.clone(), request).await.unwrap().run.summary;
     assert_eq!((served.lookups, served.lookups_saved, served.values_cut), (0, 1, 2));
     assert_eq!(h.sink.written()["v1"], h.sink.written()["u1"], "cut at whole items as at the lookup");
+}
+
+#[tokio::test]
+async fn a_resumed_write_stored_for_a_sink_without_limits_is_fitted_to_this_ones() {
+    // Fetched under a warehouse table, not acknowledged, then the connection moved to Heap-like rules.
+    let sink = FakeSink { rules: HEAP_LIKE, ..FakeSink::new(10) };
+    let h = harness_with(FakeSource::default(), sink, users(1), always_refresh());
+    let now = Utc::now();
+    let state = UserState::fresh(LookupKey::Email("u0@x.com".into()).digest(), now);
+    let update =
+        UserUpdate { identity: Some("u0".into()), user_id: None, properties: long_values(), checked_at: now };
+    h.store.put_pending(&[PendingWrite { update, acknowledged: state.clone(), previous: state }]).unwrap();
+    let summary = h.run().await.run.summary;
+    assert_eq!((summary.resumed, summary.lookups), (1, 0));
+    let written = h.sink.written().remove("u0").unwrap();
+    assert_eq!(written["Company Bio"].as_text().unwrap().len(), 1022);
+    assert_eq!(written["Company Domain Aliases"].as_text().unwrap().split(", ").count(), 44);
 }
 
 #[tokio::test]
