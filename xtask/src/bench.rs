@@ -1063,7 +1063,7 @@ and log among them, are in `target/bench/`.
 - `cargo xtask bench --only GROUP --shrink N` runs one group (mapping, network, overhead, roster,
   backlog, projection) at a size divided by N, to check it works; it prints the table and leaves this
   file alone.
-",
+{profiles}",
         date = machine.date,
         took = seconds(took),
         cpus = machine.cpus,
@@ -1072,6 +1072,8 @@ and log among them, are in `target/bench/`.
         rustc = machine.rustc,
         commit = machine.commit,
         load_average = machine.load_average,
+        // Written by hand from profiles, for as long as a row fails.
+        profiles = if table.contains("| FAIL |") { include_str!("bench-profiles.md") } else { "" },
     )
 }
 
