@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
-use enrich_core::{
-    ConnectorError, FieldError, PropertyValue, Refused, Sink, UserRecord, UserUpdate, ValueRules,
-};
+use enrich_core::{ConnectorError, FieldError, PropertyValue, Refused, Sink, UserRecord, UserUpdate};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::header::LOCATION;
 use reqwest::{StatusCode, Url, redirect};
@@ -311,10 +309,6 @@ impl Sink for HeapSink {
     /// users whose identity is longer than Heap takes.
     fn cannot_address(&self, user: &UserRecord) -> Option<&'static str> {
         identity_problem(user.identity.as_deref())
-    }
-
-    fn value_rules(&self) -> ValueRules {
-        VALUE_RULES
     }
 
     /// Users Heap refuses one by one are refused alone: a request Heap refuses (400) is split in

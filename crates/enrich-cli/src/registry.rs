@@ -106,6 +106,7 @@ pub fn build_connection(
         name: config.name.clone(),
         source: config.source.build(budget)?,
         sink: config.sink.build()?,
+        rules: config.sink.value_rules(),
         users: config.users.build(folder)?,
         schedule: config.schedule,
     })

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{InternalEvent, RunStarted};
 use crate::{
     ConnectionState, ConnectionStatus, LookupKey, RunKind, RunRecord, RunSummary, Sink, Source, StateError,
-    StateStore, UserDirectory,
+    StateStore, UserDirectory, ValueRules,
 };
 
 /// When a connection runs, which users it covers, and how much one run may spend.
@@ -58,6 +58,9 @@ pub struct Connection {
     pub name: String,
     pub source: Arc<dyn Source>,
     pub sink: Arc<dyn Sink>,
+    /// What the sink takes of values, from its config ([`crate::SinkSettings::value_rules`], the one
+    /// definition): every check is fitted to them before it is hashed or written.
+    pub rules: ValueRules,
     pub users: Arc<dyn UserDirectory>,
     pub schedule: Schedule,
 }
@@ -183,7 +186,7 @@ async fn run(
     let mut summary = RunSummary::default();
     let (sender, writer) = write::start(connection, &store, stop.clone(), &request.progress);
 
-    let resumed = resume::resume(store.as_ref(), connection.sink.value_rules(), &sender).await?;
+    let resumed = resume::resume(store.as_ref(), connection.rules, &sender).await?;
     summary.resumed = resumed.len() as u64;
     let ConnectionState { suppressed, property_names, .. } = store.connection()?;
     let _lent = cached::Lent::to(&connection.source, &store, connection.schedule.refresh);
@@ -208,7 +211,7 @@ async fn run(
         connection: &connection.name,
         store: store.as_ref(),
         source: connection.source.as_ref(),
-        rules: connection.sink.value_rules(),
+        rules: connection.rules,
         segments: connection.source.segments(),
         sender: &sender,
         derived: Default::default(),

@@ -138,11 +138,6 @@ pub trait Sink: Send + Sync + Debug {
     fn cannot_address(&self, _user: &UserRecord) -> Option<&'static str> {
         None
     }
-    /// What the destination takes: the engine fits every check's values to these rules (lists joined,
-    /// text cut) before it hashes and writes them. The default: lists joined, no limit.
-    fn value_rules(&self) -> ValueRules {
-        ValueRules::default()
-    }
     /// Writes one batch; `Ok` means the destination acknowledged every user in it but those it
     /// refused one by one.
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError>;

@@ -176,9 +176,6 @@ impl Sink for FakeSink {
     fn cannot_address(&self, user: &UserRecord) -> Option<&'static str> {
         (self.needs_identity && user.identity.is_none()).then_some("no identity")
     }
-    fn value_rules(&self) -> ValueRules {
-        self.rules
-    }
     async fn write(&self, batch: &[UserUpdate]) -> Result<Refused, ConnectorError> {
         assert!(batch.len() <= self.max_batch, "batch of {} over the limit", batch.len());
         let mut answers = self.answers.lock().unwrap();
@@ -249,11 +246,13 @@ fn harness_with(
     schedule: Schedule,
 ) -> Harness {
     let source = Arc::new(source);
+    let rules = sink.rules;
     let sink = Arc::new(sink);
     let connection = Connection {
         name: "test".into(),
         source: source.clone(),
         sink: sink.clone(),
+        rules,
         users: Arc::new(FakeDirectory { rows }),
         schedule,
     };
@@ -549,6 +548,7 @@ async fn invalid_keys_are_asked_again_after_the_sources_interval() {
         name: "test".into(),
         source: source.clone(),
         sink: Arc::new(FakeSink::new(10)),
+        rules: ValueRules::default(),
         users: Arc::new(FakeDirectory { rows: vec![user("i", Some("i@q.com"), 0)] }),
         schedule: Schedule::default(),
     };
